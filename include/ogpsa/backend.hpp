@@ -1,0 +1,81 @@
+#pragma once
+/// \file
+/// Backends: who computes on a memory space. A backend is chosen at compile time from the memory
+/// space of the data (`backend_for_t<host_memory_tag>` is the Eigen backend, the CUDA backend
+/// specializes `backend_for<cuda_memory_tag>` in `<ogpsa/cuda.cuh>`). Estimators and rules are
+/// written once on top of the primitives every backend provides:
+///
+/// | primitive                              | meaning                                              |
+/// |----------------------------------------|------------------------------------------------------|
+/// | `matrix<T>`                            | owning dense column-major matrix in the backend's memory |
+/// | `zeros<T>(exec, rows, cols)`           | a zero matrix                                        |
+/// | `copy_into(exec, src, dst, col)`       | dst[:, col:col+c] = src (converting element types)    |
+/// | `add_into(exec, src, dst, col)`        | dst[:, col:col+c] += src                             |
+/// | `all_finite(exec, src)`                | no NaN or Inf in src                                 |
+/// | `gram(exec, a, b)`                     | a^T b, accumulated in double, as a host matrix       |
+/// | `multiply(exec, a, x)`                 | a x for a small host matrix x                         |
+/// | `multiply_add(exec, a, x, out)`        | out += a x                                            |
+/// | `row_gram(exec, a)` / `transpose`      | a a^T (double, host) / a^T                            |
+/// | `gather_columns(exec, a, cols)`        | the listed columns of a, in order                    |
+/// | `concatenate(exec, parts)`             | [p_1 p_2 ...] side by side                           |
+/// | `thin_qr(exec, a)`                     | a = q r with q orthonormal (rows x cols), r on host   |
+/// | `gram_schmidt(exec, q, eps, drop)`     | modified Gram-Schmidt with re-orthogonalization       |
+/// | `convert<To>(exec, m)`                 | element-type conversion                              |
+/// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
+/// | `project(exec, basis, family, target, rule, stats)` | the projection itself, in place     |
+///
+/// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
+/// the host in double precision through Eigen, whichever backend holds the large data.
+
+#include <concepts>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "ogpsa/config.hpp"
+#include "ogpsa/memory_space.hpp"
+
+namespace ogpsa {
+
+/// A small dense matrix on the host, in double: the currency between backends and estimators.
+using host_matrix = Eigen::MatrixXd;
+using host_vector = Eigen::VectorXd;
+
+namespace detail {
+template <class>
+inline constexpr bool always_false = false;
+}  // namespace detail
+
+/// Maps a memory-space tag to the backend that serves it. Specialized by each backend header.
+template <class Space>
+struct backend_for {
+  static_assert(detail::always_false<Space>,
+                "no ogpsa backend serves this memory space: for CUDA device views include "
+                "<ogpsa/cuda.cuh> and compile that file with nvcc");
+};
+
+template <class Space>
+using backend_for_t = typename backend_for<Space>::type;
+
+/// Per-call numbers a backend's `project` reports, from which diagnostics are derived without
+/// another pass over the gradient. Squared norms are Frobenius norms over the whole block.
+struct projection_stats {
+  double gradient_sq = -1;     ///< |g|^2, or -1 when it was not computed
+  double coefficient_sq = 0;   ///< |U^T g|^2
+  double removed_dot = 0;      ///< <U^T g, r> where r is what the rule removes
+  double removed_sq = 0;       ///< |r|^2 = |U r|^2 (U orthonormal)
+  double remaining_coefficient_sq = 0;  ///< |U^T g_after|^2 = |s c - r|^2
+  double scale = 1;            ///< s, the factor the whole gradient was scaled by
+  bool finite = true;          ///< false: the gradient held NaN/Inf and was left untouched
+  bool changed = false;        ///< whether the gradient was written
+};
+
+/// What every backend provides (checked where a projector is instantiated).
+template <class Backend>
+concept backend = memory_space<typename Backend::memory_space> &&
+                  std::default_initializable<typename Backend::execution> && requires {
+                    typename Backend::template matrix<float>;
+                    typename Backend::template matrix<double>;
+                  };
+
+}  // namespace ogpsa

@@ -1,0 +1,75 @@
+#pragma once
+/// \file
+/// The internal, rank-erased form every view is reduced to before a backend touches it: a strided
+/// matrix whose columns are vectors of the block's target space (see `ogpsa::family`).
+
+#include <algorithm>
+#include <string_view>
+
+#include "ogpsa/config.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/family.hpp"
+#include "ogpsa/tensor_view.hpp"
+
+namespace ogpsa::detail {
+
+/// A strided matrix of `T` in `Space`; at least one of the two strides is 1.
+template <class T, class Space>
+struct matrix_ref {
+  T* data = nullptr;
+  index_t rows = 0;
+  index_t cols = 0;
+  index_t row_stride = 1;
+  index_t col_stride = 0;
+
+  index_t size() const noexcept { return rows * cols; }
+  bool column_major() const noexcept { return row_stride == 1; }
+  matrix_ref transposed() const noexcept { return {data, cols, rows, col_stride, row_stride}; }
+};
+
+/// Number of rows of the target space of a view of these extents, for `f` (flat: numel).
+template <tensor_view View>
+index_t target_dimension(const View& v, family f) {
+  switch (f) {
+    case family::flat: return static_cast<index_t>(v.size());
+    case family::left: return v.extent(0);
+    case family::right: return v.extent(1);
+  }
+  return 0;
+}
+
+/// Reduces `v` to the matrix whose columns are the block's target-space vectors:
+/// flat -> vec(v) (d x 1, in memory order), left -> v (m x n), right -> v^T (n x m).
+/// \throws layout_error when the view's strides do not allow it, shape_error for a wrong rank.
+template <tensor_view View>
+auto target_columns(const View& v, family f, std::string_view where) {
+  using ref = matrix_ref<typename View::element_type, typename View::memory_space>;
+  if (f == family::flat) {
+    OGPSA_REQUIRE(v.is_exhaustive(), layout_error, where,
+                  "a flat block needs a contiguous view (rank " << View::rank()
+                                                                << ", strides are not dense)");
+    const index_t d = static_cast<index_t>(v.size());
+    return ref{v.data_handle(), d, 1, 1, d};
+  }
+  if constexpr (View::rank() != 2) {
+    OGPSA_FAIL(shape_error, where,
+               "a " << f << " block needs a rank-2 view (got rank " << View::rank()
+                    << "); reshape it to (rows, cols) first");
+  } else {
+    const index_t m = v.extent(0), n = v.extent(1);
+    // A stride that is never stepped over (extent <= 1) is normalized so that the pair reads as
+    // one of the two dense orders Eigen maps directly.
+    const index_t rs = m <= 1 ? 1 : v.stride(0);
+    const index_t cs = n <= 1 ? (rs == 1 ? std::max<index_t>(m, 1) : 1) : v.stride(1);
+    const bool column_major = rs == 1 && cs >= std::max<index_t>(m, 1);
+    const bool row_major = cs == 1 && rs >= std::max<index_t>(n, 1);
+    OGPSA_REQUIRE(column_major || row_major, layout_error, where,
+                  "a " << f << " block needs one unit stride and non-overlapping rows/columns"
+                       << " (extents " << m << " x " << n << ", strides " << v.stride(0) << ", "
+                       << v.stride(1) << ")");
+    const ref g{v.data_handle(), m, n, rs, cs};
+    return f == family::left ? g : g.transposed();
+  }
+}
+
+}  // namespace ogpsa::detail

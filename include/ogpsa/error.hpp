@@ -1,0 +1,69 @@
+#pragma once
+/// \file
+/// The exception hierarchy and the macros that throw it.
+///
+/// Every exception ogpsa throws derives from a standard exception, so `catch (const std::exception&)`
+/// sees all of them, and its message reads `where(): what is wrong (the value seen)`, for example
+/// `ogpsa::exact_svd::finish(): block 'fc1': rank 40 exceeds min(d, m) = 32`.
+///
+/// | type               | derives from            | thrown for                                          |
+/// |--------------------|-------------------------|-----------------------------------------------------|
+/// | `invalid_argument` | `std::invalid_argument` | a hyper-parameter or argument outside its domain    |
+/// | `shape_error`      | `invalid_argument`      | extents that do not match what was registered       |
+/// | `layout_error`     | `invalid_argument`      | strides the operation cannot use (non-contiguous)   |
+/// | `numeric_error`    | `std::domain_error`     | NaN or Inf where finite data is required            |
+/// | `state_error`      | `std::logic_error`      | a call made in the wrong order (no subspace yet...) |
+/// | `backend_error`    | `std::runtime_error`    | a failure reported by a backend library (CUDA, ...) |
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace ogpsa {
+
+class invalid_argument : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+class shape_error : public invalid_argument {
+ public:
+  using invalid_argument::invalid_argument;
+};
+
+class layout_error : public invalid_argument {
+ public:
+  using invalid_argument::invalid_argument;
+};
+
+class numeric_error : public std::domain_error {
+ public:
+  using std::domain_error::domain_error;
+};
+
+class state_error : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+class backend_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace ogpsa
+
+/// Throws `ogpsa::Kind` with the message `Where(): <streamed message>`.
+/// `Message` is a stream expression: `OGPSA_FAIL(invalid_argument, "ogpsa::soft", "alpha " << a)`.
+#define OGPSA_FAIL(Kind, Where, Message)                  \
+  do {                                                    \
+    std::ostringstream ogpsa_message_;                    \
+    ogpsa_message_ << (Where) << "(): " << Message;       \
+    throw ::ogpsa::Kind(ogpsa_message_.str());            \
+  } while (false)
+
+/// Throws like OGPSA_FAIL when `Condition` does not hold.
+#define OGPSA_REQUIRE(Condition, Kind, Where, Message) \
+  do {                                                 \
+    if (!(Condition)) OGPSA_FAIL(Kind, Where, Message); \
+  } while (false)

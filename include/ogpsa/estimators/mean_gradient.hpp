@@ -1,0 +1,142 @@
+#pragma once
+/// \file
+/// The published estimator: one unit direction per reference data set.
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ogpsa/backend.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/family.hpp"
+#include "ogpsa/subspace.hpp"
+
+namespace ogpsa {
+
+template <class Backend, class Work>
+class mean_gradient_state;
+
+/// The mean reference gradient of each set, normalized, then orthonormalized across sets, exactly
+/// as the published OGPSA code does (Sun et al., arXiv 2602.07892; see REFERENCE.md):
+///
+/// - per set s: m_s = mean of the fed gradients; dropped when |m_s| <= `norm_epsilon`, else
+///   b_s = m_s / (|m_s| + `norm_epsilon`);
+/// - one surviving direction: u = b / sqrt(b^T b + `orthogonalization_epsilon`), which makes
+///   g - u u^T g equal the published g - (g^T b / (b^T b + 1e-8)) b;
+/// - several: modified Gram-Schmidt with re-orthogonalization, u_j = w_j / (|w_j| + 1e-8), where a
+///   direction with |w_j| + 1e-8 < `parallel_tolerance` is parallel to the earlier ones and dropped.
+///
+/// Flat blocks only (a mean gradient is one vector per block). Rank = number of sets kept.
+///
+/// | hyper-parameter            | type   | default | meaning                                   |
+/// |----------------------------|--------|---------|-------------------------------------------|
+/// | `norm_epsilon`             | double | 1e-10   | added to |m_s|; sets at or below it dropped |
+/// | `orthogonalization_epsilon`| double | 1e-8    | added to norms during orthonormalization   |
+/// | `parallel_tolerance`       | double | 1e-6    | |w| + eps below this: direction dropped    |
+struct mean_gradient {
+  static constexpr const char* name = "mean_gradient";
+
+  double norm_epsilon = 1e-10;
+  double orthogonalization_epsilon = 1e-8;
+  double parallel_tolerance = 1e-6;
+
+  /// \throws invalid_argument for a negative or non-finite epsilon.
+  void validate() const {
+    constexpr const char* where = "ogpsa::mean_gradient::validate";
+    for (auto [label, v] : {std::pair{"norm_epsilon", norm_epsilon},
+                            std::pair{"orthogonalization_epsilon", orthogonalization_epsilon},
+                            std::pair{"parallel_tolerance", parallel_tolerance}})
+      OGPSA_REQUIRE(std::isfinite(v) && v >= 0, invalid_argument, where,
+                    label << " must be finite and >= 0, got " << v);
+  }
+
+  constexpr bool supports(family f) const noexcept { return f == family::flat; }
+
+  /// Per-block state for one reference pass: the running sum and count of each set.
+  template <class Backend, class Work>
+  using state = mean_gradient_state<Backend, Work>;
+};
+
+/// Per-block state of `mean_gradient` for one reference pass.
+template <class Backend, class Work>
+class mean_gradient_state {
+ public:
+  using execution = typename Backend::execution;
+  using matrix = typename Backend::template matrix<Work>;
+
+  mean_gradient_state(const mean_gradient& params, index_t dimension, std::string block)
+      : params_(params), dimension_(dimension), block_(std::move(block)) {}
+
+  template <class S>
+  void feed(execution& exec, detail::matrix_ref<const S, typename Backend::memory_space> columns,
+            index_t set) {
+    OGPSA_REQUIRE(set >= 0, invalid_argument, "ogpsa::mean_gradient::feed",
+                  "block '" << block_ << "': set index must be >= 0, got " << set);
+    const auto s = static_cast<std::size_t>(set);
+    if (s >= sums_.size()) sums_.resize(s + 1), counts_.resize(s + 1, 0);
+    if (counts_[s] == 0) sums_[s] = Backend::template zeros<Work>(exec, dimension_, 1);
+    Backend::add_into(exec, columns, sums_[s], 0);
+    ++counts_[s];
+  }
+
+  subspace<Work, Backend> finish(execution& exec) {
+    subspace<Work, Backend> out;
+    std::vector<matrix> directions;
+    double kept_energy = 0, total_energy = 0;
+    for (std::size_t s = 0; s < sums_.size(); ++s) {
+      OGPSA_REQUIRE(counts_[s] > 0, invalid_argument, "ogpsa::mean_gradient::finish",
+                    "block '" << block_ << "': reference set " << s
+                              << " received no gradient (sets must be numbered 0, 1, ...)");
+      const auto count = static_cast<double>(counts_[s]);
+      const double mean_norm = std::sqrt(Backend::gram(exec, sums_[s], sums_[s])(0, 0)) / count;
+      total_energy += mean_norm * mean_norm;
+      if (!(mean_norm > params_.norm_epsilon)) {
+        ++out.dropped;
+        continue;
+      }
+      kept_energy += mean_norm * mean_norm;
+      const double scale = 1.0 / (count * (mean_norm + params_.norm_epsilon));
+      directions.push_back(Backend::multiply(exec, sums_[s], host_matrix::Constant(1, 1, scale)));
+      out.strengths.push_back(mean_norm);
+    }
+    out.captured_energy = total_energy > 0 ? kept_energy / total_energy : 0.0;
+    out.basis = orthonormalize(exec, directions, out);
+    return out;
+  }
+
+ private:
+  matrix orthonormalize(execution& exec, const std::vector<matrix>& b, subspace<Work, Backend>& out) {
+    if (b.empty()) return Backend::template zeros<Work>(exec, dimension_, 0);
+    if (b.size() == 1) {
+      const double bb = Backend::gram(exec, b[0], b[0])(0, 0);
+      return Backend::multiply(
+          exec, b[0],
+          host_matrix::Constant(1, 1, 1.0 / std::sqrt(bb + params_.orthogonalization_epsilon)));
+    }
+    matrix q = Backend::concatenate(exec, b);
+    const std::vector<double> norms = Backend::gram_schmidt(
+        exec, q, params_.orthogonalization_epsilon, params_.parallel_tolerance);
+    std::vector<index_t> kept;
+    std::vector<double> strengths;
+    for (std::size_t j = 0; j < norms.size(); ++j) {
+      if (norms[j] < 0) {
+        ++out.dropped;
+        continue;
+      }
+      kept.push_back(static_cast<index_t>(j));
+      strengths.push_back(out.strengths[j]);
+    }
+    out.strengths = std::move(strengths);
+    return kept.size() == norms.size() ? std::move(q) : Backend::gather_columns(exec, q, kept);
+  }
+
+  mean_gradient params_;
+  index_t dimension_;
+  std::string block_;
+  std::vector<matrix> sums_;
+  std::vector<index_t> counts_;
+};
+
+}  // namespace ogpsa

@@ -1,0 +1,31 @@
+#pragma once
+/// \file
+/// The whole CPU library. Never includes a CUDA header; `<ogpsa/cuda.cuh>` adds the CUDA backend.
+///
+/// OGPSA (Sun et al., "Orthogonal Gradient Projection for Safety Alignment", arXiv 2602.07892)
+/// estimates a low-rank capability subspace from reference gradients and removes from every
+/// safety gradient its component in that subspace before the optimizer step.
+
+#include "ogpsa/version.hpp"
+#include "ogpsa/config.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/memory_space.hpp"
+#include "ogpsa/element.hpp"
+#include "ogpsa/tensor_view.hpp"
+#include "ogpsa/eigen_view.hpp"
+#include "ogpsa/family.hpp"
+#include "ogpsa/backend.hpp"
+#include "ogpsa/cpu/backend.hpp"
+#include "ogpsa/subspace.hpp"
+#include "ogpsa/estimator.hpp"
+#include "ogpsa/estimators/mean_gradient.hpp"
+#include "ogpsa/estimators/exact_svd.hpp"
+#include "ogpsa/rule.hpp"
+#include "ogpsa/rules/orthogonal.hpp"
+#include "ogpsa/rules/soft.hpp"
+#include "ogpsa/rules/conflict_only.hpp"
+#include "ogpsa/schedule.hpp"
+#include "ogpsa/callbacks.hpp"
+#include "ogpsa/storage.hpp"
+#include "ogpsa/projector_state.hpp"
+#include "ogpsa/projector.hpp"

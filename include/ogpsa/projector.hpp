@@ -1,0 +1,468 @@
+#pragma once
+/// \file
+/// The projector: per-block subspaces, reference passes, the refresh schedule and projection.
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ogpsa/backend.hpp"
+#include "ogpsa/callbacks.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/estimator.hpp"
+#include "ogpsa/estimators/mean_gradient.hpp"
+#include "ogpsa/family.hpp"
+#include "ogpsa/projector_state.hpp"
+#include "ogpsa/rule.hpp"
+#include "ogpsa/rules/orthogonal.hpp"
+#include "ogpsa/schedule.hpp"
+#include "ogpsa/storage.hpp"
+#include "ogpsa/subspace.hpp"
+#include "ogpsa/tensor_view.hpp"
+
+namespace ogpsa {
+
+/// Identifies a registered block; returned by `projector::add_block`.
+struct block_id {
+  std::size_t index = 0;
+  friend bool operator==(block_id, block_id) = default;
+};
+
+/// Projects gradients of registered parameter blocks onto the orthogonal complement of their
+/// capability subspaces (OGPSA, Sun et al., arXiv 2602.07892).
+///
+/// Use, per training run:
+/// 1. `add_block(name, gradient_view, family)` for every parameter block. The view is the buffer
+///    the optimizer steps with; the projector writes the projected gradient there, in place.
+/// 2. Whenever `refresh_due()`: `begin_reference_pass()`, `feed(block, reference_gradient, set)`
+///    for each reference batch and block (from buffers of your own: reference gradients never
+///    touch the registered views), then `finish_reference_pass()`.
+/// 3. Each optimizer step, after gradient accumulation (and the data-parallel all-reduce) and
+///    before clipping and `step()`: `project()`. One call to `project()` is one optimizer step
+///    for the schedule.
+///
+/// Projecting a block that has never been estimated throws `state_error` (an unprotected update
+/// would be silently wrong). A block whose estimate came out empty (all its reference gradients
+/// were zero) has rank 0 and is left unchanged, as in the published code.
+///
+/// \tparam Estimator  how a subspace is estimated (`mean_gradient`, `exact_svd`, ...)
+/// \tparam Rule       what is removed (`orthogonal`, `soft`, `conflict_only`)
+/// \tparam Schedule   when bases are refreshed (`every_n_steps`, `fixed_basis`)
+/// \tparam Storage    element types and memory space (`storage<Gradient, Basis, Space>`)
+template <subspace_estimator Estimator = mean_gradient, projection_rule Rule = orthogonal,
+          refresh_schedule Schedule = every_n_steps, class Storage = storage<>>
+class projector {
+ public:
+  using estimator_type = Estimator;
+  using rule_type = Rule;
+  using schedule_type = Schedule;
+  using gradient_type = typename Storage::gradient;
+  using basis_type = typename Storage::basis;
+  using memory_space = typename Storage::memory_space;
+  using backend_type = backend_for_t<memory_space>;
+  using execution = typename backend_type::execution;
+  using work_type = working_t<basis_type>;
+  using subspace_type = subspace<basis_type, backend_type>;
+  using state_type = projector_state<basis_type>;
+
+  static_assert(backend<backend_type>, "the backend for this memory space is incomplete");
+
+  /// \throws invalid_argument when a policy's hyper-parameters are invalid.
+  explicit projector(Estimator estimator = {}, Rule rule = {}, Schedule schedule = {},
+                     execution exec = {})
+      : estimator_(std::move(estimator)),
+        rule_(std::move(rule)),
+        schedule_(std::move(schedule)),
+        exec_(std::move(exec)) {
+    estimator_.validate();
+    rule_.validate();
+    schedule_.validate();
+  }
+
+  /// Registers a parameter block whose gradient lives in `gradient` (written in place).
+  /// \throws invalid_argument for a duplicate name or a family the policies do not support,
+  ///         layout_error / shape_error when the view cannot serve as that family.
+  template <tensor_view View>
+  block_id add_block(std::string name, View gradient, family kind = family::flat) {
+    check_gradient_view<View>();
+    constexpr const char* where = "ogpsa::projector::add_block";
+    OGPSA_REQUIRE(!pass_, state_error, where,
+                  "cannot add block '" << name << "' during a reference pass");
+    OGPSA_REQUIRE(!find(name), invalid_argument, where, "duplicate block name '" << name << "'");
+    OGPSA_REQUIRE(estimator_.supports(kind), invalid_argument, where,
+                  Estimator::name << " does not support " << kind << " blocks (block '" << name
+                                  << "')");
+    OGPSA_REQUIRE(kind == family::flat || !rule_.scales_gradient(), invalid_argument, where,
+                  Rule::name << " in this mode scales whole gradients and applies to flat blocks "
+                             "only; block '" << name << "' is " << kind);
+    block b{std::move(name), kind, extents_of(gradient), {}, 0, std::nullopt};
+    b.target = detail::target_columns(gradient, kind, where);
+    b.dimension = detail::target_dimension(gradient, kind);
+    blocks_.push_back(std::move(b));
+    return block_id{blocks_.size() - 1};
+  }
+
+  /// Points a block at a new gradient buffer of the same extents (frameworks may reallocate).
+  template <tensor_view View>
+  void rebind(block_id id, View gradient) {
+    check_gradient_view<View>();
+    block& b = at(id, "ogpsa::projector::rebind");
+    check_extents(b, gradient, "ogpsa::projector::rebind");
+    b.target = detail::target_columns(gradient, b.kind, "ogpsa::projector::rebind");
+  }
+
+  std::optional<block_id> find(std::string_view name) const noexcept {
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      if (blocks_[i].name == name) return block_id{i};
+    return std::nullopt;
+  }
+
+  std::size_t block_count() const noexcept { return blocks_.size(); }
+  const std::string& name(block_id id) const { return at(id, "ogpsa::projector::name").name; }
+  family kind(block_id id) const { return at(id, "ogpsa::projector::kind").kind; }
+  /// The block's subspace, or nullptr before its first estimate.
+  const subspace_type* subspace_of(block_id id) const {
+    const auto& s = at(id, "ogpsa::projector::subspace_of").basis;
+    return s ? &*s : nullptr;
+  }
+
+  const Estimator& estimator() const noexcept { return estimator_; }
+  const Rule& rule() const noexcept { return rule_; }
+  const Schedule& schedule() const noexcept { return schedule_; }
+  execution& exec() noexcept { return exec_; }
+
+  std::size_t steps() const noexcept { return steps_; }
+  std::size_t steps_since_refresh() const noexcept { return steps_since_refresh_; }
+  std::size_t refreshes() const noexcept { return refreshes_; }
+
+  /// True when every block has a subspace.
+  bool ready() const noexcept {
+    for (const block& b : blocks_)
+      if (!b.basis) return false;
+    return true;
+  }
+
+  /// True when a reference pass should run before the next projection.
+  bool refresh_due() const { return !ready() || schedule_.due(steps_since_refresh_); }
+
+  bool reference_pass_active() const noexcept { return pass_.has_value(); }
+
+  /// Starts collecting reference gradients. \throws state_error if a pass is already active.
+  void begin_reference_pass() {
+    OGPSA_REQUIRE(!pass_, state_error, "ogpsa::projector::begin_reference_pass",
+                  "a reference pass is already active");
+    pass_.emplace();
+    pass_->states.resize(blocks_.size());
+  }
+
+  /// Drops the active pass, if any; the current bases stay.
+  void abandon_reference_pass() noexcept { pass_.reset(); }
+
+  /// Adds one reference gradient of `block` from reference data set `set` (0 for the first).
+  /// The view is only read, and may have any element type and strides; its extents must be the
+  /// block's.
+  /// \throws numeric_error for NaN/Inf (the whole pass is rejected and the current bases stay),
+  ///         shape_error for wrong extents, state_error outside a pass.
+  template <tensor_view View>
+  void feed(block_id id, View reference, index_t set = 0) {
+    constexpr const char* where = "ogpsa::projector::feed";
+    check_space<View>();
+    OGPSA_REQUIRE(pass_, state_error, where,
+                  "no reference pass is active; call begin_reference_pass() first");
+    const block& b = at(id, where);
+    check_extents(b, reference, where);
+    const auto columns = detail::target_columns(as_read_only(reference), b.kind, where);
+    if (!backend_type::all_finite(exec_, columns)) {
+      pass_.reset();
+      OGPSA_FAIL(numeric_error, where,
+                 "reference gradient for block '" << b.name << "' (set " << set
+                                                  << ") contains NaN or Inf; the reference pass "
+                                                     "was rejected and the current bases are kept");
+    }
+    auto& state = pass_->states[id.index];
+    if (!state) state.emplace(estimator_, b.dimension, b.name);
+    state->feed(exec_, columns, set);
+  }
+
+  /// Estimates every block's subspace from the pass and commits them all at once. On any error
+  /// the pass is discarded and every block keeps its current subspace.
+  /// \throws state_error outside a pass, for an empty pass or a block that was not fed; whatever
+  ///         the estimator throws (e.g. a rank larger than the data allows).
+  template <class... Callbacks>
+  void finish_reference_pass(Callbacks&... callbacks) {
+    detail::check_callbacks<Callbacks...>();
+    constexpr const char* where = "ogpsa::projector::finish_reference_pass";
+    OGPSA_REQUIRE(pass_, state_error, where, "no reference pass is active");
+    pass finished = std::move(*pass_);
+    pass_.reset();
+    check_complete(finished, where);
+    std::vector<subspace_type> estimates;
+    estimates.reserve(blocks_.size());
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      estimates.push_back(to_storage(finished.states[i]->finish(exec_)));
+    commit(std::move(estimates), callbacks...);
+  }
+
+  /// Projects every registered block in place and counts one optimizer step.
+  /// \throws state_error if some block has no subspace yet (nothing is modified then).
+  template <class... Callbacks>
+  void project(Callbacks&... callbacks) {
+    detail::check_callbacks<Callbacks...>();
+    for (const block& b : blocks_) require_subspace(b, "ogpsa::projector::project");
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      project_target(i, blocks_[i].target, callbacks...);
+    ++steps_;
+    ++steps_since_refresh_;
+  }
+
+  /// Projects one gradient of a registered block, in place, without counting a step.
+  template <tensor_view View, class... Callbacks>
+  void project(block_id id, View gradient, Callbacks&... callbacks) {
+    detail::check_callbacks<Callbacks...>();
+    check_gradient_view<View>();
+    constexpr const char* where = "ogpsa::projector::project";
+    const block& b = at(id, where);
+    check_extents(b, gradient, where);
+    require_subspace(b, where);
+    project_target(id.index, detail::target_columns(gradient, b.kind, where), callbacks...);
+  }
+
+  /// Counts an optimizer step for the schedule, for callers that project block by block.
+  void count_step() noexcept {
+    ++steps_;
+    ++steps_since_refresh_;
+  }
+
+  /// A host copy of everything needed to resume: counters, registrations and subspaces.
+  state_type state() {
+    state_type s{steps_, steps_since_refresh_, refreshes_, {}};
+    for (const block& b : blocks_) {
+      block_state<basis_type> bs{b.name, b.kind, b.extents, b.basis.has_value(), {}, {}, 0, 0};
+      if (b.basis) {
+        bs.basis = backend_type::to_host(exec_, b.basis->basis);
+        bs.strengths = b.basis->strengths;
+        bs.captured_energy = b.basis->captured_energy;
+        bs.dropped = b.basis->dropped;
+      }
+      s.blocks.push_back(std::move(bs));
+    }
+    return s;
+  }
+
+  /// Restores a state saved by `state()` from a projector with the same blocks (same names,
+  /// families and extents, in the same order). \throws shape_error / invalid_argument on a
+  /// mismatch, leaving this projector unchanged.
+  void restore(const state_type& s) {
+    constexpr const char* where = "ogpsa::projector::restore";
+    OGPSA_REQUIRE(!pass_, state_error, where, "cannot restore during a reference pass");
+    OGPSA_REQUIRE(s.blocks.size() == blocks_.size(), shape_error, where,
+                  "the state has " << s.blocks.size() << " blocks, this projector has "
+                                   << blocks_.size());
+    std::vector<std::optional<subspace_type>> bases;
+    for (std::size_t i = 0; i < blocks_.size(); ++i) bases.push_back(restored(blocks_[i], s.blocks[i]));
+    for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].basis = std::move(bases[i]);
+    steps_ = s.steps;
+    steps_since_refresh_ = s.steps_since_refresh;
+    refreshes_ = s.refreshes;
+  }
+
+ private:
+  using gradient_ref = detail::matrix_ref<gradient_type, memory_space>;
+  using estimator_state = typename Estimator::template state<backend_type, work_type>;
+
+  struct block {
+    std::string name;
+    family kind;
+    std::vector<index_t> extents;
+    gradient_ref target;
+    index_t dimension;
+    std::optional<subspace_type> basis;
+  };
+
+  struct pass {
+    std::vector<std::optional<estimator_state>> states;
+  };
+
+  template <class View>
+  static constexpr void check_space() {
+    static_assert(std::is_same_v<typename View::memory_space, memory_space>,
+                  "the view lives in a different memory space than this projector's subspaces: "
+                  "choose ogpsa::storage<Gradient, Basis, Space> with the view's memory space");
+  }
+
+  template <class View>
+  static constexpr void check_gradient_view() {
+    check_space<View>();
+    static_assert(!std::is_const_v<typename View::element_type>,
+                  "the projector writes projected gradients in place: pass a writable view");
+    static_assert(std::is_same_v<typename View::element_type, gradient_type>,
+                  "the view's element type differs from the projector's gradient type: "
+                  "choose ogpsa::storage<Gradient, ...> with the view's element type");
+  }
+
+  template <class View>
+  static auto as_read_only(const View& v) {
+    using T = const typename View::element_type;
+    return strided_view<T, View::rank(), typename View::memory_space>(
+        v.data_handle(), as_array(v, [&](std::size_t r) { return v.extent(r); }),
+        as_array(v, [&](std::size_t r) { return v.stride(r); }));
+  }
+
+  template <class View, class F>
+  static std::array<index_t, View::rank()> as_array(const View&, F f) {
+    std::array<index_t, View::rank()> a{};
+    for (std::size_t r = 0; r < View::rank(); ++r) a[r] = static_cast<index_t>(f(r));
+    return a;
+  }
+
+  template <class View>
+  static std::vector<index_t> extents_of(const View& v) {
+    std::vector<index_t> e(View::rank());
+    for (std::size_t r = 0; r < View::rank(); ++r) e[r] = static_cast<index_t>(v.extent(r));
+    return e;
+  }
+
+  static std::string format_extents(const std::vector<index_t>& e) {
+    std::ostringstream os;
+    os << '[';
+    for (std::size_t i = 0; i < e.size(); ++i) os << (i ? ", " : "") << e[i];
+    os << ']';
+    return os.str();
+  }
+
+  template <class View>
+  static void check_extents(const block& b, const View& v, const char* where) {
+    const std::vector<index_t> e = extents_of(v);
+    OGPSA_REQUIRE(e == b.extents, shape_error, where,
+                  "block '" << b.name << "' has extents " << format_extents(b.extents) << ", got "
+                            << format_extents(e));
+  }
+
+  const block& at(block_id id, const char* where) const {
+    OGPSA_REQUIRE(id.index < blocks_.size(), invalid_argument, where,
+                  "no block with index " << id.index << " (" << blocks_.size() << " registered)");
+    return blocks_[id.index];
+  }
+  block& at(block_id id, const char* where) {
+    return const_cast<block&>(std::as_const(*this).at(id, where));
+  }
+
+  static void require_subspace(const block& b, const char* where) {
+    OGPSA_REQUIRE(b.basis, state_error, where,
+                  "block '" << b.name << "' has no subspace yet; finish a reference pass first");
+  }
+
+  void check_complete(const pass& p, const char* where) const {
+    std::size_t fed = 0;
+    for (const auto& s : p.states) fed += s.has_value();
+    OGPSA_REQUIRE(fed > 0, state_error, where,
+                  "empty reference pass: no reference gradient was fed (" << blocks_.size()
+                                                                          << " blocks registered)");
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      OGPSA_REQUIRE(p.states[i], state_error, where,
+                    "block '" << blocks_[i].name << "' received no reference gradient (" << fed
+                              << " of " << blocks_.size() << " blocks were fed)");
+  }
+
+  subspace_type to_storage(ogpsa::subspace<work_type, backend_type>&& s) {
+    if constexpr (std::is_same_v<work_type, basis_type>) {
+      return std::move(s);
+    } else {
+      return subspace_type{backend_type::template convert<basis_type>(exec_, s.basis),
+                           std::move(s.strengths), s.captured_energy, s.dropped};
+    }
+  }
+
+  template <class... Callbacks>
+  void commit(std::vector<subspace_type>&& estimates, Callbacks&... callbacks) {
+    index_t total_rank = 0, dropped = 0;
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      blocks_[i].basis = std::move(estimates[i]);
+      const subspace_type& s = *blocks_[i].basis;
+      total_rank += s.rank();
+      dropped += s.dropped;
+      if (s.dropped > 0)
+        detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped},
+                                  callbacks...);
+    }
+    steps_since_refresh_ = 0;
+    ++refreshes_;
+    detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped},
+                           callbacks...);
+  }
+
+  template <class... Callbacks>
+  void project_target(std::size_t i, const gradient_ref& target, Callbacks&... callbacks) {
+    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
+    const block& b = blocks_[i];
+    projection_stats stats;
+    backend_type::project(exec_, b.basis->basis, target, rule_, workspace_, stats, diagnostics);
+    if (!stats.finite) {
+      detail::notify_non_finite(non_finite_info{b.name, i, steps_}, callbacks...);
+      return;
+    }
+    if constexpr (diagnostics)
+      detail::notify_projection(describe(b, i, stats), callbacks...);
+  }
+
+  static projection_info describe(const block& b, std::size_t i, const projection_stats& st) {
+    const double g2 = st.gradient_sq, s = st.scale;
+    const double after2 =
+        st.changed ? std::max(0.0, s * s * g2 - 2 * s * st.removed_dot + st.removed_sq) : g2;
+    const double removed2 =
+        st.changed ? std::max(0.0, (1 - s) * (1 - s) * g2 + 2 * (1 - s) * st.removed_dot + st.removed_sq)
+                   : 0.0;
+    const double norm = std::sqrt(g2), after = std::sqrt(after2);
+    const double remaining2 = st.changed ? st.remaining_coefficient_sq : st.coefficient_sq;
+    return projection_info{b.name,
+                           i,
+                           b.kind,
+                           b.basis->rank(),
+                           norm,
+                           after,
+                           norm > 0 ? std::sqrt(removed2) / norm : 0.0,
+                           norm > 0 ? std::sqrt(st.coefficient_sq) / norm : 0.0,
+                           after > 0 ? std::sqrt(remaining2) / after : 0.0,
+                           s};
+  }
+
+  std::optional<subspace_type> restored(const block& b, const block_state<basis_type>& s) {
+    constexpr const char* where = "ogpsa::projector::restore";
+    OGPSA_REQUIRE(s.name == b.name && s.kind == b.kind && s.extents == b.extents, shape_error,
+                  where,
+                  "saved block '" << s.name << "' (" << s.kind << ", " << format_extents(s.extents)
+                                  << ") does not match block '" << b.name << "' (" << b.kind << ", "
+                                  << format_extents(b.extents) << ")");
+    if (!s.has_subspace) return std::nullopt;
+    OGPSA_REQUIRE(s.basis.rows() == b.dimension, shape_error, where,
+                  "saved basis of block '" << b.name << "' has " << s.basis.rows()
+                                           << " rows, the block's dimension is " << b.dimension);
+    return subspace_type{backend_type::from_host(exec_, s.basis), s.strengths, s.captured_energy,
+                         s.dropped};
+  }
+
+  Estimator estimator_;
+  Rule rule_;
+  Schedule schedule_;
+  execution exec_;
+  std::vector<block> blocks_;
+  std::optional<pass> pass_;
+  typename backend_type::workspace workspace_;
+  std::size_t steps_ = 0;
+  std::size_t steps_since_refresh_ = 0;
+  std::size_t refreshes_ = 0;
+};
+
+/// Reproduces the published OGPSA method: one mean-gradient direction per reference set and
+/// per parameter tensor (flat blocks), hard orthogonal projection, refreshed every n steps.
+using published_projector = projector<mean_gradient, orthogonal, every_n_steps, storage<float>>;
+
+}  // namespace ogpsa

@@ -1,0 +1,25 @@
+# Runs one compile-fail case; see CMakeLists.txt in this folder.
+file(STRINGS "${SOURCE}" expect_line REGEX "^// expect: ")
+string(REPLACE "// expect: " "" expect "${expect_line}")
+if(NOT expect)
+  message(FATAL_ERROR "${SOURCE} has no '// expect: <regex>' line")
+endif()
+set(flags -std=c++20 -fsyntax-only)
+foreach(dir IN LISTS INCLUDES)
+  list(APPEND flags "-I${dir}")
+endforeach()
+
+execute_process(COMMAND "${COMPILER}" ${flags} -DOGPSA_COMPILE_FAIL_CONTROL "${SOURCE}"
+                RESULT_VARIABLE control_rc ERROR_VARIABLE control_err)
+if(NOT control_rc EQUAL 0)
+  message(FATAL_ERROR "the control variant must compile, but failed:\n${control_err}")
+endif()
+
+execute_process(COMMAND "${COMPILER}" ${flags} "${SOURCE}" RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "compiled, but must fail with: ${expect}")
+endif()
+if(NOT err MATCHES "${expect}")
+  message(FATAL_ERROR "failed without the expected diagnostic '${expect}':\n${err}")
+endif()
+message(STATUS "failed as expected with: ${expect}")

@@ -1,0 +1,138 @@
+#include <cmath>
+#include <limits>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/cpu/backend.hpp>
+#include <ogpsa/eigen_view.hpp>
+#include <ogpsa/rules/conflict_only.hpp>
+#include <ogpsa/rules/orthogonal.hpp>
+
+#include "support.hpp"
+
+using backend = ogpsa::cpu::backend;
+using ogpsa::family;
+using ogpsa::detail::target_columns;
+namespace t = ogpsa::test;
+
+namespace {
+ogpsa::cpu::execution exec;
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("gram accumulates in double, panel by panel", T, float, double) {
+  const auto a = t::random_matrix<T>(5003, 7, 1);  // not a multiple of the panel height
+  const auto b = t::random_matrix<T>(5003, 3, 2);
+  const t::matrix<double> exact = a.template cast<double>().transpose() * b.template cast<double>();
+  CHECK((backend::gram(exec, a, b) - exact).cwiseAbs().maxCoeff() < 1e-9);
+  const t::matrix<double> self = a.template cast<double>().transpose() * a.template cast<double>();
+  const auto g = backend::gram(exec, a, a);
+  CHECK((g - self).cwiseAbs().maxCoeff() < 1e-9);
+  CHECK((g - g.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((backend::row_gram(exec, b) -
+         b.template cast<double>() * b.template cast<double>().transpose())
+            .cwiseAbs()
+            .maxCoeff() < 1e-9);
+}
+
+TEST_CASE_TEMPLATE("thin_qr factors a tall matrix", T, float, double) {
+  const auto a = t::random_matrix<T>(300, 9, 3);
+  const auto [q, r] = backend::thin_qr(exec, a);
+  CHECK(q.rows() == 300);
+  CHECK(q.cols() == 9);
+  CHECK(t::orthonormality_error(q) < 10 * t::tolerance<T>());
+  const t::matrix<double> qr = q.template cast<double>() * r;
+  CHECK((qr - a.template cast<double>()).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+}
+
+TEST_CASE_TEMPLATE("gram_schmidt orthonormalizes and drops dependent columns", T, float, double) {
+  t::matrix<T> q = t::random_matrix<T>(200, 4, 4);
+  q.col(2) = q.col(0) * T(2) - q.col(1);  // dependent
+  const auto norms = backend::gram_schmidt(exec, q, 0.0, 1e-6 * static_cast<double>(q.col(0).norm()));
+  REQUIRE(norms.size() == 4);
+  CHECK(norms[2] < 0);
+  CHECK(q.col(2).isZero(0));
+  t::matrix<T> kept(200, 3);
+  kept << q.col(0), q.col(1), q.col(3);
+  CHECK(t::orthonormality_error(kept) < 10 * t::tolerance<T>());
+}
+
+TEST_CASE("gram_schmidt adds eps to every norm, as the published code does") {
+  t::matrix<double> q = t::random_matrix<double>(100, 2, 5);
+  const double n0 = q.col(0).norm();
+  const auto norms = backend::gram_schmidt(exec, q, 1e-8, 1e-6);
+  CHECK(norms[0] == doctest::Approx(n0).epsilon(1e-15));
+  CHECK(q.col(0).norm() == doctest::Approx(n0 / (n0 + 1e-8)).epsilon(1e-15));
+}
+
+TEST_CASE_TEMPLATE("project removes the subspace component of every column", T, float, double) {
+  for (Eigen::Index k : {1, 3, 17, 64}) {
+    const t::matrix<T> u = t::random_orthonormal<T>(1001, k, 5);
+    t::matrix<T> g = t::random_matrix<T>(1001, 6, 6);
+    const t::matrix<T> before = g;
+    backend::workspace ws;
+    ogpsa::projection_stats stats;
+    backend::project(exec, u, target_columns(ogpsa::view(g), family::left, "t"), ogpsa::orthogonal{},
+                     ws, stats, true);
+    const t::matrix<double> gd = g.template cast<double>(), bd = before.template cast<double>();
+    const t::matrix<double> expected = bd - u.template cast<double>() * (u.template cast<double>().transpose() * bd);
+    CHECK((gd - expected).cwiseAbs().maxCoeff() < 10 * t::tolerance<T>() * bd.cwiseAbs().maxCoeff());
+    CHECK(stats.changed);
+    CHECK(stats.gradient_sq == doctest::Approx(bd.squaredNorm()).epsilon(t::tolerance<T>()));
+    CHECK(stats.coefficient_sq ==
+          doctest::Approx((u.template cast<double>().transpose() * bd).squaredNorm()).epsilon(1e-4));
+    CHECK(stats.remaining_coefficient_sq == doctest::Approx(0.0));
+  }
+}
+
+TEST_CASE("project works on row-major targets (right family of a PyTorch weight)") {
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> g =
+      t::random_matrix<float>(40, 30, 7);
+  const t::matrix<float> before = g;
+  const t::matrix<float> v = t::random_orthonormal<float>(30, 5, 8);
+  backend::workspace ws;
+  ogpsa::projection_stats stats;
+  backend::project(exec, v, target_columns(ogpsa::view(g), family::right, "t"), ogpsa::orthogonal{},
+                   ws, stats, false);
+  const t::matrix<float> expected = before - (before * v) * v.transpose();
+  CHECK((t::matrix<float>(g) - expected).cwiseAbs().maxCoeff() < 1e-5f);
+}
+
+TEST_CASE("a rule that removes nothing leaves the gradient bit-identical") {
+  const t::matrix<double> u = t::random_orthonormal<double>(50, 2, 9);
+  t::matrix<double> g = u.col(0) + u.col(1);  // agrees with both directions
+  const t::matrix<double> before = g;
+  backend::workspace ws;
+  ogpsa::projection_stats stats;
+  backend::project(exec, u, target_columns(ogpsa::view(g), family::flat, "t"), ogpsa::conflict_only{},
+                   ws, stats, false);
+  CHECK_FALSE(stats.changed);
+  CHECK(g == before);
+}
+
+TEST_CASE("non-finite gradients are reported and left untouched") {
+  const t::matrix<float> u = t::random_orthonormal<float>(20, 2, 10);
+  t::matrix<float> g = t::random_matrix<float>(20, 1, 11);
+  g(3) = std::numeric_limits<float>::infinity();
+  const t::matrix<float> before = g;
+  backend::workspace ws;
+  ogpsa::projection_stats stats;
+  backend::project(exec, u, target_columns(ogpsa::view(g), family::flat, "t"), ogpsa::orthogonal{},
+                   ws, stats, false);
+  CHECK_FALSE(stats.finite);
+  CHECK(g.cwiseEqual(before).all());
+}
+
+TEST_CASE("empty blocks and empty bases are no-ops") {
+  t::matrix<float> u(0, 0), g(0, 1);
+  backend::workspace ws;
+  ogpsa::projection_stats stats;
+  backend::project(exec, u, target_columns(ogpsa::view(g), family::flat, "t"), ogpsa::orthogonal{},
+                   ws, stats, false);
+  CHECK_FALSE(stats.changed);
+  t::matrix<float> g2 = t::random_matrix<float>(5, 1, 12);
+  const t::matrix<float> before = g2, empty_basis(5, 0);
+  backend::project(exec, empty_basis, target_columns(ogpsa::view(g2), family::flat, "t"),
+                   ogpsa::orthogonal{}, ws, stats, false);
+  CHECK(g2 == before);
+}

@@ -1,0 +1,121 @@
+#include <doctest/doctest.h>
+
+#include <Eigen/SVD>
+
+#include <ogpsa/cpu/backend.hpp>
+#include <ogpsa/eigen_view.hpp>
+#include <ogpsa/estimator.hpp>
+#include <ogpsa/estimators/exact_svd.hpp>
+
+#include "support.hpp"
+
+using backend = ogpsa::cpu::backend;
+using ogpsa::exact_svd;
+namespace t = ogpsa::test;
+
+namespace {
+
+template <class T>
+using state = exact_svd::state<backend, T>;
+
+/// Feeds the columns of `data` in chunks of `per_feed` columns, as a stream of snapshots.
+template <class T>
+ogpsa::subspace<T, backend> estimate(const exact_svd& params, const t::matrix<T>& data, Eigen::Index per_feed) {
+  ogpsa::cpu::execution exec;
+  state<T> s(params, data.rows(), "w");
+  for (Eigen::Index j = 0; j < data.cols(); j += per_feed) {
+    const t::matrix<T> chunk = data.middleCols(j, std::min(per_feed, data.cols() - j));
+    s.feed(exec, ogpsa::detail::target_columns(ogpsa::view(chunk), ogpsa::family::left, "t"), 0);
+  }
+  return s.finish(exec);
+}
+
+template <class T>
+t::matrix<double> reference_basis(const t::matrix<T>& data, Eigen::Index k) {
+  Eigen::BDCSVD<t::matrix<double>> svd(data.template cast<double>(), Eigen::ComputeThinU);
+  return svd.matrixU().leftCols(k);
+}
+
+}  // namespace
+
+TEST_CASE("exact_svd is a subspace estimator for every family") {
+  static_assert(ogpsa::subspace_estimator<exact_svd>);
+  CHECK(exact_svd{}.supports(ogpsa::family::right));
+}
+
+TEST_CASE_TEMPLATE("tall data: agrees with BDCSVD on low-rank-plus-noise", T, float, double) {
+  const auto data = t::low_rank_plus_noise<T>(3000, 40, 6, 1e-3, 11);
+  for (Eigen::Index per_feed : {1, 7, 40}) {
+    const auto sub = estimate<T>(exact_svd{.rank = 6}, data, per_feed);
+    REQUIRE(sub.rank() == 6);
+    CHECK(t::orthonormality_error(sub.basis) < 10 * t::tolerance<T>());
+    CHECK(t::max_principal_sine(sub.basis.template cast<double>(), reference_basis(data, 6)) <
+          (std::is_same_v<T, float> ? 1e-3 : 1e-8));
+  }
+}
+
+TEST_CASE_TEMPLATE("wide data (more snapshots than dimensions) uses the row Gram route", T, float, double) {
+  const auto data = t::low_rank_plus_noise<T>(30, 500, 4, 1e-3, 12);
+  const auto sub = estimate<T>(exact_svd{.rank = 4}, data, 100);
+  REQUIRE(sub.rank() == 4);
+  CHECK(t::orthonormality_error(sub.basis) < 10 * t::tolerance<T>());
+  CHECK(t::max_principal_sine(sub.basis.template cast<double>(), reference_basis(data, 4)) <
+        (std::is_same_v<T, float> ? 1e-3 : 1e-8));
+}
+
+TEST_CASE("ill-conditioned data falls back to QR and stays accurate") {
+  // Singular values down to 1e-6 of the largest: the Gram route alone would lose ~1e-4 in the
+  // last direction (eps * (s1/sk)^2); the QR route keeps it to ~1e-10.
+  for (auto [rows, cols] : {std::pair{2000, 12}, std::pair{12, 2000}}) {
+    const auto data = t::low_rank_plus_noise<double>(rows, cols, 4, 0.0, 13, 1e-2);
+    const auto sub = estimate<double>(exact_svd{.rank = 4}, data, 6);
+    REQUIRE(sub.rank() == 4);
+    CHECK(t::orthonormality_error(sub.basis) < 1e-12);
+    CHECK(t::max_principal_sine(sub.basis, reference_basis(data, 4)) < 1e-8);
+    CHECK(sub.strengths[3] == doctest::Approx(1e-6).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("every direction points along the data it came from") {
+  const auto data = t::low_rank_plus_noise<double>(400, 20, 5, 1e-2, 14);
+  const auto sub = estimate<double>(exact_svd{.rank = 5}, data, 20);
+  const Eigen::VectorXd along = sub.basis.transpose() * data.rowwise().sum();
+  CHECK((along.array() >= 0).all());
+}
+
+TEST_CASE("the energy threshold picks the smallest rank that captures it") {
+  // Squared singular values 1, 1/4, 1/16, 1/64 (decay 1/2): cumulative energy fractions
+  // 0.753, 0.941, 0.988, 1.
+  const auto data = t::low_rank_plus_noise<double>(300, 30, 4, 0.0, 15, 0.5);
+  CHECK(estimate<double>(exact_svd{.rank = 10, .energy = 0.70}, data, 30).rank() == 1);
+  CHECK(estimate<double>(exact_svd{.rank = 10, .energy = 0.95}, data, 30).rank() == 3);
+  CHECK(estimate<double>(exact_svd{.rank = 10, .energy = 0.98}, data, 30).rank() == 3);
+  CHECK(estimate<double>(exact_svd{.rank = 2, .energy = 0.98}, data, 30).rank() == 2);  // capped
+  const auto sub = estimate<double>(exact_svd{.rank = 10, .energy = 1.0}, data, 30);
+  CHECK(sub.rank() == 4);  // all numerically non-zero directions
+  CHECK(sub.captured_energy == doctest::Approx(1.0));
+}
+
+TEST_CASE("a fixed rank beyond the numerical rank keeps what exists and reports the rest") {
+  const auto data = t::low_rank_plus_noise<double>(100, 20, 3, 0.0, 16);
+  const auto sub = estimate<double>(exact_svd{.rank = 5}, data, 20);
+  CHECK(sub.rank() == 3);
+  CHECK(sub.dropped == 2);
+  const auto zero = estimate<double>(exact_svd{.rank = 2}, t::matrix<double>::Zero(50, 4), 4);
+  CHECK(zero.rank() == 0);
+  CHECK(zero.dropped == 2);
+}
+
+TEST_CASE("a rank larger than the data allows is an error with both numbers") {
+  const auto data = t::random_matrix<float>(64, 32, 17);
+  t::check_throws_with<ogpsa::invalid_argument>(
+      [&] { (void)estimate<float>(exact_svd{.rank = 40}, data, 32); },
+      {"ogpsa::exact_svd::finish()", "block 'w'", "rank 40 exceeds min(d, m) = 32"});
+}
+
+TEST_CASE("bad hyper-parameters are rejected with their values") {
+  t::check_throws_with<ogpsa::invalid_argument>([] { exact_svd{.rank = 0}.validate(); }, {"rank", "got 0"});
+  for (double e : {0.0, -0.1, 1.5})
+    t::check_throws_with<ogpsa::invalid_argument>([&] { exact_svd{.rank = 4, .energy = e}.validate(); },
+                                                  {"energy threshold must be in (0, 1]"});
+}

@@ -1,0 +1,358 @@
+#include <limits>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/ogpsa.hpp>
+
+#include "reference/published.hpp"
+#include "support.hpp"
+
+using ogpsa::family;
+namespace t = ogpsa::test;
+
+namespace {
+
+template <class T>
+published::vec to_vec(const t::matrix<T>& m) {
+  published::vec v(static_cast<std::size_t>(m.size()));
+  for (Eigen::Index i = 0; i < m.size(); ++i) v[static_cast<std::size_t>(i)] = static_cast<double>(m(i));
+  return v;
+}
+
+template <class T>
+double max_abs_difference(const t::matrix<T>& a, const published::vec& b) {
+  double m = 0;
+  for (Eigen::Index i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(static_cast<double>(a(i)) - b[static_cast<std::size_t>(i)]));
+  return m;
+}
+
+/// Runs the published projector with the given reference sets (each a list of batch gradients)
+/// on g, and the independent published implementation on the same data.
+template <class T, class Rule>
+std::pair<t::matrix<T>, published::vec> both_published(const std::vector<std::vector<t::matrix<T>>>& sets,
+                                                       t::matrix<T> g, Rule rule, double base_scale) {
+  ogpsa::projector<ogpsa::mean_gradient, Rule, ogpsa::every_n_steps, ogpsa::storage<T>> p({}, rule);
+  const auto id = p.add_block("w", ogpsa::view(g));
+  p.begin_reference_pass();
+  std::vector<published::vec> dirs;
+  for (std::size_t s = 0; s < sets.size(); ++s) {
+    std::vector<published::vec> batches;
+    for (const auto& b : sets[s]) {
+      p.feed(id, ogpsa::view(b), static_cast<ogpsa::index_t>(s));
+      batches.push_back(to_vec(b));
+    }
+    if (auto d = published::direction(batches)) dirs.push_back(*d);
+  }
+  p.finish_reference_pass();
+  const published::vec gv = to_vec(g);
+  p.project();
+  const published::vec expected = std::is_same_v<Rule, ogpsa::conflict_only>
+                                      ? published::threshold(gv, dirs, base_scale)
+                                      : published::project(gv, dirs);
+  return {g, expected};
+}
+
+template <class T>
+std::vector<t::matrix<T>> batches(Eigen::Index d, std::uint32_t seed, int count = 3) {
+  std::vector<t::matrix<T>> out;
+  for (int b = 0; b < count; ++b) out.push_back(t::random_matrix<T>(d, 1, seed + static_cast<std::uint32_t>(b)));
+  return out;
+}
+
+}  // namespace
+
+// Tolerances: float rounding; in double, ogpsa's re-orthogonalization pass differs from the
+// published classical Gram-Schmidt by the published basis's own loss of orthogonality
+// (~(1 - |u1|^2) (b2^T u1) ~ 1e-10 relative), which it removes; with one direction the two agree
+// to rounding.
+template <class T>
+constexpr double published_tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-9;
+
+TEST_CASE_TEMPLATE("the published method is reproduced: one set, two sets, parallel sets", T, float, double) {
+  const Eigen::Index d = 2000;
+  const double tol = published_tolerance<T>;
+  auto g = t::random_matrix<T>(d, 1, 7);
+  SUBCASE("one reference set") {
+    auto [got, expected] = both_published<T>({batches<T>(d, 10)}, g, ogpsa::orthogonal{}, 1.0);
+    CHECK(max_abs_difference(got, expected) < (std::is_same_v<T, float> ? 1e-5 : 1e-12));
+  }
+  SUBCASE("two reference sets") {
+    auto [got, expected] = both_published<T>({batches<T>(d, 10), batches<T>(d, 20)}, g, ogpsa::orthogonal{}, 1.0);
+    CHECK(max_abs_difference(got, expected) < tol);
+  }
+  SUBCASE("two parallel reference sets act as one") {
+    auto second = batches<T>(d, 10);
+    for (auto& b : second) b *= T(2);
+    auto [got, expected] = both_published<T>({batches<T>(d, 10), second}, g, ogpsa::orthogonal{}, 1.0);
+    CHECK(max_abs_difference(got, expected) < tol);
+  }
+  SUBCASE("a zero reference set is dropped") {
+    std::vector<t::matrix<T>> zero{t::matrix<T>::Zero(d, 1)};
+    auto [got, expected] = both_published<T>({zero, batches<T>(d, 30)}, g, ogpsa::orthogonal{}, 1.0);
+    CHECK(max_abs_difference(got, expected) < tol);
+  }
+}
+
+TEST_CASE_TEMPLATE("the published threshold mode is reproduced with base_scale", T, float, double) {
+  const Eigen::Index d = 1500;
+  const double tol = published_tolerance<T>;
+  const ogpsa::conflict_only rule{.behaviour = ogpsa::conflict_only::mode::threshold, .base_scale = 0.3};
+  const auto refs = batches<T>(d, 40);
+  t::matrix<T> mean = (refs[0] + refs[1] + refs[2]) / T(3);
+  for (T sign : {T(-1), T(1)}) {
+    t::matrix<T> g = t::random_matrix<T>(d, 1, 50) + sign * T(2) * mean;  // conflicting, then agreeing
+    auto [got, expected] = both_published<T>({refs}, g, rule, 0.3);
+    CHECK(max_abs_difference(got, expected) < tol);
+  }
+  // With two sets the mode falls back to the plain projection.
+  auto [got, expected] = both_published<T>({refs, batches<T>(d, 60)}, t::random_matrix<T>(d, 1, 70), rule, 0.3);
+  CHECK(max_abs_difference(got, expected) < tol);
+}
+
+TEST_CASE_TEMPLATE("orthogonal projection properties on every family", T, float, double) {
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    t::matrix<T> g = t::random_matrix<T>(60, 45, 80);
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<T>> p(
+        ogpsa::exact_svd{.rank = 3});
+    const auto id = p.add_block("w", ogpsa::view(g), f);
+    p.begin_reference_pass();
+    for (std::uint32_t s = 0; s < 3; ++s) {
+      const t::matrix<T> reference = t::random_matrix<T>(60, 45, 90 + s);
+      p.feed(id, ogpsa::view(reference));
+    }
+    p.finish_reference_pass();
+    const t::matrix<T> before = g;
+    p.project();
+    const t::matrix<double> u = p.subspace_of(id)->basis.template cast<double>();
+    const t::matrix<double> gd = g.template cast<double>(), bd = before.template cast<double>();
+    const double scale = bd.cwiseAbs().maxCoeff();
+    // U^T g_proj = 0 on the family's vectors.
+    const t::matrix<double> coefficients = f == family::flat    ? t::matrix<double>(u.transpose() * gd.reshaped())
+                                           : f == family::left  ? t::matrix<double>(u.transpose() * gd)
+                                                                : t::matrix<double>(gd * u);
+    CHECK(coefficients.cwiseAbs().maxCoeff() < 100 * t::tolerance<T>() * scale);
+    // Still a descent direction: g^T g_proj = |g_proj|^2 >= 0.
+    const double inner = (bd.array() * gd.array()).sum();
+    CHECK(inner >= 0);
+    CHECK(inner == doctest::Approx(gd.squaredNorm()).epsilon(100 * t::tolerance<T>()));
+    // Idempotent.
+    const t::matrix<T> once = g;
+    p.project();
+    CHECK((g - once).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>() * scale);
+  }
+}
+
+TEST_CASE_TEMPLATE("soft projection interpolates between identity and orthogonal", T, float, double) {
+  const t::matrix<T> ref = t::random_matrix<T>(300, 4, 100);
+  const t::matrix<T> g0 = t::random_matrix<T>(300, 1, 101);
+  auto run = [&](auto rule) {
+    t::matrix<T> g = g0;
+    ogpsa::projector<ogpsa::exact_svd, decltype(rule), ogpsa::every_n_steps, ogpsa::storage<T>> p(
+        ogpsa::exact_svd{.rank = 3}, rule);
+    const auto id = p.add_block("w", ogpsa::view(g));
+    p.begin_reference_pass();
+    for (Eigen::Index j = 0; j < 4; ++j) p.feed(id, ogpsa::view(ref.middleCols(j, 1)));
+    p.finish_reference_pass();
+    p.project();
+    return g;
+  };
+  CHECK(run(ogpsa::soft{.alpha = 0.0}) == g0);
+  const t::matrix<T> full = run(ogpsa::orthogonal{});
+  CHECK((run(ogpsa::soft{.alpha = 1.0}) - full).cwiseAbs().maxCoeff() == 0);
+  const t::matrix<T> half = run(ogpsa::soft{.alpha = 0.5});
+  CHECK((half - (g0 + full) / T(2)).cwiseAbs().maxCoeff() < 10 * t::tolerance<T>());
+}
+
+TEST_CASE("conflict_only leaves non-conflicting gradients untouched and removes conflicts") {
+  t::matrix<double> g(200, 1);
+  ogpsa::projector<ogpsa::exact_svd, ogpsa::conflict_only, ogpsa::every_n_steps, ogpsa::storage<double>> p(
+      ogpsa::exact_svd{.rank = 2});
+  const auto id = p.add_block("w", ogpsa::view(g));
+  const t::matrix<double> refs = t::random_matrix<double>(200, 2, 110);
+  p.begin_reference_pass();
+  for (Eigen::Index j = 0; j < 2; ++j) p.feed(id, ogpsa::view(refs.middleCols(j, 1)));
+  p.finish_reference_pass();
+  const t::matrix<double> u = p.subspace_of(id)->basis;
+  const t::matrix<double> noise = t::random_matrix<double>(200, 1, 111);
+  const t::matrix<double> free_part = noise - u * (u.transpose() * noise);
+
+  g = free_part + 0.5 * u.col(0) + 0.25 * u.col(1);  // agrees with both directions
+  const t::matrix<double> agreeing = g;
+  p.project();
+  CHECK(g == agreeing);
+
+  g = free_part + 0.5 * u.col(0) - 0.25 * u.col(1);  // conflicts with the second only
+  p.project();
+  CHECK((g - (free_part + 0.5 * u.col(0))).cwiseAbs().maxCoeff() < 1e-12);
+}
+
+TEST_CASE("feeding reference gradients never touches the registered gradient buffers") {
+  std::vector<float> grad(100, 1.0f), ref(100);
+  for (std::size_t i = 0; i < ref.size(); ++i) ref[i] = static_cast<float>(i % 7) - 3.0f;
+  ogpsa::published_projector p;
+  const auto id = p.add_block("w", ogpsa::view(grad));
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(ref)));
+  p.finish_reference_pass();
+  CHECK(std::all_of(grad.begin(), grad.end(), [](float x) { return x == 1.0f; }));
+}
+
+TEST_CASE("refresh_due follows the schedule and counts projections as steps") {
+  std::vector<float> grad(10, 1.0f), ref(10, 2.0f);
+  ogpsa::published_projector p({}, {}, ogpsa::every_n_steps{.n = 2});
+  const auto id = p.add_block("w", ogpsa::view(grad));
+  CHECK(p.refresh_due());  // no subspace yet
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(ref)));
+  p.finish_reference_pass();
+  CHECK_FALSE(p.refresh_due());
+  p.project();
+  CHECK_FALSE(p.refresh_due());
+  p.project();
+  CHECK(p.refresh_due());
+  CHECK(p.steps() == 2);
+  CHECK(p.refreshes() == 1);
+}
+
+TEST_CASE("bad inputs are clear errors") {
+  std::vector<float> grad(12, 1.0f), ref(12, 1.0f);
+  ogpsa::published_projector p;
+  const auto id = p.add_block("layer.0.weight", ogpsa::view(grad.data(), 3, 4));
+
+  SUBCASE("duplicate block name") {
+    std::vector<float> other(4);
+    t::check_throws_with<ogpsa::invalid_argument>([&] { p.add_block("layer.0.weight", ogpsa::view(other)); },
+                                                  {"ogpsa::projector::add_block()", "duplicate", "'layer.0.weight'"});
+  }
+  SUBCASE("a family the estimator does not support") {
+    std::vector<float> other(4);
+    t::check_throws_with<ogpsa::invalid_argument>([&] { p.add_block("m", ogpsa::view(other.data(), 2, 2), family::left); },
+                                                  {"mean_gradient", "left", "'m'"});
+  }
+  SUBCASE("projecting before any reference pass") {
+    t::check_throws_with<ogpsa::state_error>([&] { p.project(); },
+                                             {"ogpsa::projector::project()", "'layer.0.weight'", "no subspace"});
+  }
+  SUBCASE("an empty reference pass") {
+    p.begin_reference_pass();
+    t::check_throws_with<ogpsa::state_error>([&] { p.finish_reference_pass(); }, {"empty reference pass"});
+    CHECK_FALSE(p.reference_pass_active());
+  }
+  SUBCASE("feeding outside a pass") {
+    t::check_throws_with<ogpsa::state_error>([&] { p.feed(id, ogpsa::view(std::as_const(ref).data(), 3, 4)); },
+                                             {"begin_reference_pass"});
+  }
+  SUBCASE("a gradient whose shape differs from the registered block") {
+    p.begin_reference_pass();
+    t::check_throws_with<ogpsa::shape_error>([&] { p.feed(id, ogpsa::view(std::as_const(ref).data(), 4, 3)); },
+                                             {"ogpsa::projector::feed()", "'layer.0.weight'", "[3, 4]", "[4, 3]"});
+    std::vector<float> wrong(12);
+    t::check_throws_with<ogpsa::shape_error>([&] { p.project(id, ogpsa::view(wrong)); }, {"[3, 4]", "[12]"});
+  }
+  SUBCASE("a non-contiguous view for a flat block") {
+    std::vector<float> big(40);
+    t::check_throws_with<ogpsa::layout_error>(
+        [&] { p.add_block("padded", ogpsa::matrix_view<float>(big.data(), {3, 4}, {8, 1})); },
+        {"ogpsa::projector::add_block()", "contiguous"});
+  }
+  SUBCASE("an unknown block id") {
+    t::check_throws_with<ogpsa::invalid_argument>([&] { (void)p.name(ogpsa::block_id{7}); }, {"index 7"});
+  }
+  SUBCASE("a block left out of a pass") {
+    std::vector<float> g2(5);
+    p.add_block("second", ogpsa::view(g2));
+    p.begin_reference_pass();
+    p.feed(id, ogpsa::view(std::as_const(ref).data(), 3, 4));
+    t::check_throws_with<ogpsa::state_error>([&] { p.finish_reference_pass(); },
+                                             {"'second'", "received no reference gradient", "1 of 2"});
+  }
+}
+
+TEST_CASE("a NaN or Inf reference gradient rejects the pass and keeps the previous basis") {
+  std::vector<double> grad(50), ref(50);
+  for (std::size_t i = 0; i < 50; ++i) ref[i] = std::sin(static_cast<double>(i));
+  ogpsa::projector<ogpsa::mean_gradient, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> p;
+  const auto id = p.add_block("w", ogpsa::view(grad));
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(ref)));
+  p.finish_reference_pass();
+  const t::matrix<double> before = p.subspace_of(id)->basis;
+
+  for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    std::vector<double> poisoned = ref;
+    poisoned[17] = bad;
+    p.begin_reference_pass();
+    t::check_throws_with<ogpsa::numeric_error>([&] { p.feed(id, ogpsa::view(std::as_const(poisoned))); },
+                                               {"ogpsa::projector::feed()", "'w'", "NaN or Inf", "rejected"});
+    CHECK_FALSE(p.reference_pass_active());
+    CHECK(p.subspace_of(id)->basis == before);
+  }
+}
+
+TEST_CASE("an estimator error leaves every block's basis as it was") {
+  std::vector<double> a(40), b(40), ra(40, 1.0), rb(40, 2.0);
+  ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> p(
+      ogpsa::exact_svd{.rank = 1});
+  const auto ia = p.add_block("a", ogpsa::view(a)), ib = p.add_block("b", ogpsa::view(b));
+  p.begin_reference_pass();
+  p.feed(ia, ogpsa::view(std::as_const(ra)));
+  p.feed(ib, ogpsa::view(std::as_const(rb)));
+  p.finish_reference_pass();
+  ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> q(
+      ogpsa::exact_svd{.rank = 2});
+  const auto qa = q.add_block("a", ogpsa::view(a));
+  q.begin_reference_pass();
+  q.feed(qa, ogpsa::view(std::as_const(ra)));  // one snapshot cannot give rank 2
+  CHECK_THROWS_AS(q.finish_reference_pass(), ogpsa::invalid_argument);
+  CHECK(q.subspace_of(qa) == nullptr);
+  CHECK(p.subspace_of(ib)->rank() == 1);
+}
+
+TEST_CASE("a rule that scales whole gradients refuses matrix-side blocks") {
+  std::vector<float> g(6);
+  ogpsa::projector<ogpsa::exact_svd, ogpsa::conflict_only> p(
+      ogpsa::exact_svd{.rank = 1}, ogpsa::conflict_only{.behaviour = ogpsa::conflict_only::mode::threshold});
+  t::check_throws_with<ogpsa::invalid_argument>([&] { p.add_block("m", ogpsa::view(g.data(), 2, 3), family::left); },
+                                                {"conflict_only", "flat blocks only", "'m'"});
+}
+
+TEST_CASE("a block with an empty subspace is left unchanged") {
+  std::vector<float> grad{1, 2, 3}, zero(3, 0.0f);
+  ogpsa::published_projector p;
+  const auto id = p.add_block("w", ogpsa::view(grad));
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(zero)));
+  p.finish_reference_pass();
+  CHECK(p.subspace_of(id)->rank() == 0);
+  p.project();
+  CHECK(grad == std::vector<float>{1, 2, 3});
+}
+
+TEST_CASE("rebind points a block at a new buffer of the same shape") {
+  std::vector<float> first(8, 1.0f), second(8, 1.0f), ref(8, 1.0f);
+  ogpsa::published_projector p;
+  const auto id = p.add_block("w", ogpsa::view(first));
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(ref)));
+  p.finish_reference_pass();
+  p.rebind(id, ogpsa::view(second));
+  p.project();
+  CHECK(first == std::vector<float>(8, 1.0f));
+  CHECK(std::abs(second[0]) < 1e-6f);  // second was parallel to the reference: removed
+}
+
+TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
+  std::vector<float> grad(1000), ref(1000);
+  for (std::size_t i = 0; i < 1000; ++i) ref[i] = grad[i] = static_cast<float>(std::cos(0.1 * static_cast<double>(i)));
+  ogpsa::projector<ogpsa::mean_gradient, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float, double>> p;
+  static_assert(std::is_same_v<decltype(p)::basis_type, double>);
+  const auto id = p.add_block("w", ogpsa::view(grad));
+  p.begin_reference_pass();
+  p.feed(id, ogpsa::view(std::as_const(ref)));
+  p.finish_reference_pass();
+  p.project();
+  for (float x : grad) CHECK(std::abs(x) < 1e-6f);
+}
