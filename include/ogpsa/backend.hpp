@@ -22,7 +22,8 @@
 /// | `gram_schmidt(exec, q, eps, drop)`     | modified Gram-Schmidt with re-orthogonalization       |
 /// | `convert<To>(exec, m)`                 | element-type conversion                              |
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
-/// | `project(exec, basis, family, target, rule, stats)` | the projection itself, in place     |
+/// | `project(exec, basis, target, rule, ws, stats, diag)` | one block's projection, in place   |
+/// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
 ///
 /// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
 /// the host in double precision through Eigen, whichever backend holds the large data.
@@ -68,6 +69,16 @@ struct projection_stats {
   double scale = 1;            ///< s, the factor the whole gradient was scaled by
   bool finite = true;          ///< false: the gradient held NaN/Inf and was left untouched
   bool changed = false;        ///< whether the gradient was written
+};
+
+/// One block of a many-block `project_all` call: the block's basis, its target-space vectors and
+/// the numbers the backend reports for it. A backend may split and schedule the tasks as it likes
+/// (by bytes across threads, in a constant number of kernel launches).
+template <class BasisMatrix, class TargetRef>
+struct projection_task {
+  const BasisMatrix* basis = nullptr;
+  TargetRef target{};
+  projection_stats stats{};
 };
 
 /// What every backend provides (checked where a projector is instantiated).

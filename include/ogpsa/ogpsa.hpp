@@ -11,6 +11,8 @@
 #include "ogpsa/error.hpp"
 #include "ogpsa/memory_space.hpp"
 #include "ogpsa/element.hpp"
+#include "ogpsa/bfloat16.hpp"
+#include "ogpsa/float16.hpp"
 #include "ogpsa/tensor_view.hpp"
 #include "ogpsa/eigen_view.hpp"
 #include "ogpsa/family.hpp"

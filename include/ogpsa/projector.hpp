@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -211,14 +212,19 @@ class projector {
     commit(std::move(estimates), callbacks...);
   }
 
-  /// Projects every registered block in place and counts one optimizer step.
+  /// Projects every registered block in place, in one backend call, and counts one optimizer step.
   /// \throws state_error if some block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
   void project(Callbacks&... callbacks) {
     detail::check_callbacks<Callbacks...>();
-    for (const block& b : blocks_) require_subspace(b, "ogpsa::projector::project");
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      project_target(i, blocks_[i].target, callbacks...);
+    tasks_.clear();
+    for (const block& b : blocks_) {
+      require_subspace(b, "ogpsa::projector::project");
+      tasks_.push_back(task{&b.basis->basis, b.target, {}});
+    }
+    backend_type::project_all(exec_, std::span<task>(tasks_), rule_, workspace_,
+                              detail::wants_projection_info<Callbacks...>);
+    for (std::size_t i = 0; i < blocks_.size(); ++i) report(i, tasks_[i].stats, callbacks...);
     ++steps_;
     ++steps_since_refresh_;
   }
@@ -290,6 +296,8 @@ class projector {
   struct pass {
     std::vector<std::optional<estimator_state>> states;
   };
+
+  using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
 
   template <class View>
   static constexpr void check_space() {
@@ -401,15 +409,20 @@ class projector {
 
   template <class... Callbacks>
   void project_target(std::size_t i, const gradient_ref& target, Callbacks&... callbacks) {
-    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
-    const block& b = blocks_[i];
     projection_stats stats;
-    backend_type::project(exec_, b.basis->basis, target, rule_, workspace_, stats, diagnostics);
+    backend_type::project(exec_, blocks_[i].basis->basis, target, rule_, workspace_, stats,
+                          detail::wants_projection_info<Callbacks...>);
+    report(i, stats, callbacks...);
+  }
+
+  template <class... Callbacks>
+  void report(std::size_t i, const projection_stats& stats, Callbacks&... callbacks) {
+    const block& b = blocks_[i];
     if (!stats.finite) {
       detail::notify_non_finite(non_finite_info{b.name, i, steps_}, callbacks...);
       return;
     }
-    if constexpr (diagnostics)
+    if constexpr (detail::wants_projection_info<Callbacks...>)
       detail::notify_projection(describe(b, i, stats), callbacks...);
   }
 
@@ -456,6 +469,7 @@ class projector {
   std::vector<block> blocks_;
   std::optional<pass> pass_;
   typename backend_type::workspace workspace_;
+  std::vector<task> tasks_;  // reused by project() so that a step allocates nothing once warm
   std::size_t steps_ = 0;
   std::size_t steps_since_refresh_ = 0;
   std::size_t refreshes_ = 0;

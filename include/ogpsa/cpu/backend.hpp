@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -244,6 +245,13 @@ struct backend {
       else
         x -= (basis.template cast<acc>() * c).template cast<std::remove_const_t<G>>();
     });
+  }
+
+  /// Projects every task's target with its basis (see `project`), filling each task's stats.
+  template <class Basis, class G, class Rule>
+  static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                          const Rule& rule, workspace& ws, bool diagnostics) {
+    for (auto& task : tasks) project(exec, *task.basis, task.target, rule, ws, task.stats, diagnostics);
   }
 
  private:

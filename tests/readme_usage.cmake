@@ -1,0 +1,10 @@
+# Checks that the README's usage block is the compiled examples/usage/main.cpp, character for character.
+file(READ "${README}" readme)
+file(READ "${SOURCE}" source)
+string(REGEX MATCH "<!-- usage:begin -->\n```cpp\n(.*)```\n<!-- usage:end -->" _ "${readme}")
+if(NOT CMAKE_MATCH_1)
+  message(FATAL_ERROR "README.md has no usage block between the usage:begin/end markers")
+endif()
+if(NOT CMAKE_MATCH_1 STREQUAL source)
+  message(FATAL_ERROR "README.md's usage block differs from ${SOURCE}; copy the file into the README")
+endif()
