@@ -14,6 +14,7 @@
 /// | `numeric_error`    | `std::domain_error`     | NaN or Inf where finite data is required            |
 /// | `state_error`      | `std::logic_error`      | a call made in the wrong order (no subspace yet...) |
 /// | `backend_error`    | `std::runtime_error`    | a failure reported by a backend library (CUDA, ...) |
+/// | `out_of_memory`    | `backend_error`         | a backend could not allocate device or pinned memory |
 
 #include <sstream>
 #include <stdexcept>
@@ -49,6 +50,11 @@ class state_error : public std::logic_error {
 class backend_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+class out_of_memory : public backend_error {
+ public:
+  using backend_error::backend_error;
 };
 
 }  // namespace ogpsa
