@@ -1,0 +1,457 @@
+#pragma once
+/// \file
+/// The CUDA backend: every primitive of `ogpsa/backend.hpp` on device memory, selected at
+/// compile time for views tagged `cuda_memory_tag`.
+///
+/// What runs where:
+/// - projection (`project`, `project_all`): on the device. Flat blocks take two fused passes
+///   (all k coefficients in one reduction, then the update), matrix-side blocks batched cuBLAS
+///   GEMMs; the rule runs in a kernel. See `detail/batched_projection.cuh`.
+/// - estimator data (snapshots, sums, bases): on the device; Gram matrices through cuBLAS
+///   (fp32 data widened panel by panel and accumulated in fp64), QR through cuSOLVER
+///   (geqrf/orgqr), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels.
+/// - small dense algebra (k x k and m x m eigen-decompositions and SVDs): on the host in double,
+///   as for every backend; only those small matrices cross the bus.
+///
+/// Every call is ordered on the execution's stream. Calls that return host values (`gram`,
+/// `all_finite`, `thin_qr`'s R, `gram_schmidt`'s norms, `to_host`, `project*`'s stats) wait for
+/// it; the others return with the work in flight.
+
+#include <algorithm>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include <cuda_runtime.h>
+
+#include "ogpsa/backend.hpp"
+#include "ogpsa/cuda/detail/batched_projection.cuh"
+#include "ogpsa/cuda/detail/blas.hpp"
+#include "ogpsa/cuda/detail/device_ref.hpp"
+#include "ogpsa/cuda/detail/elementwise.cuh"
+#include "ogpsa/cuda/device_span.hpp"
+#include "ogpsa/cuda/error.hpp"
+#include "ogpsa/cuda/execution.hpp"
+#include "ogpsa/cuda/matrix.hpp"
+#include "ogpsa/cuda/workspace.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/element.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/memory_space.hpp"
+
+namespace ogpsa::cuda {
+
+namespace detail {
+
+/// Rows (or columns) per panel when float data is widened to double for a Gram matrix:
+/// panels of at most 32 MiB of doubles.
+inline index_t panel_length(index_t total, index_t width) {
+  constexpr index_t budget = index_t{1} << 22;
+  return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 1, std::max<index_t>(total, 1));
+}
+
+template <class T>
+device_ref<const T> dense(const device_matrix<T>& m) {
+  return {m.data(), m.rows(), m.cols(), 1, m.rows()};
+}
+
+template <class T>
+device_ref<void> erase(const device_ref<T>& r) {
+  return {const_cast<std::remove_const_t<T>*>(r.data), r.rows, r.cols, r.row_stride, r.col_stride};
+}
+
+}  // namespace detail
+
+/// The CUDA backend. Matrices are `device_matrix<T>`; estimators compute in float or double.
+struct backend {
+  using memory_space = cuda_memory_tag;
+  using execution = cuda::execution;
+  using workspace = cuda::workspace;
+  template <class T>
+  using matrix = device_matrix<T>;
+  template <class T>
+  using ref = ogpsa::detail::matrix_ref<T, cuda_memory_tag>;
+
+  template <class T>
+  static matrix<T> zeros(execution& exec, index_t rows, index_t cols) {
+    matrix<T> m(rows, cols, exec.stream());
+    if (m.size() > 0)
+      OGPSA_CUDA_CHECK("ogpsa::cuda::backend::zeros", cudaMemsetAsync(m.data(), 0, m.bytes(), exec.stream()));
+    return m;
+  }
+
+  template <class T, class S>
+  static void copy_into(execution& exec, ref<const S> src, matrix<T>& dst, index_t col) {
+    check_columns(src, dst, col, "ogpsa::cuda::backend::copy_into");
+    detail::convert_into<false>(exec, src, dst.col(col), dst.rows(), "ogpsa::cuda::backend::copy_into");
+  }
+
+  template <class T, class S>
+  static void add_into(execution& exec, ref<const S> src, matrix<T>& dst, index_t col) {
+    check_columns(src, dst, col, "ogpsa::cuda::backend::add_into");
+    detail::convert_into<true>(exec, src, dst.col(col), dst.rows(), "ogpsa::cuda::backend::add_into");
+  }
+
+  template <class S>
+  static bool all_finite(execution& exec, ref<const S> src) {
+    return detail::all_finite(exec, src, "ogpsa::cuda::backend::all_finite");
+  }
+
+  /// a^T b accumulated in double: float data is widened to double panel by panel and multiplied
+  /// by cuBLAS in fp64; exactly symmetric when `a` and `b` are the same matrix (one triangle is
+  /// computed and mirrored).
+  template <class T>
+  static host_matrix gram(execution& exec, const matrix<T>& a, const matrix<T>& b) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram";
+    OGPSA_REQUIRE(a.rows() == b.rows(), shape_error, where,
+                  "the operands have " << a.rows() << " and " << b.rows() << " rows");
+    const bool self = &a == &b;
+    host_matrix g = host_matrix::Zero(a.cols(), b.cols());
+    if (g.size() == 0 || a.rows() == 0) return g;
+    matrix<double> out(a.cols(), b.cols(), exec.stream());
+    const index_t width = a.cols() + (self ? 0 : b.cols());
+    const index_t panel = std::is_same_v<T, double> ? a.rows() : detail::panel_length(a.rows(), width);
+    panel_buffers<T> widened(exec, panel, a.cols(), self ? 0 : b.cols());
+    for (index_t r = 0; r < a.rows(); r += panel) {
+      const index_t n = std::min(panel, a.rows() - r);
+      const double* pa = widened.rows_of(exec, a, r, n, 0);
+      const double beta = r == 0 ? 0.0 : 1.0;
+      if (self) {
+        detail::syrk<double>(exec, CUBLAS_OP_T, a.cols(), n, 1.0, pa, n, beta, out.data(), a.cols(), where);
+      } else {
+        const double* pb = widened.rows_of(exec, b, r, n, 1);
+        detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, a.cols(), b.cols(), n, 1.0, pa, n, pb, n, beta,
+                             out.data(), a.cols(), where);
+      }
+    }
+    g = to_host(exec, out);
+    if (self) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+
+  /// a a^T accumulated in double: the Gram matrix of the rows, for wide data.
+  template <class T>
+  static host_matrix row_gram(execution& exec, const matrix<T>& a) {
+    constexpr const char* where = "ogpsa::cuda::backend::row_gram";
+    host_matrix g = host_matrix::Zero(a.rows(), a.rows());
+    if (g.size() == 0 || a.cols() == 0) return g;
+    matrix<double> out(a.rows(), a.rows(), exec.stream());
+    const index_t panel = std::is_same_v<T, double> ? a.cols() : detail::panel_length(a.cols(), a.rows());
+    panel_buffers<T> widened(exec, panel, a.rows(), 0);
+    for (index_t c = 0; c < a.cols(); c += panel) {
+      const index_t n = std::min(panel, a.cols() - c);
+      const double* pa = widened.columns_of(exec, a, c, n);
+      detail::syrk<double>(exec, CUBLAS_OP_N, a.rows(), n, 1.0, pa, a.rows(), c == 0 ? 0.0 : 1.0, out.data(),
+                           a.rows(), where);
+    }
+    g = to_host(exec, out);
+    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+
+  template <class T>
+  static matrix<T> multiply(execution& exec, const matrix<T>& a, const host_matrix& x) {
+    matrix<T> out = zeros<T>(exec, a.rows(), x.cols());
+    multiply_add(exec, a, x, out);
+    return out;
+  }
+
+  /// out += a x, in T.
+  template <class T>
+  static void multiply_add(execution& exec, const matrix<T>& a, const host_matrix& x, matrix<T>& out) {
+    constexpr const char* where = "ogpsa::cuda::backend::multiply_add";
+    OGPSA_REQUIRE(x.rows() == a.cols() && out.rows() == a.rows() && out.cols() == x.cols(), shape_error, where,
+                  "cannot add a (" << a.rows() << " x " << a.cols() << ") times x (" << x.rows() << " x "
+                                   << x.cols() << ") to out (" << out.rows() << " x " << out.cols() << ")");
+    if (out.size() == 0 || a.cols() == 0) return;
+    const matrix<T> xt = from_host(exec, Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>(x.template cast<T>()));
+    detail::gemm<T>(exec, CUBLAS_OP_N, CUBLAS_OP_N, a.rows(), x.cols(), a.cols(), T(1), a.data(), a.rows(), xt.data(),
+                    xt.rows(), T(1), out.data(), out.rows(), where);
+  }
+
+  template <class T>
+  static matrix<T> transpose(execution& exec, const matrix<T>& a) {
+    matrix<T> out(a.cols(), a.rows(), exec.stream());
+    const ref<const T> t{a.data(), a.cols(), a.rows(), a.rows(), 1};  // a^T as a row-major view
+    detail::convert_into<false>(exec, t, out.data(), out.rows(), "ogpsa::cuda::backend::transpose");
+    return out;
+  }
+
+  template <class T>
+  static matrix<T> gather_columns(execution& exec, const matrix<T>& a, const std::vector<index_t>& cols) {
+    constexpr const char* where = "ogpsa::cuda::backend::gather_columns";
+    matrix<T> out(a.rows(), static_cast<index_t>(cols.size()), exec.stream());
+    for (std::size_t j = 0; j < cols.size(); ++j) {
+      OGPSA_REQUIRE(cols[j] >= 0 && cols[j] < a.cols(), invalid_argument, where,
+                    "column " << cols[j] << " is outside [0, " << a.cols() << ")");
+      copy_columns(exec, a.col(cols[j]), out.col(static_cast<index_t>(j)), a.rows(), where);
+    }
+    return out;
+  }
+
+  template <class T>
+  static matrix<T> concatenate(execution& exec, const std::vector<matrix<T>>& parts) {
+    constexpr const char* where = "ogpsa::cuda::backend::concatenate";
+    if (parts.size() == 1) return parts.front();
+    const index_t rows = parts.empty() ? 0 : parts.front().rows();
+    index_t cols = 0;
+    for (const matrix<T>& p : parts) {
+      OGPSA_REQUIRE(p.rows() == rows, shape_error, where, "parts have " << rows << " and " << p.rows() << " rows");
+      cols += p.cols();
+    }
+    matrix<T> out(rows, cols, exec.stream());
+    index_t at = 0;
+    for (const matrix<T>& p : parts) {
+      copy_columns(exec, p.data(), out.col(at), p.size(), where);
+      at += p.cols();
+    }
+    return out;
+  }
+
+  /// Householder QR of a tall matrix through cuSOLVER (geqrf, then orgqr for Q): q (rows x k,
+  /// orthonormal columns, k = min(rows, cols)) and r (k x cols, upper triangular) on the host.
+  template <class T>
+  static std::pair<matrix<T>, host_matrix> thin_qr(execution& exec, const matrix<T>& a) {
+    constexpr const char* where = "ogpsa::cuda::backend::thin_qr";
+    const index_t k = std::min(a.rows(), a.cols());
+    if (k == 0) return {matrix<T>(a.rows(), 0, exec.stream()), host_matrix::Zero(0, a.cols())};
+    const int m = detail::to_int(a.rows(), where, "rows"), n = detail::to_int(a.cols(), where, "columns");
+    matrix<T> work = a;
+    matrix<T> tau(k, 1, exec.stream());
+    detail::device_buffer info(2 * sizeof(int), exec.stream(), where);
+    int* status = static_cast<int*>(info.data());
+    detail::geqrf<T>(exec, m, n, work.data(), m, tau.data(), status, where);
+    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> top(k, a.cols());
+    OGPSA_CUDA_CHECK(where, cudaMemcpy2DAsync(top.data(), static_cast<std::size_t>(k) * sizeof(T), work.data(),
+                                              static_cast<std::size_t>(m) * sizeof(T),
+                                              static_cast<std::size_t>(k) * sizeof(T), static_cast<std::size_t>(n),
+                                              cudaMemcpyDeviceToHost, exec.stream()));
+    detail::orgqr<T>(exec, m, static_cast<int>(k), static_cast<int>(k), work.data(), m, tau.data(), status + 1, where);
+    check_info(exec, status, where);
+    host_matrix r = top.template cast<double>().template triangularView<Eigen::Upper>();
+    if (a.cols() == k) return {std::move(work), std::move(r)};
+    matrix<T> q(a.rows(), k, exec.stream());
+    copy_columns(exec, work.data(), q.data(), q.size(), where);  // the first k columns
+    return {std::move(q), std::move(r)};
+  }
+
+  /// Modified Gram-Schmidt with one re-orthogonalization pass, in place, with the host
+  /// backend's semantics: column j becomes w / (|w| + eps), where w is column j minus its
+  /// components along the kept columns before it; when |w| + eps < drop, the column is zeroed
+  /// and reported dropped. Returns |w| per column (negative for dropped ones). Dot products run
+  /// in T through cuBLAS and stay on the device; each column's norm comes back to decide.
+  template <class T>
+  static std::vector<double> gram_schmidt(execution& exec, matrix<T>& q, double eps, double drop) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram_schmidt";
+    std::vector<double> norms(static_cast<std::size_t>(q.cols()), -1.0);
+    auto* dot = static_cast<T*>(exec.device_scratch());
+    const index_t n = q.rows();
+    const unsigned blocks = detail::grid_blocks(n);
+    for (index_t j = 0; j < q.cols(); ++j) {
+      for (int pass = 0; pass < 2; ++pass)
+        for (index_t i = 0; i < j; ++i) {
+          if (norms[static_cast<std::size_t>(i)] < 0) continue;
+          detail::dot<T>(exec, n, q.col(i), q.col(j), dot, where);
+          detail::subtract_scaled_kernel<<<blocks, detail::block_threads, 0, exec.stream()>>>(q.col(j), q.col(i), dot, n);
+          detail::check_launch(where, "ogpsa's Gram-Schmidt update kernel");
+        }
+      const double norm = static_cast<double>(detail::nrm2<T>(exec, n, q.col(j), where));
+      if (!(norm + eps >= drop)) {
+        OGPSA_CUDA_CHECK(where, cudaMemsetAsync(q.col(j), 0, static_cast<std::size_t>(n) * sizeof(T), exec.stream()));
+        continue;
+      }
+      detail::divide_kernel<<<blocks, detail::block_threads, 0, exec.stream()>>>(q.col(j), n, static_cast<T>(norm + eps));
+      detail::check_launch(where, "ogpsa's Gram-Schmidt scaling kernel");
+      norms[static_cast<std::size_t>(j)] = norm;
+    }
+    return norms;
+  }
+
+  template <class To, class From>
+  static matrix<To> convert(execution& exec, const matrix<From>& m) {
+    matrix<To> out(m.rows(), m.cols(), exec.stream());
+    detail::convert_into<false>(exec, detail::dense(m), out.data(), out.rows(), "ogpsa::cuda::backend::convert");
+    return out;
+  }
+
+  template <class T>
+  static Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> to_host(execution& exec, const matrix<T>& m) {
+    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> h(m.rows(), m.cols());
+    if (m.size() > 0)
+      OGPSA_CUDA_CHECK("ogpsa::cuda::backend::to_host",
+                       cudaMemcpyAsync(h.data(), m.data(), m.bytes(), cudaMemcpyDeviceToHost, exec.stream()));
+    exec.synchronize();
+    return h;
+  }
+
+  template <class T>
+  static matrix<T> from_host(execution& exec, const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>& h) {
+    matrix<T> m(h.rows(), h.cols(), exec.stream());
+    if (m.size() > 0)
+      OGPSA_CUDA_CHECK("ogpsa::cuda::backend::from_host",
+                       cudaMemcpyAsync(m.data(), h.data(), m.bytes(), cudaMemcpyHostToDevice, exec.stream()));
+    exec.synchronize();  // h may go away as soon as this returns
+    return m;
+  }
+
+  /// Projects every column of `target` in place: c = U^T x, then x <- s x - U r where the rule
+  /// turns c into (r, s), column by column (see `project_all`).
+  template <class Basis, class G, class Rule>
+  static void project(execution& exec, const matrix<Basis>& basis, ref<G> target, const Rule& rule, workspace& ws,
+                      projection_stats& stats, bool diagnostics) {
+    constexpr const char* where = "ogpsa::cuda::backend::project";
+    projection_task<matrix<Basis>, ref<G>> task{&basis, target, {}};
+    const std::span<projection_task<matrix<Basis>, ref<G>>> one(&task, 1);
+    coefficients(exec, one, ws, diagnostics, where);
+    update(exec, one, rule, ws, diagnostics, where);
+    stats = task.stats;
+  }
+
+  /// Projects every task's target with its basis in a constant number of launches and fills each
+  /// task's stats: `finite` and `changed` always, the squared norms and scale with
+  /// `diagnostics`. Flat blocks accumulate in `accumulator_t<G, Basis>`; matrix-side blocks run
+  /// as cuBLAS GEMMs in the gradient's type with fp32 accumulation (bf16/fp16 on the tensor
+  /// cores, with operands the gradient type cannot hold exactly split into two parts; fp32 on
+  /// the tensor cores only with `matrix_math::tf32`). A block whose rule removes nothing, or
+  /// whose coefficients are not finite, is not written. `coefficients_all` then `update_all`.
+  /// \throws shape_error when a basis and its target disagree on rows, invalid_argument for a
+  ///         rule that scales gradients on matrix-side blocks or for matrix-side blocks with a
+  ///         double basis and narrower gradients (cuBLAS cannot accumulate those in double).
+  template <class Basis, class G, class Rule>
+  static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                          const Rule& rule, workspace& ws, bool diagnostics) {
+    constexpr const char* where = "ogpsa::cuda::backend::project_all";
+    coefficients(exec, tasks, ws, diagnostics, where);
+    update(exec, tasks, rule, ws, diagnostics, where);
+  }
+
+  /// Phase one of `project_all`: every task's coefficients c = U^T x (k per target column) into
+  /// `ws.packed_coefficients<Acc>()`, in task order (zero for empty targets), followed with
+  /// diagnostics by each task's |x|^2; Acc = accumulator_t<G, Basis>. Returns with the work in
+  /// flight on the stream, so that an all-reduce of that buffer (sharded blocks) can follow.
+  template <class Basis, class G>
+  static void coefficients_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, workspace& ws,
+                               bool diagnostics) {
+    coefficients(exec, tasks, ws, diagnostics, "ogpsa::cuda::backend::coefficients_all");
+  }
+
+  /// Phase two of `project_all`, on the same tasks and workspace: applies the rule to the
+  /// (possibly all-reduced) packed coefficients, writes x <- s x - U r, and fills the stats.
+  /// \throws state_error when it does not follow `coefficients_all` on the same tasks.
+  template <class Basis, class G, class Rule>
+  static void update_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, const Rule& rule,
+                         workspace& ws, bool diagnostics) {
+    update(exec, tasks, rule, ws, diagnostics, "ogpsa::cuda::backend::update_all");
+  }
+
+ private:
+  template <class Basis, class G>
+  static void coefficients(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, workspace& ws,
+                           bool diagnostics, const char* where) {
+    ws.tasks.clear();
+    for (auto& task : tasks) {
+      OGPSA_REQUIRE(task.basis != nullptr, invalid_argument, where, "a task has no basis");
+      task.stats = projection_stats{};
+      ws.tasks.push_back(detail::block_task{task.basis->data(), task.basis->rows(), task.basis->cols(),
+                                            detail::erase(task.target)});
+    }
+    detail::coefficients_blocks<std::remove_const_t<G>, Basis>(exec, ws, diagnostics, where);
+  }
+
+  template <class Basis, class G, class Rule>
+  static void update(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, const Rule& rule,
+                     workspace& ws, bool diagnostics, const char* where) {
+    OGPSA_REQUIRE(tasks.size() == ws.tasks.size(), state_error, where,
+                  "update_all() got " << tasks.size() << " tasks, coefficients_all() " << ws.tasks.size());
+    const std::byte* results =
+        detail::update_blocks<std::remove_const_t<G>, Basis>(exec, ws, rule, diagnostics, where);
+    if (results == nullptr) return;
+    const detail::projection_plan& plan = ws.plan;
+    const auto* records = reinterpret_cast<const detail::projection_record*>(results);
+    const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (plan.layout().flags - plan.result_offset()));
+    for (std::size_t s = 0; s < plan.slots(); ++s) {
+      projection_stats& stats = tasks[plan.task_of(s)].stats;
+      stats.finite = (flags[s] & detail::flag_finite) != 0;
+      stats.changed = (flags[s] & detail::flag_changed) != 0;
+      if (!diagnostics) continue;
+      const detail::projection_record& r = records[s];
+      stats.gradient_sq = r.gradient_sq;
+      stats.coefficient_sq = r.coefficient_sq;
+      stats.removed_dot = r.removed_dot;
+      stats.removed_sq = r.removed_sq;
+      stats.remaining_coefficient_sq = r.remaining_coefficient_sq;
+      stats.scale = r.scale;
+    }
+  }
+
+  template <class T, class S>
+  static void check_columns(const ref<const S>& src, const matrix<T>& dst, index_t col, const char* where) {
+    OGPSA_REQUIRE(src.rows == dst.rows() && col >= 0 && col + src.cols <= dst.cols(), shape_error, where,
+                  "cannot place " << src.rows << " x " << src.cols << " at column " << col << " of a "
+                                  << dst.rows() << " x " << dst.cols() << " matrix");
+  }
+
+  template <class T>
+  static void copy_columns(execution& exec, const T* from, T* to, index_t count, const char* where) {
+    if (count > 0)
+      OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(to, from, static_cast<std::size_t>(count) * sizeof(T),
+                                              cudaMemcpyDeviceToDevice, exec.stream()));
+  }
+
+  static void check_info(execution& exec, const int* status, const char* where) {
+    int seen[2] = {0, 0};
+    OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(seen, status, sizeof seen, cudaMemcpyDeviceToHost, exec.stream()));
+    exec.synchronize();
+    OGPSA_REQUIRE(seen[0] == 0 && seen[1] == 0, backend_error, where,
+                  "cuSOLVER reported info " << seen[0] << " (geqrf) and " << seen[1] << " (orgqr)");
+  }
+
+  /// Double copies of row or column panels of float data (none for double data: it is used
+  /// in place).
+  template <class T>
+  class panel_buffers {
+   public:
+    panel_buffers(execution& exec, index_t length, index_t a_cols, index_t b_cols) {
+      if constexpr (!std::is_same_v<T, double>) {
+        a_ = matrix<double>(length, a_cols, exec.stream());
+        b_ = matrix<double>(length, b_cols, exec.stream());
+      }
+    }
+
+    /// Rows [r, r + n) of m, as an n x cols column-major block with leading dimension n.
+    const double* rows_of(execution& exec, const matrix<T>& m, index_t r, index_t n, int which) {
+      if constexpr (std::is_same_v<T, double>) {
+        return m.data() + r;  // only called with r = 0 and n = rows: leading dimension rows
+      } else {
+        matrix<double>& out = which == 0 ? a_ : b_;
+        const ref<const T> rows{m.data() + r, n, m.cols(), 1, m.rows()};
+        detail::convert_into<false>(exec, rows, out.data(), n, "ogpsa::cuda::backend::gram");
+        return out.data();
+      }
+    }
+
+    /// Columns [c, c + n) of m, widened (leading dimension rows).
+    const double* columns_of(execution& exec, const matrix<T>& m, index_t c, index_t n) {
+      if constexpr (std::is_same_v<T, double>) {
+        return m.col(c);
+      } else {
+        const ref<const T> cols{m.col(c), m.rows(), n, 1, m.rows()};
+        detail::convert_into<false>(exec, cols, a_.data(), m.rows(), "ogpsa::cuda::backend::row_gram");
+        return a_.data();
+      }
+    }
+
+   private:
+    matrix<double> a_, b_;
+  };
+};
+
+}  // namespace ogpsa::cuda
+
+template <>
+struct ogpsa::backend_for<ogpsa::cuda_memory_tag> {
+  using type = ogpsa::cuda::backend;
+};

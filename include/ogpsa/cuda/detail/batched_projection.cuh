@@ -1,0 +1,216 @@
+#pragma once
+/// \file
+/// Runs a many-block projection in its two phases, each a constant number of launches:
+///
+/// - coefficients: the plan of `ws.tasks`, its descriptors uploaded in one copy, then the
+///   matrix-side basis operands, the flat reduction, the coefficient GEMMs and the packing, all
+///   in stream order with no wait for the host. The packed coefficients may be all-reduced next.
+/// - update: the rule and flags kernels, the compaction of the matrix-side blocks to update, one small copy
+///   of the per-block flags (plus the diagnostics records when asked for) to the host, then the
+///   flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
+///   the matrix-side update GEMMs for the blocks that changed, and returns with that work in
+///   flight on the stream.
+
+#include <algorithm>
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "ogpsa/cuda/detail/blas.hpp"
+#include "ogpsa/cuda/detail/launch.hpp"
+#include "ogpsa/cuda/detail/projection_kernels.cuh"
+#include "ogpsa/cuda/detail/projection_plan.hpp"
+#include "ogpsa/cuda/error.hpp"
+#include "ogpsa/cuda/execution.hpp"
+#include "ogpsa/cuda/workspace.hpp"
+
+namespace ogpsa::cuda::detail {
+
+/// The device-side addresses of a plan's regions in the workspace.
+template <class G, class B>
+struct plan_regions {
+  using gemm = gemm_plan<G, B>;
+  using Acc = typename gemm::accumulator;
+  using E = typename gemm::gemm_type;
+
+  plan_regions(std::byte* base, const plan_layout& l)
+      : reduce(reinterpret_cast<const reduce_entry*>(base + l.reduce)),
+        slots(reinterpret_cast<const slot_entry*>(base + l.slots)),
+        bases(reinterpret_cast<const basis_entry*>(base + l.bases)),
+        groups(reinterpret_cast<const group_entry*>(base + l.groups)),
+        member_slot(reinterpret_cast<const int*>(base + l.member_slot)),
+        member_basis(reinterpret_cast<const void* const*>(base + l.member_basis)),
+        member_update(reinterpret_cast<const void* const*>(base + l.member_update)),
+        member_target(reinterpret_cast<void* const*>(base + l.member_target)),
+        member_coefficients(reinterpret_cast<void* const*>(base + l.member_coefficients)),
+        packed(reinterpret_cast<Acc*>(base + l.packed)),
+        partials(reinterpret_cast<Acc*>(base + l.partials)),
+        halves(reinterpret_cast<Acc*>(base + l.halves)),
+        work(reinterpret_cast<Acc*>(base + l.work)),
+        rule_partials(reinterpret_cast<double*>(base + l.rule_partials)),
+        update(reinterpret_cast<E*>(base + l.update_operand)),
+        scales(reinterpret_cast<Acc*>(base + l.scales)),
+        compact_basis(reinterpret_cast<const void**>(base + l.compact_basis)),
+        compact_update(reinterpret_cast<const void**>(base + l.compact_update)),
+        compact_target(reinterpret_cast<void**>(base + l.compact_target)),
+        records(reinterpret_cast<projection_record*>(base + l.records)),
+        flags(reinterpret_cast<std::uint8_t*>(base + l.flags)) {}
+
+  const reduce_entry* reduce;
+  const slot_entry* slots;
+  const basis_entry* bases;
+  const group_entry* groups;
+  const int* member_slot;
+  const void* const* member_basis;
+  const void* const* member_update;
+  void* const* member_target;
+  void* const* member_coefficients;
+  Acc* packed;
+  Acc* partials;
+  Acc* halves;
+  Acc* work;
+  double* rule_partials;
+  E* update;
+  Acc* scales;
+  const void** compact_basis;
+  const void** compact_update;
+  void** compact_target;
+  projection_record* records;
+  std::uint8_t* flags;
+};
+
+/// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, into the packed
+/// coefficients (or the halves' scratch).
+template <class G, class B>
+void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, const char* where) {
+  using gemm = gemm_plan<G, B>;
+  using scalar = typename gemm::cublas_accumulator;
+  using E = typename gemm::gemm_type;
+  const scalar one = 1, zero = 0;
+  for (std::size_t g = 0; g < plan.groups().size(); ++g) {
+    const gemm_shape& sh = plan.groups()[g];
+    const group_entry& members = plan.group_entries()[g];
+    const auto first = static_cast<std::size_t>(members.first);
+    const index_t height = gemm::basis_parts * sh.k;
+    gemm_batched(exec, CUBLAS_OP_T, sh.row_major ? CUBLAS_OP_T : CUBLAS_OP_N, height, sh.cols, sh.rows, &one,
+                 batched_operand{r.member_basis + first, data_type<E>(), sh.rows},
+                 batched_operand{reinterpret_cast<const void* const*>(r.member_target + first), data_type<G>(), sh.ld},
+                 &zero, r.member_coefficients + first, data_type<typename gemm::accumulator>(), height, members.count,
+                 compute_type<E>(exec.math()), where);
+  }
+}
+
+/// X <- X - U R for the members that changed (compacted to the front of each shape's arrays).
+template <class G, class B>
+void update_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
+                  const std::uint8_t* flags, const char* where) {
+  using gemm = gemm_plan<G, B>;
+  using scalar = typename gemm::cublas_accumulator;
+  using E = typename gemm::gemm_type;
+  const scalar one = 1;
+  for (std::size_t g = 0; g < plan.groups().size(); ++g) {
+    const gemm_shape& sh = plan.groups()[g];
+    const group_entry& members = plan.group_entries()[g];
+    index_t changed = 0;
+    for (int m = members.first; m < members.first + members.count; ++m)
+      changed += flags[plan.members()[static_cast<std::size_t>(m)]] == (flag_finite | flag_changed);
+    const auto first = static_cast<std::size_t>(members.first);
+    const scalar alpha = -1 / static_cast<scalar>(gemm::coefficient_scale(sh.rows));
+    const index_t depth = gemm::terms * sh.k;
+    const batched_operand basis{r.compact_basis + first, data_type<E>(), sh.rows};
+    const batched_operand coefficients{r.compact_update + first, data_type<E>(), depth};
+    void* const* targets = r.compact_target + first;
+    const cublasComputeType_t compute = compute_type<E>(exec.math());
+    if (sh.row_major)  // X^T (cols x rows) += alpha R^T U^T
+      gemm_batched(exec, CUBLAS_OP_T, CUBLAS_OP_T, sh.cols, sh.rows, depth, &alpha, coefficients, basis, &one,
+                   targets, data_type<G>(), sh.ld, changed, compute, where);
+    else
+      gemm_batched(exec, CUBLAS_OP_N, CUBLAS_OP_N, sh.rows, sh.cols, depth, &alpha, basis, coefficients, &one,
+                   targets, data_type<G>(), sh.ld, changed, compute, where);
+  }
+}
+
+/// Phase one over `ws.tasks`: plans, uploads, and leaves the packed coefficients on the stream.
+template <class G, class B>
+void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const char* where) {
+  projection_plan& plan = ws.plan;
+  plan.build<G, B>(ws.tasks, diagnostics, where);
+  const plan_layout& l = plan.layout();
+  OGPSA_REQUIRE(plan.total_chunks() < (index_t{1} << 31) && plan.column_chunks() < (index_t{1} << 31),
+                invalid_argument, where,
+                "too much work for one call: " << plan.total_chunks() << " chunks, " << plan.column_chunks()
+                                               << " column chunks");
+  std::byte* device = ws.device(exec, l.total);
+  std::byte* host = ws.host(l.blob + plan.result_bytes());
+  const cudaStream_t stream = exec.stream();
+  const plan_regions<G, B> r(device, l);
+  // Tasks without a slot (empty blocks) keep zero coefficients, as an all-reduce expects.
+  if (l.packed_count > 0)
+    OGPSA_CUDA_CHECK(where, cudaMemsetAsync(r.packed, 0, l.packed_count * sizeof(typename plan_regions<G, B>::Acc), stream));
+  if (plan.slots() == 0) return;
+  plan.fill<G, B>(host, device, ws.tasks);
+  OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(device, host, l.blob, cudaMemcpyHostToDevice, stream));
+  if (plan.built_bases() > 0) {
+    const auto bases = static_cast<unsigned>(std::min<std::size_t>(plan.built_bases(), 65535));
+    build_basis_kernel<G, B><<<dim3(128, bases), block_threads, 0, stream>>>(r.bases, static_cast<int>(plan.built_bases()));
+    check_launch(where, "ogpsa's basis operand kernel");
+  }
+  if (plan.total_chunks() > 0) {
+    reduce_kernel<G, B, typename plan_regions<G, B>::Acc><<<static_cast<unsigned>(plan.total_chunks()), block_threads, 0, stream>>>(
+        r.reduce, static_cast<int>(plan.reduce().size()), r.partials);
+    check_launch(where, "ogpsa's projection reduction kernel");
+  }
+  coefficient_gemms(exec, plan, r, where);
+  pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
+      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.halves, r.packed);
+  check_launch(where, "ogpsa's coefficient packing kernel");
+}
+
+/// Phase two, after `coefficients_blocks` on the same tasks and workspace. Returns the host copy
+/// of the results (records with diagnostics, then one flag byte per slot), or nullptr when no
+/// block had work.
+template <class G, class B, class Rule>
+const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule, bool diagnostics, const char* where) {
+  const projection_plan& plan = ws.plan;
+  OGPSA_REQUIRE(plan.tasks() == ws.tasks.size() && plan.diagnostics() == diagnostics &&
+                    plan.accumulator_bytes() == sizeof(typename gemm_plan<G, B>::accumulator),
+                state_error, where,
+                "update_all() must follow coefficients_all() on the same " << ws.tasks.size()
+                                                                           << " tasks, types and diagnostics setting");
+  if (plan.slots() == 0) return nullptr;
+  OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
+                Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
+                           << plan.members().size() << " blocks are matrix-side");
+  const plan_layout& l = plan.layout();
+  std::byte* device = ws.device(exec, l.total);
+  std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;
+  const cudaStream_t stream = exec.stream();
+  const plan_regions<G, B> r(device, l);
+  rule_kernel<G, B, Rule><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
+      r.slots, static_cast<int>(plan.slots()), r.packed, r.work, r.update, r.scales, r.rule_partials, rule);
+  check_launch(where, "ogpsa's projection rule kernel");
+  flags_kernel<<<static_cast<unsigned>(plan.slots()), block_threads, 0, stream>>>(r.slots, r.packed, r.scales,
+                                                                                    r.rule_partials, r.records, r.flags,
+                                                                                    diagnostics);
+  check_launch(where, "ogpsa's projection flags kernel");
+  if (!plan.groups().empty()) {
+    compact_kernel<<<1, block_threads, 0, stream>>>(r.groups, static_cast<int>(plan.groups().size()), r.member_slot,
+                                                    r.member_basis, r.member_update, r.member_target, r.flags,
+                                                    r.compact_basis, r.compact_update, r.compact_target);
+    check_launch(where, "ogpsa's GEMM compaction kernel");
+  }
+  OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(results, device + plan.result_offset(), plan.result_bytes(),
+                                          cudaMemcpyDeviceToHost, stream));
+  OGPSA_CUDA_CHECK(where, cudaEventRecord(ws.results_event(), stream));
+  if (plan.flat_chunks() > 0) {
+    update_kernel<G, B><<<static_cast<unsigned>(plan.flat_chunks()), block_threads, 0, stream>>>(
+        r.reduce, static_cast<int>(plan.flat_entries()), r.slots, r.work, r.scales, r.flags);
+    check_launch(where, "ogpsa's projection update kernel");
+  }
+  OGPSA_CUDA_CHECK(where, cudaEventSynchronize(ws.results_event()));
+  const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (l.flags - plan.result_offset()));
+  update_gemms(exec, plan, r, flags, where);
+  return results;
+}
+
+}  // namespace ogpsa::cuda::detail

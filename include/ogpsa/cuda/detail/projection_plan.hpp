@@ -1,0 +1,483 @@
+#pragma once
+/// \file
+/// The host half of a many-block projection (`cuda::backend::coefficients_all`, `update_all`
+/// and `project_all`): which blocks take the fused flat kernels and which the batched GEMMs, how
+/// the flat work splits into chunks, how matrix-side blocks group into batched GEMM calls, and
+/// where every intermediate lives in the workspace. Pure host code, tested without a device.
+///
+/// A call runs a constant number of launches whatever the number of blocks: one reduction over
+/// all flat blocks and one batched GEMM per distinct matrix shape for the coefficients, one
+/// kernel that packs them, two that apply the rule to every block and gather its flags, one flat
+/// update, and one batched GEMM per shape for the matrix-side updates.
+///
+/// The packed coefficients are what a data-parallel all-reduce sums between the two phases: for
+/// every task in task order, its k x cols coefficients (column-major, zero for an empty target),
+/// then, with diagnostics, one partial |x|^2 per task. The layout depends on k and cols only, so
+/// ranks holding different shards of the same blocks agree on it.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "ogpsa/bfloat16.hpp"
+#include "ogpsa/config.hpp"
+#include "ogpsa/cuda/detail/device_ref.hpp"
+#include "ogpsa/cuda/detail/launch.hpp"
+#include "ogpsa/element.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/float16.hpp"
+
+namespace ogpsa::cuda::detail {
+
+/// One block to project, with its element types erased (the plan of a call fixes them): its
+/// basis (basis_rows x k, column-major, leading dimension basis_rows) and its target-space
+/// vectors (see `ogpsa::family`).
+struct block_task {
+  const void* basis = nullptr;
+  index_t basis_rows = 0;
+  index_t k = 0;
+  device_ref<void> target{};
+};
+
+/// Elements per packet load of the fused flat kernels: 16 bytes of the wider of the two types.
+template <class G, class B>
+inline constexpr int packet_width = static_cast<int>(16 / std::max(sizeof(G), sizeof(B)));
+
+/// Packet loads per thread (and basis column) in one chunk, the unit of work of one block.
+inline constexpr int chunk_steps = 8;
+
+/// Target columns per block of the packing and rule kernels (one per thread), so that a wide
+/// matrix-side block spreads over many blocks instead of queueing on one multiprocessor.
+inline constexpr index_t column_chunk = block_threads;
+
+template <class G, class B>
+inline constexpr index_t chunk_elements = index_t{block_threads} * packet_width<G, B> * chunk_steps;
+
+/// How matrix-side products are formed. cuBLAS multiplies operands of one element type and the
+/// large operand is the gradient, so the products run in E = G, accumulating in fp32 (fp64 for
+/// double). An operand E cannot hold exactly (a float basis, or the float coefficients, with
+/// bf16 or fp16 gradients) is split in two, hi = E(v) and lo = E(v - hi), so that the tensor-core
+/// products stay exact to about 2^-16 relative (2^-22 for fp16), far below the gradient's own
+/// rounding. The update then sums the product terms U_hi R_hi + U_lo R_hi + U_hi R_lo (the
+/// lo-lo term is below that rounding), as one GEMM over stacked operands.
+template <class G, class B>
+struct gemm_plan {
+  using gemm_type = G;
+  using accumulator = accumulator_t<G, B>;
+  using cublas_accumulator = std::conditional_t<std::is_same_v<G, double>, double, float>;
+
+  /// A double basis with narrower gradients asks for fp64 accumulation, which cuBLAS does not
+  /// offer on narrower operands.
+  static constexpr bool supported = std::is_same_v<accumulator, cublas_accumulator>;
+
+  static constexpr bool basis_exact = std::is_same_v<B, G> || std::is_same_v<G, double> ||
+                                      (std::is_same_v<G, float> && sizeof(B) == 2);
+  static constexpr int basis_parts = basis_exact ? 1 : 2;
+  static constexpr int coefficient_parts = std::is_same_v<accumulator, G> ? 1 : 2;
+  static constexpr int terms = basis_parts * coefficient_parts == 4 ? 3 : basis_parts * coefficient_parts;
+  /// Whether the update's basis operand must be built (converted, split or repeated) per call.
+  static constexpr bool build_basis = !std::is_same_v<B, G> || terms > 1;
+
+  /// Which part (0: hi or whole, 1: lo) of the basis and of the coefficients term t multiplies.
+  static constexpr OGPSA_HOST_DEVICE int basis_part(int t) { return basis_parts == 2 && t == 1 ? 1 : 0; }
+  static constexpr OGPSA_HOST_DEVICE int coefficient_part(int t) { return coefficient_parts == 2 && t == terms - 1 ? 1 : 0; }
+
+  /// fp16 coefficients can exceed fp16's range (|c| <= |x| <= 65504 sqrt(rows)); they are
+  /// scaled by a power of two before the split, and the update GEMM's alpha undoes it.
+  static float coefficient_scale(index_t rows) {
+    if constexpr (!std::is_same_v<G, float16> || coefficient_parts == 1) {
+      return 1.0f;
+    } else {
+      const int e = static_cast<int>(std::ceil(0.5 * std::log2(static_cast<double>(std::max<index_t>(rows, 1))))) + 1;
+      return std::ldexp(1.0f, -e);
+    }
+  }
+};
+
+/// A reduction over one vector set: per chunk, the k coefficients u_j^T x and, with
+/// diagnostics, |x|^2. The vectors are `outer` runs of `inner` contiguous elements.
+struct reduce_entry {
+  void* x;              // gradient elements
+  const void* u;        // basis elements, column j at u + j * ld; null when k == 0 (the norm only)
+  index_t inner;
+  index_t outer;
+  index_t outer_stride;
+  index_t ld;
+  index_t first_chunk;  // chunks of the entries before this one
+  index_t chunks;
+  index_t partials;     // offset of this entry's values x chunks partial sums
+  int k;
+  int values;           // k, plus one for |x|^2 with diagnostics
+  int slot;
+  int packets;          // 1: x, u and ld allow aligned packet loads
+};
+
+/// One block as the packing and rule kernels see it.
+struct slot_entry {
+  index_t packed;        // offset of its k x cols coefficients in the packed buffer
+  index_t norm;          // index of its |x|^2 in the packed buffer, -1 without diagnostics
+  index_t halves;        // matrix blocks with a split basis: offset of the GEMM's 2k x cols output, else -1
+  index_t work;          // offset of its 2k x cols working copy: r on top, the original c below
+  index_t cols;
+  index_t first_column_chunk;  // column chunks of the slots before this one
+  index_t column_chunks;
+  index_t update;        // matrix blocks: offset of the (terms * k) x cols coefficient operand
+  int k;
+  int reduce;            // its reduce entry, or -1
+  int matrix;            // 1: matrix-side (GEMMs), 0: flat (fused kernels)
+  float scale;           // matrix blocks: factor applied to the coefficients before the split
+};
+
+/// One matrix-side basis to convert into the update GEMM's operand [part(t) of U for each term t].
+struct basis_entry {
+  const void* u;
+  void* operand;
+  index_t rows;
+  int k;
+};
+
+/// A batched GEMM call: the members [first, first + count) of the member arrays.
+struct group_entry {
+  int first;
+  int count;
+};
+
+/// Per-block numbers for diagnostics (projection_stats without the flags).
+struct projection_record {
+  double gradient_sq;
+  double coefficient_sq;
+  double removed_dot;
+  double removed_sq;
+  double remaining_coefficient_sq;
+  double scale;
+};
+
+/// Per-block sums the rule kernels reduce over columns, in double, in this order.
+enum rule_sum { coefficient_sq, removed_dot, removed_sq, remaining_sq, non_finite, removed_any, rule_sums };
+
+/// Bits of a block's flag byte.
+inline constexpr std::uint8_t flag_finite = 1, flag_changed = 2;
+
+/// The shape shared by the members of one batched GEMM call.
+struct gemm_shape {
+  index_t rows = 0, cols = 0, k = 0, ld = 0;
+  bool row_major = false;
+  friend bool operator==(const gemm_shape&, const gemm_shape&) = default;
+};
+
+/// Byte offsets of regions in one allocation, each aligned for any element type and for
+/// coalesced access.
+class region_layout {
+ public:
+  static constexpr std::size_t alignment = 256;
+  template <class T>
+  std::size_t add(std::size_t count) {
+    const std::size_t at = end_;
+    end_ = round_up(end_ + count * sizeof(T));
+    return at;
+  }
+  std::size_t size() const noexcept { return end_; }
+  static std::size_t round_up(std::size_t n) { return (n + alignment - 1) / alignment * alignment; }
+
+ private:
+  std::size_t end_ = 0;
+};
+
+/// Where everything lives for one call. The descriptors (`blob`) are built on the host and
+/// uploaded in one copy; the rest is device scratch. `results` (records, then flags) is what
+/// comes back to the host: flags only without diagnostics.
+struct plan_layout {
+  std::size_t blob = 0;  // bytes of the uploaded descriptors, at offset 0
+  std::size_t reduce = 0, slots = 0, bases = 0, groups = 0;
+  std::size_t member_slot = 0, member_basis = 0, member_update = 0, member_target = 0, member_coefficients = 0;
+  std::size_t packed = 0, packed_count = 0;  // the packed coefficients: offset, elements
+  std::size_t partials = 0, halves = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
+  std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
+  std::size_t records = 0, flags = 0;  // adjacent: one copy brings both back
+  std::size_t total = 0;
+};
+
+/// The plan of one `project_all` call. Reused across calls (its vectors keep their capacity), so
+/// a warm projection allocates nothing on the host.
+class projection_plan {
+ public:
+  /// Classifies the tasks of a call over gradients G and bases B and sizes everything. Tasks
+  /// with an empty target or basis get no slot: nothing is computed or written for them.
+  /// \throws shape_error when a basis and its target disagree on rows, invalid_argument for a
+  ///         null basis or a matrix-side block whose types cuBLAS cannot multiply at the
+  ///         requested accumulation.
+  template <class G, class B>
+  void build(std::span<const block_task> tasks, bool diagnostics, const char* where) {
+    clear();
+    tasks_ = tasks.size();
+    diagnostics_ = diagnostics;
+    accumulator_bytes_ = sizeof(typename gemm_plan<G, B>::accumulator);
+    width_ = packet_width<G, B>;
+    chunk_ = chunk_elements<G, B>;
+    for (std::size_t i = 0; i < tasks.size(); ++i) classify<G, B>(tasks[i], i, where);
+    // Flat blocks first (the update kernel covers exactly their chunks), then the norm-only
+    // entries of matrix blocks.
+    for (std::size_t s = 0; s < slot_task_.size(); ++s)
+      if (!slots_[s].matrix) add_reduce<G, B>(tasks[slot_task_[s]], static_cast<int>(s), true);
+    flat_chunks_ = total_chunks_;
+    flat_entries_ = reduce_.size();
+    if (diagnostics)
+      for (std::size_t s = 0; s < slot_task_.size(); ++s)
+        if (slots_[s].matrix) add_reduce<G, B>(tasks[slot_task_[s]], static_cast<int>(s), false);
+    group_members(tasks);
+    size_regions<G, B>(tasks);
+  }
+
+  /// Writes the descriptors into `blob` (host memory of `layout().blob` bytes) with the device
+  /// addresses they will have in the workspace that starts at `device`.
+  template <class G, class B>
+  void fill(std::byte* blob, std::byte* device, std::span<const block_task> tasks) const {
+    using gemm = gemm_plan<G, B>;
+    using E = typename gemm::gemm_type;
+    using accumulator = typename gemm::accumulator;
+    std::copy(reduce_.begin(), reduce_.end(), reinterpret_cast<reduce_entry*>(blob + layout_.reduce));
+    std::copy(slots_.begin(), slots_.end(), reinterpret_cast<slot_entry*>(blob + layout_.slots));
+    std::copy(group_entries_.begin(), group_entries_.end(), reinterpret_cast<group_entry*>(blob + layout_.groups));
+    auto* bases = reinterpret_cast<basis_entry*>(blob + layout_.bases);
+    auto* member_slot = reinterpret_cast<int*>(blob + layout_.member_slot);
+    auto* member_basis = reinterpret_cast<const void**>(blob + layout_.member_basis);
+    auto* member_update = reinterpret_cast<const void**>(blob + layout_.member_update);
+    auto* member_target = reinterpret_cast<void**>(blob + layout_.member_target);
+    auto* member_coefficients = reinterpret_cast<void**>(blob + layout_.member_coefficients);
+    for (std::size_t m = 0; m < members_.size(); ++m) {
+      const int s = members_[m];
+      const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
+      const slot_entry& e = slots_[static_cast<std::size_t>(s)];
+      const void* operand = t.basis;
+      if constexpr (gemm::build_basis) {
+        E* built = reinterpret_cast<E*>(device + layout_.basis_operand) + basis_offset_[m];
+        bases[m] = basis_entry{t.basis, built, t.target.rows, static_cast<int>(t.k)};
+        operand = built;
+      }
+      member_slot[m] = s;
+      member_basis[m] = operand;
+      member_update[m] = reinterpret_cast<const E*>(device + layout_.update_operand) + e.update;
+      member_target[m] = t.target.data;
+      // The GEMM writes U^T X straight into the packed buffer, or its two halves to scratch.
+      accumulator* c = e.halves >= 0 ? reinterpret_cast<accumulator*>(device + layout_.halves) + e.halves
+                                     : reinterpret_cast<accumulator*>(device + layout_.packed) + e.packed;
+      member_coefficients[m] = c;
+    }
+  }
+
+  const plan_layout& layout() const noexcept { return layout_; }
+  bool diagnostics() const noexcept { return diagnostics_; }
+  /// The tasks the plan was built for.
+  std::size_t tasks() const noexcept { return tasks_; }
+  /// The packed coefficients' element size: the accumulator type of the call.
+  std::size_t accumulator_bytes() const noexcept { return accumulator_bytes_; }
+  /// Blocks that get computed, and the task each one is.
+  std::size_t slots() const noexcept { return slots_.size(); }
+  std::size_t task_of(std::size_t slot) const { return slot_task_[slot]; }
+  const std::vector<slot_entry>& slot_entries() const noexcept { return slots_; }
+  /// Reduce entries (all) and those of flat blocks (a prefix), with their chunk totals.
+  const std::vector<reduce_entry>& reduce() const noexcept { return reduce_; }
+  std::size_t flat_entries() const noexcept { return flat_entries_; }
+  index_t total_chunks() const noexcept { return total_chunks_; }
+  /// Column chunks over all slots: the grid of the packing and rule kernels.
+  index_t column_chunks() const noexcept { return column_chunks_; }
+  index_t flat_chunks() const noexcept { return flat_chunks_; }
+  /// Matrix-side batched GEMM calls: their shape and members (slots, contiguous per call).
+  const std::vector<gemm_shape>& groups() const noexcept { return shapes_; }
+  const std::vector<group_entry>& group_entries() const noexcept { return group_entries_; }
+  const std::vector<int>& members() const noexcept { return members_; }
+  /// Basis operands built per call (one per member when the types need it, else none).
+  std::size_t built_bases() const noexcept { return built_bases_; }
+  /// Bytes the results copy brings back: records (with diagnostics) and flags, adjacent.
+  std::size_t result_offset() const noexcept { return diagnostics_ ? layout_.records : layout_.flags; }
+  std::size_t result_bytes() const noexcept { return layout_.flags + slots_.size() - result_offset(); }
+
+ private:
+  void clear() {
+    tasks_ = 0;
+    reduce_.clear();
+    slots_.clear();
+    slot_task_.clear();
+    shapes_.clear();
+    group_entries_.clear();
+    members_.clear();
+    basis_offset_.clear();
+    packed_at_.clear();
+    total_chunks_ = flat_chunks_ = column_chunks_ = 0;
+    flat_entries_ = built_bases_ = 0;
+    layout_ = {};
+  }
+
+  static bool flat(const device_ref<void>& target) { return target.cols == 1 && target.row_stride == 1; }
+
+  template <class G, class B>
+  void classify(const block_task& t, std::size_t i, const char* where) {
+    OGPSA_REQUIRE(t.basis_rows == t.target.rows || t.k == 0, shape_error, where,
+                  "block " << i << ": the basis has " << t.basis_rows << " rows, the target "
+                           << t.target.rows);
+    if (t.target.size() == 0 || t.k == 0) return;
+    OGPSA_REQUIRE(t.basis != nullptr, invalid_argument, where, "block " << i << " has a null basis");
+    const bool matrix = !flat(t.target);
+    constexpr bool supported = gemm_plan<G, B>::supported;
+    if (matrix)
+      OGPSA_REQUIRE(supported, invalid_argument, where,
+                    "block " << i << " is matrix-side (" << t.target.rows << " x " << t.target.cols
+                             << ") and cuBLAS cannot accumulate " << element_traits<G>::name
+                             << " gradients in double: use a basis no wider than the gradient's "
+                                "accumulator, or flat blocks");
+    slot_task_.push_back(i);
+    const index_t cols = matrix ? t.target.cols : 1;
+    const index_t chunks = (cols + column_chunk - 1) / column_chunk;
+    slots_.push_back(slot_entry{0, -1, -1, 0, cols, column_chunks_, chunks, 0, static_cast<int>(t.k), -1, matrix ? 1 : 0,
+                                matrix ? gemm_plan<G, B>::coefficient_scale(t.target.rows) : 1.0f});
+    column_chunks_ += chunks;
+  }
+
+  static bool aligned(const void* p, std::size_t bytes) {
+    return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+  }
+
+  template <class G, class B>
+  void add_reduce(const block_task& t, int slot, bool with_basis) {
+    const device_ref<void>& x = t.target;
+    const bool by_columns = x.column_major();
+    reduce_entry e{};
+    e.x = x.data;
+    e.u = with_basis ? t.basis : nullptr;
+    e.inner = by_columns ? x.rows : x.cols;
+    e.outer = by_columns ? x.cols : x.rows;
+    e.outer_stride = by_columns ? x.col_stride : x.row_stride;
+    e.ld = x.rows;
+    e.k = with_basis ? static_cast<int>(t.k) : 0;
+    e.values = e.k + (diagnostics_ ? 1 : 0);
+    e.slot = slot;
+    const index_t elements = e.inner * e.outer;
+    const bool contiguous = e.outer == 1 || e.outer_stride == e.inner;
+    e.packets = contiguous && elements % width_ == 0 && aligned(e.x, static_cast<std::size_t>(width_) * sizeof(G)) &&
+                (e.u == nullptr || (e.ld % width_ == 0 && aligned(e.u, static_cast<std::size_t>(width_) * sizeof(B))));
+    e.chunks = (elements + chunk_ - 1) / chunk_;
+    e.first_chunk = total_chunks_;
+    total_chunks_ += e.chunks;
+    slots_[static_cast<std::size_t>(slot)].reduce = static_cast<int>(reduce_.size());
+    reduce_.push_back(e);
+  }
+
+  static gemm_shape shape_of(const block_task& t) {
+    const device_ref<void>& x = t.target;
+    const bool row_major = !x.column_major();
+    return gemm_shape{x.rows, x.cols, t.k, row_major ? x.row_stride : x.col_stride, row_major};
+  }
+
+  /// Members of each shape, in slot order, contiguous per group.
+  void group_members(std::span<const block_task> tasks) {
+    group_of_.clear();
+    for (std::size_t s = 0; s < slots_.size(); ++s) {
+      if (!slots_[s].matrix) continue;
+      const gemm_shape shape = shape_of(tasks[slot_task_[s]]);
+      const auto found = std::find(shapes_.begin(), shapes_.end(), shape);
+      group_of_.push_back(static_cast<int>(found - shapes_.begin()));
+      if (found == shapes_.end()) shapes_.push_back(shape);
+    }
+    group_entries_.assign(shapes_.size(), group_entry{0, 0});
+    for (int g : group_of_) ++group_entries_[static_cast<std::size_t>(g)].count;
+    for (std::size_t g = 1; g < group_entries_.size(); ++g)
+      group_entries_[g].first = group_entries_[g - 1].first + group_entries_[g - 1].count;
+    members_.assign(group_of_.size(), -1);
+    fill_count_.assign(shapes_.size(), 0);
+    std::size_t m = 0;
+    for (std::size_t s = 0; s < slots_.size(); ++s) {
+      if (!slots_[s].matrix) continue;
+      const auto g = static_cast<std::size_t>(group_of_[m++]);
+      members_[static_cast<std::size_t>(group_entries_[g].first + fill_count_[g]++)] = static_cast<int>(s);
+    }
+  }
+
+  template <class G, class B>
+  void size_regions(std::span<const block_task> tasks) {
+    using gemm = gemm_plan<G, B>;
+    using accumulator = typename gemm::accumulator;
+    using E = typename gemm::gemm_type;
+    built_bases_ = gemm::build_basis ? members_.size() : 0;
+    region_layout l;
+    layout_.reduce = l.add<reduce_entry>(reduce_.size());
+    layout_.slots = l.add<slot_entry>(slots_.size());
+    layout_.bases = l.add<basis_entry>(built_bases_);
+    layout_.groups = l.add<group_entry>(group_entries_.size());
+    layout_.member_slot = l.add<int>(members_.size());
+    layout_.member_basis = l.add<const void*>(members_.size());
+    layout_.member_update = l.add<const void*>(members_.size());
+    layout_.member_target = l.add<void*>(members_.size());
+    layout_.member_coefficients = l.add<void*>(members_.size());
+    layout_.blob = l.size();
+
+    // Packed: every task's k x cols coefficients in task order, then one |x|^2 per task.
+    index_t packed = 0;
+    packed_at_.clear();
+    for (const block_task& t : tasks) {
+      packed_at_.push_back(packed);
+      packed += t.k * t.target.cols;
+    }
+    const index_t norms = packed;
+    if (diagnostics_) packed += static_cast<index_t>(tasks.size());
+    index_t partials = 0, halves = 0, work = 0, update = 0, basis = 0;
+    for (reduce_entry& e : reduce_) {
+      e.partials = partials;
+      partials += e.values * e.chunks;
+    }
+    for (std::size_t s = 0; s < slots_.size(); ++s) {
+      slot_entry& e = slots_[s];
+      e.packed = packed_at_[slot_task_[s]];
+      e.norm = diagnostics_ ? norms + static_cast<index_t>(slot_task_[s]) : -1;
+      e.work = work;
+      work += 2 * e.k * e.cols;
+      if (!e.matrix) continue;
+      e.update = update;
+      update += gemm::terms * e.k * e.cols;
+      if (gemm::basis_parts == 1) continue;
+      e.halves = halves;
+      halves += 2 * e.k * e.cols;
+    }
+    for (int s : members_) {
+      const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
+      basis_offset_.push_back(basis);
+      if (gemm::build_basis) basis += t.target.rows * gemm::terms * t.k;
+    }
+    layout_.packed_count = static_cast<std::size_t>(packed);
+    layout_.packed = l.add<accumulator>(layout_.packed_count);
+    layout_.partials = l.add<accumulator>(static_cast<std::size_t>(partials));
+    layout_.halves = l.add<accumulator>(static_cast<std::size_t>(halves));
+    layout_.work = l.add<accumulator>(static_cast<std::size_t>(work));
+    layout_.rule_partials = l.add<double>(static_cast<std::size_t>(column_chunks_) * rule_sums);
+    layout_.update_operand = l.add<E>(static_cast<std::size_t>(update));
+    layout_.basis_operand = l.add<E>(static_cast<std::size_t>(basis));
+    layout_.scales = l.add<accumulator>(slots_.size());
+    layout_.compact_basis = l.add<const void*>(members_.size());
+    layout_.compact_update = l.add<const void*>(members_.size());
+    layout_.compact_target = l.add<void*>(members_.size());
+    layout_.records = l.add<projection_record>(slots_.size());
+    layout_.flags = layout_.records + slots_.size() * sizeof(projection_record);  // adjacent
+    layout_.total = region_layout::round_up(layout_.flags + slots_.size());
+  }
+
+  std::size_t tasks_ = 0;
+  bool diagnostics_ = false;
+  std::size_t accumulator_bytes_ = 0;
+  int width_ = 1;
+  index_t chunk_ = 1;
+  std::vector<reduce_entry> reduce_;
+  std::vector<slot_entry> slots_;
+  std::vector<std::size_t> slot_task_;
+  std::vector<gemm_shape> shapes_;
+  std::vector<group_entry> group_entries_;
+  std::vector<int> members_, group_of_, fill_count_;
+  std::vector<index_t> basis_offset_, packed_at_;
+  index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0;
+  std::size_t flat_entries_ = 0, built_bases_ = 0;
+  plan_layout layout_;
+};
+
+}  // namespace ogpsa::cuda::detail
