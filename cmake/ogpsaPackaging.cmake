@@ -14,6 +14,13 @@ install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DATAD
 
 export(EXPORT ogpsaTargets NAMESPACE ogpsa:: FILE "${PROJECT_BINARY_DIR}/ogpsaTargets.cmake")
 
+# The CUDA backend is the package's `cuda` component: find_package(ogpsa COMPONENTS cuda).
+if(TARGET ogpsa_cuda)
+  install(TARGETS ogpsa_cuda EXPORT ogpsaCudaTargets)
+  install(EXPORT ogpsaCudaTargets NAMESPACE ogpsa:: DESTINATION "${OGPSA_CONFIG_DESTINATION}")
+  export(EXPORT ogpsaCudaTargets NAMESPACE ogpsa:: FILE "${PROJECT_BINARY_DIR}/ogpsaCudaTargets.cmake")
+endif()
+
 configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/ogpsaConfig.cmake.in"
   "${PROJECT_BINARY_DIR}/ogpsaConfig.cmake"
   INSTALL_DESTINATION "${OGPSA_CONFIG_DESTINATION}")

@@ -4,5 +4,12 @@ include_guard(GLOBAL)
 add_library(ogpsa_warnings INTERFACE)
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   target_compile_options(ogpsa_warnings INTERFACE
-    -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -Werror)
+    "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;-Wpedantic;-Wshadow;-Wconversion;-Wno-sign-conversion;-Werror>"
+    # nvcc: its own diagnostics as errors, and the host compiler's on the code it generates
+    # (without -Wpedantic, which objects to nvcc's line markers).
+    "$<$<COMPILE_LANGUAGE:CUDA>:SHELL:-Werror all-warnings>"
+    "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wshadow,-Wconversion,-Wno-sign-conversion,-Werror>")
+  # Eigen never runs on the device in ogpsa; without this, nvcc warns about the device
+  # annotations Eigen's headers put on host code.
+  target_compile_definitions(ogpsa_warnings INTERFACE "$<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>")
 endif()

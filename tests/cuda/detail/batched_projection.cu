@@ -1,0 +1,206 @@
+// Many-block projections through `project_all`: every block shape, layout and alignment in one
+// call, checked block by block against the host backend; and the mixed-precision paths (bf16 and
+// fp16 gradients, bf16 bases) against double-precision references.
+#include <array>
+#include <type_traits>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/cuda.cuh>
+
+#include "cuda/device.hpp"
+#include "support.hpp"
+
+using backend = ogpsa::cuda::backend;
+using host_backend = ogpsa::cpu::backend;
+using ogpsa::bfloat16;
+using ogpsa::family;
+using ogpsa::float16;
+using ogpsa::index_t;
+using ogpsa::detail::target_columns;
+namespace t = ogpsa::test;
+namespace tc = ogpsa::test::cuda;
+
+namespace {
+
+ogpsa::cuda::execution& exec() {
+  static auto* e = new ogpsa::cuda::execution;  // never destroyed: see tests/cuda/backend.cu
+  return *e;
+}
+
+/// One block inside a shared gradient buffer: a flat vector of d = m elements, or an m x n
+/// weight stored row-major (PyTorch) or column-major, seen through a family.
+struct block_spec {
+  index_t offset;
+  index_t m, n;
+  bool row_major;
+  family kind;
+  index_t k;
+};
+
+template <class T, class Space>
+auto block_view(T* buffer, const block_spec& b) {
+  using view = ogpsa::matrix_view<T, Space>;
+  const std::array<index_t, 2> strides = b.row_major ? std::array<index_t, 2>{b.n, 1} : std::array<index_t, 2>{1, b.m};
+  return target_columns(view(buffer + b.offset, {b.m, b.n}, strides), b.kind, "test");
+}
+
+/// A host reference as an Eigen matrix with its strides.
+template <class T>
+auto mapped(const ogpsa::detail::matrix_ref<T, ogpsa::host_memory_tag>& r) {
+  using plain = t::matrix<std::remove_const_t<T>>;
+  using stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  return Eigen::Map<std::conditional_t<std::is_const_v<T>, const plain, plain>, 0, stride>(
+      r.data, r.rows, r.cols, stride(r.col_stride, r.row_stride));
+}
+
+index_t basis_rows(const block_spec& b) {
+  return b.kind == family::right ? b.n : b.m;
+}
+
+constexpr index_t chunk = ogpsa::cuda::detail::chunk_elements<float, float>;
+
+// Flat blocks of every size class (one element, below a packet, several chunks, misaligned by one
+// element, wide bases) and matrix-side blocks sharing shapes across layouts and families.
+const std::vector<block_spec> model{
+    {0, 1, 1, false, family::flat, 1},
+    {8, 7, 1, false, family::flat, 2},
+    {16, 4096, 1, false, family::flat, 8},
+    {4113, 3 * chunk + 5, 1, false, family::flat, 9},
+    {40000, 100003, 1, false, family::flat, 17},
+    {140004, 2000, 1, false, family::flat, 64},
+    {142004, 64, 48, false, family::left, 8},
+    {145076, 48, 64, true, family::right, 8},  // the same GEMM shape as the block above
+    {148148, 48, 64, true, family::left, 3},   // a row-major target
+    {151220, 130, 20, false, family::left, 64},
+    {153820, 30, 1, false, family::flat, 0},   // an empty basis
+    {153850, 0, 1, false, family::flat, 2},    // an empty block
+};
+constexpr index_t model_size = 153860;
+
+template <class T, class Rule>
+void check_model(const Rule& rule, bool diagnostics) {
+  const t::matrix<T> data = t::random_matrix<T>(model_size, 1, 21);
+  t::matrix<T> on_host = data;
+  auto on_device = tc::upload(exec(), data);
+  std::vector<t::matrix<T>> host_bases;
+  std::vector<tc::device_matrix<T>> device_bases;
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    const index_t rows = basis_rows(model[i]);
+    host_bases.push_back(rows == 0 ? t::matrix<T>(0, model[i].k)
+                                   : t::random_orthonormal<T>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i)));
+    device_bases.push_back(tc::upload(exec(), host_bases.back()));
+  }
+  std::vector<ogpsa::projection_task<t::matrix<T>, host_backend::ref<T>>> host_tasks;
+  std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> device_tasks;
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    host_tasks.push_back({&host_bases[i], block_view<T, ogpsa::host_memory_tag>(on_host.data(), model[i]), {}});
+    device_tasks.push_back({&device_bases[i], block_view<T, ogpsa::cuda_memory_tag>(on_device.data(), model[i]), {}});
+  }
+  host_backend::workspace host_ws;
+  backend::workspace ws;
+  ogpsa::cpu::execution host;
+  host_backend::project_all(host, std::span(host_tasks), rule, host_ws, diagnostics);
+  backend::project_all(exec(), std::span(device_tasks), rule, ws, diagnostics);
+  const t::matrix<T> got = tc::download(exec(), on_device);
+  const double tolerance = 10 * t::tolerance<T>() * data.cwiseAbs().maxCoeff();
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    CAPTURE(i);
+    const block_spec& b = model[i];
+    const index_t size = b.m * b.n;
+    CHECK((got.middleRows(b.offset, size) - on_host.middleRows(b.offset, size)).cwiseAbs().maxCoeff() <= tolerance);
+    const ogpsa::projection_stats& d = device_tasks[i].stats;
+    const ogpsa::projection_stats& h = host_tasks[i].stats;
+    CHECK(d.finite == h.finite);
+    CHECK(d.changed == h.changed);
+    if (!diagnostics) continue;
+    CHECK(d.gradient_sq == doctest::Approx(h.gradient_sq).epsilon(1e-5));
+    CHECK(d.coefficient_sq == doctest::Approx(h.coefficient_sq).epsilon(1e-4));
+    CHECK(d.removed_dot == doctest::Approx(h.removed_dot).epsilon(1e-4));
+    CHECK(d.removed_sq == doctest::Approx(h.removed_sq).epsilon(1e-4));
+    CHECK(d.remaining_coefficient_sq == doctest::Approx(h.remaining_coefficient_sq).epsilon(1e-4).scale(1e-3 * h.coefficient_sq));
+    CHECK(d.scale == h.scale);
+  }
+  CHECK(got.middleRows(153820, 40) == data.middleRows(153820, 40));  // the empty-basis block and the tail
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("project_all projects every kind of block in one call, as the host backend does one by one", T,
+                   float, double) {
+  for (bool diagnostics : {false, true}) {
+    CAPTURE(diagnostics);
+    check_model<T>(ogpsa::orthogonal{}, diagnostics);
+    check_model<T>(ogpsa::soft{.alpha = 0.5}, diagnostics);
+    check_model<T>(ogpsa::conflict_only{}, diagnostics);
+  }
+}
+
+// A named namespace: doctest names each instantiation after its type.
+namespace mixed {
+
+template <class Gradient, class Basis>
+struct types {
+  using G = Gradient;
+  using B = Basis;
+};
+
+}  // namespace mixed
+
+namespace {
+
+using mixed::types;
+
+/// Relative precision of the gradient type: results are compared to within a few of its ulps.
+template <class G>
+constexpr double precision = std::is_same_v<G, bfloat16> ? 0x1p-8 : std::is_same_v<G, float16> ? 0x1p-10 : 1e-6;
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("low-precision gradients and bases project with fp32 accumulation", P, types<bfloat16, float>,
+                   types<float16, float>, types<bfloat16, bfloat16>, types<float16, float16>, types<float, bfloat16>) {
+  using G = typename P::G;
+  using B = typename P::B;
+  // flat aligned (packet loads), flat of odd length (scalar loads), and two matrix-side layouts
+  const std::vector<block_spec> blocks{{0, 8192, 1, false, family::flat, 2},
+                                       {8192, 4099, 1, false, family::flat, 3},
+                                       {12291, 96, 40, false, family::left, 8},
+                                       {16131, 40, 96, true, family::right, 8},
+                                       {19971, 96, 40, true, family::left, 5}};
+  const index_t total = 23811;
+  t::matrix<float> values = t::random_matrix<float>(total, 1, 40);
+  std::vector<t::matrix<double>> bases;
+  std::vector<tc::device_matrix<B>> device_bases;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const t::matrix<B> u = tc::rounded<B>(t::random_orthonormal<float>(basis_rows(blocks[i]), blocks[i].k, 41));
+    bases.push_back(tc::widened(u));
+    device_bases.push_back(tc::upload(exec(), u));
+  }
+  // Large components in the subspaces, so that what is left after projection tests them.
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    auto x = mapped(block_view<float, ogpsa::host_memory_tag>(values.data(), blocks[i]));
+    x += 30 * bases[i].cast<float>() * t::random_matrix<float>(blocks[i].k, x.cols(), 42);
+  }
+  const t::matrix<G> data = tc::rounded<G>(values);
+  auto on_device = tc::upload(exec(), data);
+  std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks;
+  for (std::size_t i = 0; i < blocks.size(); ++i)
+    tasks.push_back({&device_bases[i], block_view<G, ogpsa::cuda_memory_tag>(on_device.data(), blocks[i]), {}});
+  backend::workspace ws;
+  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, true);
+  const t::matrix<double> got = tc::widened(tc::download(exec(), on_device)), before = tc::widened(data);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    CAPTURE(i);
+    const block_spec& b = blocks[i];
+    const auto xm = mapped(block_view<const double, ogpsa::host_memory_tag>(before.data(), b));
+    const auto ym = mapped(block_view<const double, ogpsa::host_memory_tag>(got.data(), b));
+    const t::matrix<double>& u = bases[i];
+    const t::matrix<double> expected = xm - u * (u.transpose() * xm);
+    const double scale = xm.cwiseAbs().maxCoeff();
+    CHECK(((ym - expected).array().abs() - precision<G> * expected.array().abs()).maxCoeff() < 1e-4 * scale);
+    CHECK((u.transpose() * ym).norm() < 0x1p-6 * (u.transpose() * xm).norm());
+    CHECK(tasks[i].stats.changed);
+    CHECK(tasks[i].stats.gradient_sq == doctest::Approx(xm.squaredNorm()).epsilon(1e-5));
+  }
+}

@@ -1,0 +1,230 @@
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/cuda/detail/projection_plan.hpp>
+
+#include "support.hpp"
+
+using namespace ogpsa::cuda::detail;
+using ogpsa::bfloat16;
+using ogpsa::float16;
+using ogpsa::index_t;
+namespace t = ogpsa::test;
+
+namespace {
+
+// Stand-ins for device memory: the plan records addresses and never dereferences them.
+alignas(256) float gradients[1 << 16];
+alignas(256) float bases[1 << 16];
+
+block_task flat_task(float* x, index_t d, const float* u, index_t k) {
+  return block_task{u, d, k, device_ref<void>{x, d, 1, 1, d}};
+}
+
+block_task matrix_task(float* x, index_t rows, index_t cols, const float* u, index_t k, bool row_major = false) {
+  const device_ref<void> target = row_major ? device_ref<void>{x, rows, cols, cols, 1}
+                                            : device_ref<void>{x, rows, cols, 1, rows};
+  return block_task{u, rows, k, target};
+}
+
+}  // namespace
+
+TEST_CASE("blocks are classified as flat or matrix-side, and empty ones get no slot") {
+  const std::vector<block_task> tasks{flat_task(gradients, 1000, bases, 2), flat_task(gradients, 0, bases, 2),
+                                      matrix_task(gradients, 40, 30, bases, 3), flat_task(gradients, 50, bases, 0)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, false, "test");
+  REQUIRE(plan.slots() == 2);
+  CHECK(plan.task_of(0) == 0);
+  CHECK(plan.task_of(1) == 2);
+  CHECK(plan.slot_entries()[0].matrix == 0);
+  CHECK(plan.slot_entries()[1].matrix == 1);
+  CHECK(plan.slot_entries()[1].cols == 30);
+  CHECK(plan.reduce().size() == 1);  // no norm entry for the matrix block without diagnostics
+  CHECK(plan.groups().size() == 1);
+}
+
+TEST_CASE("flat work is split into chunks, flat entries first, norm-only entries after") {
+  constexpr index_t chunk = chunk_elements<float, float>;
+  const std::vector<block_task> tasks{matrix_task(gradients, 64, 16, bases, 4), flat_task(gradients, 3 * chunk + 5, bases, 9),
+                                      flat_task(gradients, 7, bases, 1)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, true, "test");
+  REQUIRE(plan.reduce().size() == 3);
+  const auto& r = plan.reduce();
+  CHECK(r[0].slot == 1);  // flat blocks, in slot order
+  CHECK(r[0].chunks == 4);
+  CHECK(r[0].first_chunk == 0);
+  CHECK(r[0].values == 10);  // nine coefficients and |x|^2
+  CHECK(r[1].slot == 2);
+  CHECK(r[1].first_chunk == 4);
+  CHECK(r[2].slot == 0);  // the matrix block's |x|^2
+  CHECK(r[2].k == 0);
+  CHECK(r[2].u == nullptr);
+  CHECK(r[2].values == 1);
+  CHECK(plan.flat_entries() == 2);
+  CHECK(plan.flat_chunks() == 5);
+  CHECK(plan.total_chunks() == 6);
+  CHECK(r[1].partials == r[0].partials + 10 * 4);
+  CHECK(plan.slot_entries()[0].reduce == 2);
+  CHECK(plan.slot_entries()[0].norm == 4 * 16 + 9 + 1);  // the norms follow all coefficients
+}
+
+TEST_CASE("rules and flags work by chunks of columns, so wide blocks spread over the device") {
+  const std::vector<block_task> tasks{matrix_task(gradients, 16, 600, bases, 2), flat_task(gradients, 10, bases, 1),
+                                      matrix_task(gradients, 16, 256, bases, 2)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, false, "test");
+  static_assert(column_chunk == 256);
+  const auto& s = plan.slot_entries();
+  CHECK(s[0].column_chunks == 3);
+  CHECK(s[1].first_column_chunk == 3);
+  CHECK(s[1].column_chunks == 1);
+  CHECK(s[2].first_column_chunk == 4);
+  CHECK(s[2].column_chunks == 1);
+  CHECK(plan.column_chunks() == 5);
+  CHECK(plan.layout().rule_partials + 5 * rule_sums * sizeof(double) <= plan.layout().update_operand);
+}
+
+TEST_CASE("packet loads are used only when addresses, lengths and leading dimensions allow them") {
+  constexpr int width = packet_width<float, float>;
+  static_assert(width == 4 && packet_width<bfloat16, bfloat16> == 8 && packet_width<bfloat16, float> == 4 &&
+                packet_width<double, float> == 2);
+  const std::vector<block_task> tasks{flat_task(gradients, 1024, bases, 2), flat_task(gradients + 1, 1024, bases, 2),
+                                      flat_task(gradients, 1022, bases, 2), flat_task(gradients, 1024, bases + 2, 2)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, false, "test");
+  REQUIRE(plan.reduce().size() == 4);
+  CHECK(plan.reduce()[0].packets == 1);
+  CHECK(plan.reduce()[1].packets == 0);  // misaligned gradient
+  CHECK(plan.reduce()[2].packets == 0);  // length (and leading dimension) not a multiple of 4
+  CHECK(plan.reduce()[3].packets == 0);  // misaligned basis
+}
+
+TEST_CASE("matrix-side blocks are grouped by shape and layout, members contiguous per group") {
+  const std::vector<block_task> tasks{matrix_task(gradients, 64, 32, bases, 8), matrix_task(gradients, 32, 64, bases, 8),
+                                      flat_task(gradients, 10, bases, 1), matrix_task(gradients, 64, 32, bases, 8),
+                                      matrix_task(gradients, 64, 32, bases, 8, true), matrix_task(gradients, 64, 32, bases, 4)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, false, "test");
+  REQUIRE(plan.groups().size() == 4);
+  CHECK(plan.group_entries()[0].count == 2);
+  CHECK(plan.group_entries()[1].first == 2);
+  CHECK(plan.members() == std::vector<int>{0, 3, 1, 4, 5});
+  CHECK(plan.groups()[2].row_major);
+  CHECK(plan.groups()[2].ld == 32);
+  CHECK(plan.groups()[3].k == 4);
+}
+
+TEST_CASE("matrix-side products: exact operands stay whole, others are split") {
+  using f = gemm_plan<float, float>;
+  static_assert(f::supported && f::basis_parts == 1 && f::coefficient_parts == 1 && f::terms == 1 && !f::build_basis);
+  using bf = gemm_plan<bfloat16, float>;  // the default storage of bf16 gradients
+  static_assert(bf::supported && bf::basis_parts == 2 && bf::coefficient_parts == 2 && bf::terms == 3 && bf::build_basis);
+  static_assert(bf::basis_part(0) == 0 && bf::basis_part(1) == 1 && bf::basis_part(2) == 0);
+  static_assert(bf::coefficient_part(0) == 0 && bf::coefficient_part(1) == 0 && bf::coefficient_part(2) == 1);
+  using bb = gemm_plan<bfloat16, bfloat16>;
+  static_assert(bb::basis_parts == 1 && bb::coefficient_parts == 2 && bb::terms == 2 && bb::build_basis);
+  static_assert(bb::coefficient_part(1) == 1);
+  using fb = gemm_plan<float, bfloat16>;  // a bf16 basis converts exactly to float
+  static_assert(fb::basis_parts == 1 && fb::terms == 1 && fb::build_basis);
+  static_assert(gemm_plan<double, float>::basis_parts == 1 && gemm_plan<double, float>::supported);
+  static_assert(!gemm_plan<float, double>::supported && !gemm_plan<bfloat16, double>::supported);
+  static_assert(gemm_plan<float16, bfloat16>::basis_parts == 2);
+  CHECK(gemm_plan<float16, float>::coefficient_scale(4096) == doctest::Approx(1.0 / 128));  // sqrt = 64 = 2^6
+  CHECK(gemm_plan<float16, float>::coefficient_scale(4097) == doctest::Approx(1.0 / 256));
+  CHECK(gemm_plan<bfloat16, float>::coefficient_scale(4096) == 1.0f);
+}
+
+TEST_CASE("a double basis with float gradients is refused on matrix-side blocks only") {
+  alignas(256) static double wide[64];
+  const std::vector<block_task> flat{block_task{wide, 64, 1, device_ref<void>{gradients, 64, 1, 1, 64}}};
+  projection_plan plan;
+  CHECK_NOTHROW(plan.build<float, double>(flat, false, "test"));
+  const std::vector<block_task> matrix{block_task{wide, 8, 1, device_ref<void>{gradients, 8, 8, 1, 8}}};
+  t::check_throws_with<ogpsa::invalid_argument>([&] { plan.build<float, double>(matrix, false, "where"); },
+                                                {"where(): block 0 is matrix-side (8 x 8)", "float gradients in double"});
+}
+
+TEST_CASE("bad tasks are clear errors") {
+  projection_plan plan;
+  const std::vector<block_task> rows{block_task{bases, 10, 2, device_ref<void>{gradients, 12, 1, 1, 12}}};
+  t::check_throws_with<ogpsa::shape_error>([&] { plan.build<float, float>(rows, false, "where"); },
+                                           {"where(): block 0: the basis has 10 rows, the target 12"});
+  const std::vector<block_task> null{block_task{nullptr, 12, 2, device_ref<void>{gradients, 12, 1, 1, 12}}};
+  t::check_throws_with<ogpsa::invalid_argument>([&] { plan.build<float, float>(null, false, "where"); },
+                                                {"block 0 has a null basis"});
+}
+
+TEST_CASE("regions are aligned and disjoint, and results are flags alone without diagnostics") {
+  const std::vector<block_task> tasks{flat_task(gradients, 5000, bases, 3), matrix_task(gradients, 64, 32, bases, 8),
+                                      matrix_task(gradients, 64, 32, bases, 8)};
+  for (bool diagnostics : {false, true}) {
+    projection_plan plan;
+    plan.build<bfloat16, float>(tasks, diagnostics, "test");
+    const plan_layout& l = plan.layout();
+    const std::vector<std::size_t> starts{l.reduce, l.slots, l.bases, l.groups, l.member_slot, l.member_basis,
+                                          l.member_update, l.member_target, l.member_coefficients, l.packed,
+                                          l.partials, l.halves, l.work, l.update_operand, l.basis_operand, l.scales,
+                                          l.compact_basis, l.compact_update, l.compact_target, l.records};
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      CHECK(starts[i] % 256 == 0);
+      if (i > 0) CHECK(starts[i] >= starts[i - 1]);
+    }
+    CHECK(l.blob == l.packed);  // the descriptors come first, and only they are uploaded
+    CHECK(l.packed_count == 3 + 2 * 8 * 32 + (diagnostics ? 3 : 0));
+    CHECK(l.flags == l.records + 3 * sizeof(projection_record));
+    CHECK(l.total >= l.flags + 3);
+    CHECK(plan.result_bytes() == (diagnostics ? 3 * sizeof(projection_record) + 3 : 3));
+    // bf16 gradients with a float basis: [U_hi U_lo U_hi] per member (rows x 3k), GEMM halves 2k x cols
+    CHECK(plan.built_bases() == 2);
+    CHECK(l.halves + 2 * 2 * 8 * 32 * sizeof(float) <= l.work);
+    CHECK(l.update_operand + 2 * 3 * 8 * 32 * sizeof(bfloat16) <= l.basis_operand);
+    CHECK(l.basis_operand + 2 * 64 * 3 * 8 * sizeof(bfloat16) <= l.scales);
+  }
+}
+
+TEST_CASE("packed coefficients follow task order, empty tasks included, then one norm per task") {
+  const std::vector<block_task> tasks{matrix_task(gradients, 64, 32, bases, 8), flat_task(gradients, 0, bases, 4),
+                                      flat_task(gradients, 100, bases, 2), flat_task(gradients, 9, bases, 0)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, true, "test");
+  REQUIRE(plan.slots() == 2);
+  CHECK(plan.slot_entries()[0].packed == 0);
+  CHECK(plan.slot_entries()[1].packed == 8 * 32 + 4);  // after the empty block's four zeros
+  CHECK(plan.layout().packed_count == 8 * 32 + 4 + 2 + 4);
+  CHECK(plan.slot_entries()[0].norm == 8 * 32 + 4 + 2 + 0);
+  CHECK(plan.slot_entries()[1].norm == 8 * 32 + 4 + 2 + 2);
+  CHECK(plan.slot_entries()[0].halves == -1);  // a whole float basis: the GEMM writes packed directly
+  CHECK(plan.tasks() == 4);
+  CHECK(plan.accumulator_bytes() == sizeof(float));
+}
+
+TEST_CASE("descriptors point into the workspace at each block's offsets") {
+  const std::vector<block_task> tasks{matrix_task(gradients, 64, 32, bases, 8), flat_task(gradients, 100, bases, 2),
+                                      matrix_task(gradients + 4096, 64, 32, bases, 8)};
+  projection_plan plan;
+  plan.build<bfloat16, float>(tasks, false, "test");
+  const plan_layout& l = plan.layout();
+  std::vector<std::byte> blob(l.blob);
+  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
+  plan.fill<bfloat16, float>(blob.data(), device, tasks);
+  const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
+  const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
+  const auto* targets = reinterpret_cast<void* const*>(blob.data() + l.member_target);
+  const auto* built = reinterpret_cast<const basis_entry*>(blob.data() + l.bases);
+  CHECK(members[0] == 0);
+  CHECK(members[1] == 2);
+  CHECK(targets[1] == gradients + 4096);
+  const slot_entry& third = plan.slot_entries()[2];
+  CHECK(third.halves == 2 * 8 * 32);  // a split basis: the GEMM's two halves go to scratch
+  CHECK(coefficients[1] == reinterpret_cast<float*>(device + l.halves) + third.halves);
+  CHECK(third.work == 2 * 8 * 32 + 2 * 2);
+  CHECK(third.packed == 8 * 32 + 2);
+  CHECK(built[1].operand == reinterpret_cast<bfloat16*>(device + l.basis_operand) + 64 * 3 * 8);
+  CHECK(built[1].rows == 64);
+  CHECK(built[1].k == 8);
+}

@@ -1,0 +1,40 @@
+// Entry point of the tests that need a CUDA device. Without one, every test is skipped: the
+// program says why and exits with 77, which ctest reports as "Skipped". Queries (listing the
+// tests, which ctest does at build time) always work.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <cstdio>
+#include <string>
+
+#include <cuda_runtime_api.h>
+#include <doctest/doctest.h>
+
+namespace {
+
+/// doctest's informational flags (also spelled with its "dt-" prefix): they run no test.
+bool only_queries(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (const auto at = arg.find("dt-"); at <= 2 && at == arg.find_first_not_of('-')) arg.erase(at, 3);
+    for (const char* query : {"--list-test-cases", "--list-test-suites", "--list-reporters", "-ltc", "-lts", "-lr",
+                              "--help", "-h", "-?", "--version", "-v", "--count", "-c"})
+      if (arg == query) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!only_queries(argc, argv)) {
+    int devices = 0;
+    const cudaError_t status = cudaGetDeviceCount(&devices);
+    if (status != cudaSuccess || devices == 0) {
+      std::printf("SKIPPED: no CUDA device here (cudaGetDeviceCount: %s, %d devices); the CUDA tests "
+                  "run on a machine with a GPU\n",
+                  cudaGetErrorString(status), devices);
+      return 77;
+    }
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
