@@ -43,7 +43,7 @@ struct backend {
   template <class T>
   using ref = ogpsa::detail::matrix_ref<T, host_memory_tag>;
 
-  /// Reusable buffers for `project` and `project_all`, so that a warm projection allocates nothing.
+  /// Reusable buffers for the projection primitives, so that a warm projection allocates nothing.
   struct workspace {
     detail::projection_workspace<float> single;
     detail::projection_workspace<double> double_precision;
@@ -51,6 +51,13 @@ struct backend {
     detail::projection_workspace<Acc>& get() {
       if constexpr (std::is_same_v<Acc, float>) return single;
       else return double_precision;
+    }
+    /// The coefficients `coefficients_all` packed: for every task in order its k x n block
+    /// (column-major; zeros for an empty target or basis), then, with diagnostics, one |x|^2 per
+    /// task. Acc is the tasks' accumulator type.
+    template <class Acc>
+    std::span<Acc> packed_coefficients() {
+      return get<Acc>().coefficients;
     }
   };
 
@@ -201,19 +208,37 @@ struct backend {
     stats = task.stats;
   }
 
-  /// Projects every task's target with its basis (see `project`), filling each task's stats, in
-  /// one team of threads that splits the work by bytes, not by task. Dot products accumulate in
-  /// `accumulator_t<G, Basis>` (float for float and 16-bit data) within chunks of rows and in
-  /// double across them; results do not depend on the number of threads.
+  /// Projects every task's target with its basis (see `project`), filling each task's stats:
+  /// `coefficients_all`, then `update_all`. Each half is one team of threads that splits the work
+  /// by bytes, not by task. Dot products accumulate in `accumulator_t<G, Basis>` (float for float
+  /// and 16-bit data) within chunks of rows and in double across them; results do not depend on
+  /// the number of threads.
   /// \throws shape_error when a basis and its target differ in their number of rows (before
   ///         anything is written).
   template <class Basis, class G, class Rule>
   static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                           const Rule& rule, workspace& ws, bool diagnostics) {
+    coefficients_all(exec, tasks, ws, diagnostics);
+    update_all(exec, tasks, rule, ws, diagnostics);
+  }
+
+  /// The first half of `project_all`: every task's coefficients c = U^T x, packed into
+  /// `ws.packed_coefficients<Acc>()`, which a distributed run may all-reduce before `update_all`.
+  /// \throws shape_error as `project_all`.
+  template <class Basis, class G>
+  static void coefficients_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                               workspace& ws, bool diagnostics) {
     using acc = accumulator_t<G, Basis>;
-    detail::many_block_projection<acc, Basis, G, Rule>(tasks, rule, ws.template get<acc>(),
-                                                       diagnostics)
-        .run(exec);
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).coefficients(exec);
+  }
+
+  /// The second half of `project_all`, for the same tasks and diagnostics flag: applies the rule
+  /// to the packed coefficients and writes x <- s x - U r, filling each task's stats.
+  template <class Basis, class G, class Rule>
+  static void update_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                         const Rule& rule, workspace& ws, bool diagnostics) {
+    using acc = accumulator_t<G, Basis>;
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).update(exec, rule);
   }
 };
 

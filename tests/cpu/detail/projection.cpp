@@ -173,3 +173,48 @@ TEST_CASE("a warm workspace serves calls of different shapes") {
     CHECK(std::abs(static_cast<double>(u.col(0).dot(g.col(0)))) < 1e-5 * std::sqrt(static_cast<double>(d)));
   }
 }
+
+TEST_CASE("coefficients_all packs every task's coefficients, which update_all consumes") {
+  model<double> m;
+  auto tasks = m.tasks();
+  backend::workspace ws;
+  ogpsa::cpu::execution exec;
+  backend::coefficients_all(exec, std::span(tasks), ws, true);
+  const auto packed = ws.packed_coefficients<double>();
+  Eigen::Index offset = 0;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    CAPTURE(i);
+    const t::matrix<double>& g = m.gradients[i];
+    const t::matrix<double> x = m.families[i] == family::flat ? t::matrix<double>(g.reshaped()) : g;
+    const t::matrix<double> c = m.bases[i].transpose() * x;  // k x n; zeros when the target is empty
+    const Eigen::Map<const t::matrix<double>> got(packed.data() + offset, c.rows(), c.cols());
+    if (c.size() > 0) CHECK((got - c).cwiseAbs().maxCoeff() <= 1e-12 * (1 + c.cwiseAbs().maxCoeff()));
+    offset += c.size();
+    const double squares = m.bases[i].cols() > 0 ? x.squaredNorm() : 0.0;
+    CHECK(packed[packed.size() - tasks.size() + i] == doctest::Approx(squares).epsilon(1e-12));
+  }
+  CHECK(static_cast<std::size_t>(offset) + tasks.size() == packed.size());
+}
+
+TEST_CASE("an all-reduce between the halves projects a block sharded across ranks") {
+  // One flat block of 2d elements split in two shards, as ZeRO/FSDP would: each rank computes the
+  // partial coefficients of its shard, the sum (the all-reduce) is the full block's, and each
+  // rank updates its shard with it.
+  const Eigen::Index d = tile_rows + 300, k = 3;
+  const t::matrix<double> u = t::random_orthonormal<double>(2 * d, k, 1);
+  t::matrix<double> g = t::random_matrix<double>(2 * d, 1, 2);
+  const t::matrix<double> expected = t::reference_projection(u, g, ogpsa::orthogonal{});
+  std::vector<t::matrix<double>> bases{u.topRows(d), u.bottomRows(d)};
+  std::vector<backend::workspace> ws(2);
+  std::vector<std::vector<task<double>>> shards(2);
+  ogpsa::cpu::execution exec;
+  for (int r = 0; r < 2; ++r) {
+    shards[r].push_back({&bases[r], target_columns(ogpsa::view(g.data() + r * d, d), family::flat, "t"), {}});
+    backend::coefficients_all(exec, std::span(shards[r]), ws[r], false);
+  }
+  const auto first = ws[0].packed_coefficients<double>(), second = ws[1].packed_coefficients<double>();
+  REQUIRE(first.size() == static_cast<std::size_t>(k));
+  for (std::size_t j = 0; j < first.size(); ++j) second[j] = first[j] = first[j] + second[j];  // all-reduce
+  for (int r = 0; r < 2; ++r) backend::update_all(exec, std::span(shards[r]), ogpsa::orthogonal{}, ws[r], false);
+  CHECK((g - expected).cwiseAbs().maxCoeff() < 1e-12);
+}

@@ -3,15 +3,17 @@
 /// Projection of many blocks in one call, split across threads by bytes.
 ///
 /// Each block's target (a d x 1 flat gradient, or the m x n matrix of a matrix-side block) is cut
-/// into tiles: row ranges of one-column targets, column ranges of the others. One team of threads
-/// then runs three phases separated by barriers:
+/// into tiles: row ranges of one-column targets, column ranges of the others. The projection runs
+/// in two halves, each one team of threads with a barrier in the middle, so that a distributed
+/// run can all-reduce every block's coefficients in one call between them:
 ///
-/// 1. coefficients: each member takes consecutive tiles worth an equal share of the bytes read,
-///    and computes their part of C = U^T X (partial dot products of a row range, or the columns of
-///    C that a column range owns);
-/// 2. rules: each block's partial sums are added in tile order, checked for NaN/Inf and turned
-///    by the rule into the coefficients to remove and a scale per column;
-/// 3. update: members take equal shares of the bytes moved and write X <- X diag(s) - U R.
+/// - `coefficients`: each member takes consecutive tiles worth an equal share of the bytes read
+///   and computes their part of C = U^T X (partial dot products of a row range, or the columns of
+///   C that a column range owns); then each block's partial sums are added in tile order and
+///   packed, with |X|^2 when diagnostics are on, into one buffer;
+/// - `update`: each block's packed coefficients are checked for NaN/Inf and turned by the rule
+///   into the coefficients to remove and a scale per column; then members take equal shares of
+///   the bytes moved and write X <- X diag(s) - U R.
 ///
 /// Tiles depend on the shapes only, so every sum is formed in the same order whatever the number
 /// of threads: results are bit-identical on 1 thread or 64.
@@ -60,7 +62,7 @@ struct tile {
 struct task_layout {
   std::size_t first_tile = 0;
   std::size_t end_tile = 0;
-  index_t coefficients = 0;  ///< offset of the k x n coefficients (column-major)
+  index_t coefficients = 0;  ///< offset of the k x n coefficients (column-major) in the packed buffer
   index_t columns = 0;       ///< offset of the n per-column scales
   bool one_column = false;   ///< a contiguous single column, for the vector kernels
 };
@@ -70,41 +72,50 @@ template <class A>
 struct projection_workspace {
   std::vector<task_layout> tasks;
   std::vector<tile> tiles;
-  std::vector<index_t> dot_bytes, update_bytes, rule_work;  ///< running totals, for `share`
+  std::vector<index_t> dot_bytes, update_bytes, task_work;  ///< running totals, for `share`
   std::vector<double> partials;  ///< per tile: k dot products and |g|^2, or |X_tile|^2
-  std::vector<A> coefficients, original, scales;
+  /// The packed coefficients: for every task in order its k x n block (column-major, zeros when
+  /// its target or basis is empty), then, with diagnostics, one |X|^2 per task.
+  std::vector<A> coefficients;
+  std::vector<A> original, scales;
   std::vector<std::vector<A>> panels;  ///< per team member: converted 16-bit GEMM operands
 };
 
 /// The projection of a span of tasks whose bases hold `Basis` and targets `G`, accumulating in `A`.
-template <class A, class Basis, class G, class Rule>
+template <class A, class Basis, class G>
 class many_block_projection {
  public:
   using basis_matrix = Eigen::Matrix<Basis, Eigen::Dynamic, Eigen::Dynamic>;
   using target_ref = ogpsa::detail::matrix_ref<G, host_memory_tag>;
   using task = projection_task<basis_matrix, target_ref>;
 
-  many_block_projection(std::span<task> tasks, const Rule& rule, projection_workspace<A>& ws,
-                        bool diagnostics)
-      : tasks_(tasks), rule_(rule), ws_(ws), diagnostics_(diagnostics) {}
-
-  /// \throws shape_error when a basis and its target disagree on the dimension.
-  void run(const execution& exec) {
+  many_block_projection(std::span<task> tasks, projection_workspace<A>& ws, bool diagnostics)
+      : tasks_(tasks), ws_(ws), diagnostics_(diagnostics) {
     plan();
-    const index_t bytes = ws_.dot_bytes.back() + ws_.update_bytes.back();
-    const int threads =
-        static_cast<int>(std::clamp<index_t>(bytes / bytes_per_thread, 1, max_threads(exec)));
-    if (needs_panels && ws_.panels.size() < static_cast<std::size_t>(threads))
-      ws_.panels.resize(static_cast<std::size_t>(threads));
-    run_team(threads, [&](int member, int members) {
-      const auto [dots_first, dots_end] = share(ws_.dot_bytes, member, members);
-      for (std::size_t t = dots_first; t < dots_end; ++t) compute_coefficients(ws_.tiles[t], member);
+  }
+
+  /// Packs every task's coefficients C = U^T X (and |X|^2 with diagnostics) into ws.coefficients.
+  void coefficients(const execution& exec) {
+    std::fill(ws_.partials.begin(), ws_.partials.end(), 0.0);
+    run_team(team_size(exec, ws_.dot_bytes.back()), [&](int member, int members) {
+      const auto [first_tile, end_tile] = share(ws_.dot_bytes, member, members);
+      for (std::size_t t = first_tile; t < end_tile; ++t) compute_coefficients(ws_.tiles[t], member);
       team_barrier();
-      const auto [rules_first, rules_end] = share(ws_.rule_work, member, members);
-      for (std::size_t i = rules_first; i < rules_end; ++i) apply_rule(i);
+      const auto [first_task, end_task] = share(ws_.task_work, member, members);
+      for (std::size_t i = first_task; i < end_task; ++i) gather_partials(i);
+    });
+  }
+
+  /// Applies the rule to the packed coefficients (as `coefficients` left them, or all-reduced
+  /// since) and writes every target, filling each task's stats.
+  template <class Rule>
+  void update(const execution& exec, const Rule& rule) {
+    run_team(team_size(exec, ws_.update_bytes.back()), [&](int member, int members) {
+      const auto [first_task, end_task] = share(ws_.task_work, member, members);
+      for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
       team_barrier();
-      const auto [update_first, update_end] = share(ws_.update_bytes, member, members);
-      for (std::size_t t = update_first; t < update_end; ++t) update_tile(ws_.tiles[t], member);
+      const auto [first_tile, end_tile] = share(ws_.update_bytes, member, members);
+      for (std::size_t t = first_tile; t < end_tile; ++t) update_tile(ws_.tiles[t], member);
     });
   }
 
@@ -114,16 +125,16 @@ class many_block_projection {
   static constexpr auto gradient_size = static_cast<index_t>(sizeof(G));
 
   /// Cuts every task into tiles and sizes the buffers; the only step that may throw.
+  /// \throws shape_error when a basis and its target disagree on the dimension.
   void plan() {
     ws_.tasks.assign(tasks_.size(), {});
     ws_.tiles.clear();
     ws_.dot_bytes.assign(1, 0);
     ws_.update_bytes.assign(1, 0);
-    ws_.rule_work.assign(1, 0);
+    ws_.task_work.assign(1, 0);
     index_t partials = 0, coefficients = 0, columns = 0;
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
-      task& t = tasks_[i];
-      t.stats = projection_stats{};
+      const task& t = tasks_[i];
       const basis_matrix& u = *t.basis;
       OGPSA_REQUIRE(u.rows() == t.target.rows, shape_error, "ogpsa::cpu::backend::project_all",
                     "task " << i << ": the basis has " << u.rows() << " rows, its target "
@@ -135,16 +146,22 @@ class many_block_projection {
       layout.first_tile = ws_.tiles.size();
       if (u.cols() > 0 && t.target.size() > 0) add_tiles(i, u.cols(), partials);
       layout.end_tile = ws_.tiles.size();
-      if (layout.end_tile > layout.first_tile) {
-        coefficients += u.cols() * t.target.cols;
-        columns += t.target.cols;
-      }
-      ws_.rule_work.push_back(ws_.rule_work.back() + coefficients - layout.coefficients);
+      coefficients += u.cols() * t.target.cols;
+      columns += t.target.cols;
+      ws_.task_work.push_back(ws_.task_work.back() + u.cols() * t.target.cols + 1);
     }
-    ws_.partials.assign(static_cast<std::size_t>(partials), 0.0);
-    ws_.coefficients.resize(static_cast<std::size_t>(coefficients));
+    ws_.partials.resize(static_cast<std::size_t>(partials));
+    packed_ = coefficients;
+    ws_.coefficients.resize(static_cast<std::size_t>(coefficients + (diagnostics_ ? index_t(tasks_.size()) : 0)));
     if (diagnostics_) ws_.original.resize(static_cast<std::size_t>(coefficients));
     ws_.scales.resize(static_cast<std::size_t>(columns));
+  }
+
+  int team_size(const execution& exec, index_t bytes) {
+    const int threads = static_cast<int>(std::clamp<index_t>(bytes / bytes_per_thread, 1, max_threads(exec)));
+    if (needs_panels && ws_.panels.size() < static_cast<std::size_t>(threads))
+      ws_.panels.resize(static_cast<std::size_t>(threads));
+    return threads;
   }
 
   void add_tiles(std::size_t i, index_t k, index_t& partials) {
@@ -167,7 +184,7 @@ class many_block_projection {
     }
   }
 
-  // ---- phase 1: coefficients ------------------------------------------------------------------
+  // ---- the coefficients ----------------------------------------------------------------------------
 
   void compute_coefficients(const tile& tl, int member) {
     const task& t = tasks_[tl.task];
@@ -229,15 +246,41 @@ class many_block_projection {
     return {ws_.coefficients.data() + ws_.tasks[i].coefficients + first * k, k, end - first};
   }
 
-  // ---- phase 2: rules -------------------------------------------------------------------------
-
-  void apply_rule(std::size_t i) {
+  /// Adds a task's partial sums in tile order and packs them: the coefficients of a one-column
+  /// target (a multi-column target's tiles wrote theirs), and |X|^2 with diagnostics. A task
+  /// without tiles packs zeros.
+  void gather_partials(std::size_t i) {
     const task_layout& layout = ws_.tasks[i];
-    if (layout.end_tile == layout.first_tile) return;
+    const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
+    A* packed = ws_.coefficients.data() + layout.coefficients;
+    double squares = 0;
+    if (layout.end_tile == layout.first_tile) {
+      std::fill(packed, packed + k * n, A(0));
+    } else {
+      const index_t width = layout.one_column ? k + 1 : 1;
+      double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
+      for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
+        const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
+        for (index_t j = 0; j < width; ++j) total[j] += partial[j];
+      }
+      if (layout.one_column)
+        for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
+      squares = total[width - 1];
+    }
+    if (diagnostics_) ws_.coefficients[static_cast<std::size_t>(packed_) + i] = static_cast<A>(squares);
+  }
+
+  // ---- the update: rules, then targets ----------------------------------------------------------
+
+  template <class Rule>
+  void apply_rule(std::size_t i, const Rule& rule) {
+    const task_layout& layout = ws_.tasks[i];
     projection_stats& stats = tasks_[i].stats;
+    stats = projection_stats{};
+    if (layout.end_tile == layout.first_tile) return;
     const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
     auto c = coefficient_block(i, 0, n);
-    gather_partials(i, c, stats);
+    if (diagnostics_) stats.gradient_sq = static_cast<double>(ws_.coefficients[static_cast<std::size_t>(packed_) + i]);
     stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
     if (!stats.finite) return;
     stats.coefficient_sq = squared_norm(c);
@@ -246,28 +289,11 @@ class many_block_projection {
     if (diagnostics_) original = c;
     A* scales = ws_.scales.data() + layout.columns;
     for (index_t j = 0; j < n; ++j) {
-      scales[j] = rule_.apply(c.col(j).data(), k);
+      scales[j] = rule.apply(c.col(j).data(), k);
       stats.scale = static_cast<double>(scales[j]);
       stats.changed = stats.changed || scales[j] != A(1) || !c.col(j).isZero(0);
     }
     if (diagnostics_) record(stats, original, c, scales);
-  }
-
-  /// Adds the tiles' partial sums in tile order, into the first tile's: the coefficients of a
-  /// one-column target, and |X|^2 when diagnostics are on (-1 otherwise, as `projection_stats`
-  /// documents).
-  template <class C>
-  void gather_partials(std::size_t i, C& c, projection_stats& stats) {
-    const task_layout& layout = ws_.tasks[i];
-    const index_t k = c.rows(), width = layout.one_column ? k + 1 : 1;
-    double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
-    for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
-      const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
-      for (index_t j = 0; j < width; ++j) total[j] += partial[j];
-    }
-    if (layout.one_column)
-      for (index_t j = 0; j < k; ++j) c(j, 0) = static_cast<A>(total[j]);
-    if (diagnostics_) stats.gradient_sq = total[width - 1];
   }
 
   template <class M>
@@ -288,8 +314,6 @@ class many_block_projection {
           static_cast<double>((original.col(j) * scales[j] - removed.col(j)).squaredNorm());
     }
   }
-
-  // ---- phase 3: update ------------------------------------------------------------------------
 
   void update_tile(const tile& tl, int member) {
     const task& t = tasks_[tl.task];
@@ -349,9 +373,9 @@ class many_block_projection {
   }
 
   std::span<task> tasks_;
-  const Rule& rule_;
   projection_workspace<A>& ws_;
   bool diagnostics_;
+  index_t packed_ = 0;  ///< coefficients in the packed buffer, before the |X|^2 of each task
 };
 
 }  // namespace ogpsa::cpu::detail

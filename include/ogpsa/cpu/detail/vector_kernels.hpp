@@ -5,24 +5,23 @@
 /// in one pass. Together they move the minimal traffic, (3 + 2k) elements per row: g and U read
 /// once for the coefficients; U and g read and g written once for the update.
 ///
-/// Rows go in chunks that stay in L1 while up to `column_group` basis columns stream past. A dot
-/// product keeps `lanes` independent partial sums in the accumulator type, which a compiler maps
-/// to SIMD registers without reassociating anything (so no -ffast-math is needed), and adds each
-/// chunk's sum to a double. Every addition's order is fixed by the row range alone: results do not
-/// depend on how rows are split across threads, as long as ranges start at multiples of
-/// `chunk_rows`.
+/// Rows go in chunks; within a chunk, up to `column_group` basis columns stream together with the
+/// gradient, so that memory sees a few long sequential streams. With more columns, the chunk's
+/// gradient (widened to the accumulator type) stays in L1 for the next groups. A dot product keeps
+/// `lanes` independent partial sums in the accumulator type (one SIMD block, lanes.hpp; no
+/// -ffast-math needed) and adds each chunk's sum to a double. Every addition's order is fixed by the row range alone: results do not depend on how
+/// rows are split across threads, as long as ranges start at multiples of `chunk_rows`.
 
 #include <algorithm>
 #include <type_traits>
 
 #include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/lanes.hpp"
 #include "ogpsa/detail/convert.hpp"
 
 namespace ogpsa::cpu::detail {
 
-/// Independent partial sums per dot product: one AVX-512 register of floats, two AVX2 ones.
-inline constexpr index_t lanes = 16;
-/// Rows of the gradient kept in L1 (8 KiB of float) while basis columns stream past.
+/// Rows per chunk: 8 KiB of float gradient, kept in L1 while further column groups stream past.
 inline constexpr index_t chunk_rows = 2048;
 /// Basis columns streamed together, so that their accumulators fit in registers.
 inline constexpr index_t column_group = 8;
@@ -40,56 +39,68 @@ void with_columns(index_t n, F&& f) {
   }
 }
 
-/// sums[j] += sum_{i < n} u[j * ld + i] * x[i], for j < Columns.
-template <index_t Columns, class A, class B>
-void chunk_dots(const A* x, index_t n, const B* u, index_t ld, double* sums) {
-  A acc[Columns][lanes] = {};
+/// sums[j] += sum_{i < n} u[j * ld + i] * x[i] for j < Columns, in `A`. With `Keep`, also stores
+/// x widened to `A` in `kept`, for the next column groups. Two blocks of partial sums per column
+/// (alternate blocks of rows) keep two multiply-add chains in flight even for one column.
+template <index_t Columns, bool Keep, class A, class X, class B>
+void chunk_dots(const X* x, index_t n, const B* u, index_t ld, double* sums, A* kept) {
+  block<A> acc[2][Columns] = {};
+  auto add_block = [&](index_t i, block<A>* partial) {
+    block<A> v, w;
+    load<A>(v, x + i);
+    if constexpr (Keep) store<A>(kept + i, v);
+    for (index_t j = 0; j < Columns; ++j) {
+      load<A>(w, u + j * ld + i);
+      partial[j] += w * v;
+    }
+  };
   index_t i = 0;
-  for (; i + lanes <= n; i += lanes)
-    for (index_t j = 0; j < Columns; ++j)
-      for (index_t l = 0; l < lanes; ++l)
-        acc[j][l] += ogpsa::detail::widen<A>(u[j * ld + i + l]) * x[i + l];
-  for (; i < n; ++i)
-    for (index_t j = 0; j < Columns; ++j)
-      acc[j][i % lanes] += ogpsa::detail::widen<A>(u[j * ld + i]) * x[i];
-  for (index_t j = 0; j < Columns; ++j) {
-    A sum = 0;
-    for (index_t l = 0; l < lanes; ++l) sum += acc[j][l];
-    sums[j] += static_cast<double>(sum);
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    add_block(i, acc[0]);
+    add_block(i + lanes, acc[1]);
   }
-}
-
-/// x[i] -= sum_{j < Columns} u[j * ld + i] * r[j], for i < n.
-template <index_t Columns, class A, class B>
-void chunk_update(A* x, index_t n, const B* u, index_t ld, const A* r) {
-  index_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    A v[lanes];  // a local copy: the compiler need not fear that x aliases u
-    for (index_t l = 0; l < lanes; ++l) v[l] = x[i + l];
-    for (index_t j = 0; j < Columns; ++j)
-      for (index_t l = 0; l < lanes; ++l) v[l] -= ogpsa::detail::widen<A>(u[j * ld + i + l]) * r[j];
-    for (index_t l = 0; l < lanes; ++l) x[i + l] = v[l];
+  if (i + lanes <= n) {
+    add_block(i, acc[0]);
+    i += lanes;
   }
-  for (; i < n; ++i)
-    for (index_t j = 0; j < Columns; ++j) x[i] -= ogpsa::detail::widen<A>(u[j * ld + i]) * r[j];
+  for (; i < n; ++i) {
+    const A v = ogpsa::detail::widen<A>(x[i]);
+    if constexpr (Keep) kept[i] = v;
+    for (index_t j = 0; j < Columns; ++j) acc[1][j][i % lanes] += ogpsa::detail::widen<A>(u[j * ld + i]) * v;
+  }
+  for (index_t j = 0; j < Columns; ++j)
+    sums[j] += static_cast<double>(lane_sum<A>(acc[0][j]) + lane_sum<A>(acc[1][j]));
 }
 
-/// x[i] = s * g[i] in the accumulator type, for i < n.
-template <class A, class G>
-void load_chunk(const G* g, index_t n, A s, A* x) {
+/// out[i] = s * in[i] - sum_{j < Columns} u[j * ld + i] * r[j] for i < n, computed in `A` and
+/// rounded to out's type (`in` and `out` may be the same array). Two blocks at a time keep two
+/// multiply-add chains in flight.
+template <index_t Columns, class A, class In, class Out, class B>
+void chunk_update(const In* in, A s, Out* out, index_t n, const B* u, index_t ld, const A* r) {
+  block<A> scale, removed[Columns];
+  splat<A>(scale, s);
+  for (index_t j = 0; j < Columns; ++j) splat<A>(removed[j], r[j]);
   index_t i = 0;
-  for (; i + lanes <= n; i += lanes)
-    for (index_t l = 0; l < lanes; ++l) x[i + l] = s * ogpsa::detail::widen<A>(g[i + l]);
-  for (; i < n; ++i) x[i] = s * ogpsa::detail::widen<A>(g[i]);
-}
-
-/// g[i] = x[i] rounded to the gradient's type, for i < n.
-template <class A, class G>
-void store_chunk(const A* x, index_t n, G* g) {
-  index_t i = 0;
-  for (; i + lanes <= n; i += lanes)
-    for (index_t l = 0; l < lanes; ++l) g[i + l] = ogpsa::detail::narrow<G>(x[i + l]);
-  for (; i < n; ++i) g[i] = ogpsa::detail::narrow<G>(x[i]);
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    block<A> v0, v1, w0, w1;
+    load<A>(v0, in + i);
+    load<A>(v1, in + i + lanes);
+    v0 = scale * v0;
+    v1 = scale * v1;
+    for (index_t j = 0; j < Columns; ++j) {
+      load<A>(w0, u + j * ld + i);
+      load<A>(w1, u + j * ld + i + lanes);
+      v0 -= w0 * removed[j];
+      v1 -= w1 * removed[j];
+    }
+    store<A>(out + i, v0);
+    store<A>(out + i + lanes, v1);
+  }
+  for (; i < n; ++i) {
+    A v = s * ogpsa::detail::widen<A>(in[i]);
+    for (index_t j = 0; j < Columns; ++j) v -= ogpsa::detail::widen<A>(u[j * ld + i]) * r[j];
+    out[i] = ogpsa::detail::narrow<Out>(v);
+  }
 }
 
 /// For rows [begin, end) of a one-column target g and its basis U (k columns, column stride ld):
@@ -98,14 +109,19 @@ void store_chunk(const A* x, index_t n, G* g) {
 template <class A, class G, class B>
 void accumulate_dots(const G* g, const B* u, index_t ld, index_t k, index_t begin, index_t end,
                      double* sums, bool squares) {
-  A x[chunk_rows];
+  A kept[chunk_rows];  // g widened, for column groups after the first
   for (index_t row = begin; row < end; row += chunk_rows) {
     const index_t n = std::min(chunk_rows, end - row);
-    load_chunk(g + row, n, A(1), x);
-    for (index_t j = 0; j < k; j += column_group)
-      with_columns(std::min(column_group, k - j),
-                   [&](auto columns) { chunk_dots<columns()>(x, n, u + j * ld + row, ld, sums + j); });
-    if (squares) chunk_dots<1>(x, n, x, 0, sums + k);
+    const B* chunk = u + row;
+    with_columns(std::min(column_group, k), [&](auto columns) {
+      if (k > column_group) chunk_dots<decltype(columns)::value, true>(g + row, n, chunk, ld, sums, kept);
+      else chunk_dots<decltype(columns)::value, false>(g + row, n, chunk, ld, sums, kept);
+    });
+    for (index_t j = column_group; j < k; j += column_group)
+      with_columns(std::min(column_group, k - j), [&](auto columns) {
+        chunk_dots<decltype(columns)::value, false>(kept, n, chunk + j * ld, ld, sums + j, kept);
+      });
+    if (squares) chunk_dots<1, false>(g + row, n, g + row, 0, sums + k, kept);
   }
 }
 
@@ -113,14 +129,22 @@ void accumulate_dots(const G* g, const B* u, index_t ld, index_t k, index_t begi
 template <class A, class G, class B>
 void update_rows(G* g, const B* u, index_t ld, index_t k, const A* r, A s, index_t begin,
                  index_t end) {
-  A x[chunk_rows];
+  A partial[chunk_rows];  // s g - (U r so far), between column groups
   for (index_t row = begin; row < end; row += chunk_rows) {
     const index_t n = std::min(chunk_rows, end - row);
-    load_chunk(g + row, n, s, x);
-    for (index_t j = 0; j < k; j += column_group)
-      with_columns(std::min(column_group, k - j),
-                   [&](auto columns) { chunk_update<columns()>(x, n, u + j * ld + row, ld, r + j); });
-    store_chunk(x, n, g + row);
+    G* x = g + row;
+    const B* chunk = u + row;
+    if (k <= column_group) {
+      with_columns(k, [&](auto columns) { chunk_update<decltype(columns)::value>(x, s, x, n, chunk, ld, r); });
+      continue;
+    }
+    chunk_update<column_group>(x, s, partial, n, chunk, ld, r);
+    index_t j = column_group;
+    for (; j + column_group < k; j += column_group)
+      chunk_update<column_group>(partial, A(1), partial, n, chunk + j * ld, ld, r + j);
+    with_columns(k - j, [&](auto columns) {
+      chunk_update<decltype(columns)::value>(partial, A(1), x, n, chunk + j * ld, ld, r + j);
+    });
   }
 }
 
