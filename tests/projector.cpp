@@ -357,25 +357,45 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
   for (float x : grad) CHECK(std::abs(x) < 1e-6f);
 }
 
-TEST_CASE("feed_columns estimates a right block's input space from layer inputs, as GPM does") {
-  // A linear layer y = W x with W (out x in) row-major, as PyTorch stores it; its gradient is
-  // dy x^T, so every gradient row lies in the span of the inputs x.
-  const Eigen::Index out = 12, in = 30, samples = 50;
-  const t::matrix<float> inputs = t::low_rank_plus_noise<float>(samples, in, 4, 0.0, 120);  // N x in, rank 4
-  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> w_grad = t::random_matrix<float>(out, in, 121);
-  ogpsa::projector<ogpsa::exact_svd> p(ogpsa::exact_svd{.rank = 4});
-  const auto id = p.add_block("fc.weight", ogpsa::view(w_grad), family::right);
+TEST_CASE("feed_columns takes target-space vectors directly, as a fed gradient's columns") {
+  using svd = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float>>;
+  t::matrix<float> w = t::matrix<float>::Zero(6, 5);
+  const std::vector<t::matrix<float>> grads{t::random_matrix<float>(6, 5, 1), t::random_matrix<float>(6, 5, 2)};
+  svd by_gradient(ogpsa::exact_svd{.rank = 3}), by_columns(ogpsa::exact_svd{.rank = 3});
+  const auto a = by_gradient.add_block("w", ogpsa::view(w), family::right);
+  const auto b = by_columns.add_block("w", ogpsa::view(w), family::right);
+  by_gradient.begin_reference_pass();
+  by_columns.begin_reference_pass();
+  for (const auto& g : grads) {
+    by_gradient.feed(a, ogpsa::view(g));
+    const t::matrix<float> rows_as_columns = g.transpose();  // a right block's vectors are G's rows
+    by_columns.feed_columns(b, ogpsa::view(rows_as_columns));
+  }
+  by_gradient.finish_reference_pass();
+  by_columns.finish_reference_pass();
+  CHECK(by_columns.state().blocks[0].basis == by_gradient.state().blocks[0].basis);
+}
+
+TEST_CASE("feed_columns estimates a right block's input space from layer inputs (GPM)") {
+  using svd = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
+  const t::matrix<double> inputs = t::low_rank_plus_noise<double>(9, 5, 2, 0.0, 3);  // 9 inputs of a rank-2 space
+  t::matrix<double> g = t::random_matrix<double>(6, 9, 4) * inputs;  // a gradient whose rows lie in that space
+  const double before = g.norm();
+  svd p(ogpsa::exact_svd{.rank = 2});
+  const auto id = p.add_block("fc", ogpsa::view(g), family::right);
   p.begin_reference_pass();
-  const auto x = ogpsa::view(inputs);  // column-major N x in; its transpose is in x N
-  p.feed_columns(id, ogpsa::matrix_view<const float>(x.data_handle(), {in, samples}, {x.stride(1), x.stride(0)}));
+  const t::matrix<double> columns = inputs.transpose();
+  p.feed_columns(id, ogpsa::view(columns));
   p.finish_reference_pass();
   p.project();
-  // The projected gradient no longer moves the layer's output on any reference input.
-  const t::matrix<float> responses = t::matrix<float>(w_grad) * inputs.transpose();
-  CHECK(responses.cwiseAbs().maxCoeff() < 1e-4f);
+  CHECK(g.norm() < 1e-12 * before);
 
   p.begin_reference_pass();
-  const t::matrix<float> wrong(in + 1, 3);
-  t::check_throws_with<ogpsa::shape_error>([&] { p.feed_columns(id, ogpsa::view(wrong)); },
-                                           {"ogpsa::projector::feed_columns()", "target dimension 30", "31 rows"});
+  const t::matrix<double> too_long = t::matrix<double>::Zero(6, 3);
+  t::check_throws_with<ogpsa::shape_error>([&] { p.feed_columns(id, ogpsa::view(too_long)); },
+                                           {"ogpsa::projector::feed_columns()", "'fc' (right)",
+                                            "target dimension 5", "length 6"});
+  p.abandon_reference_pass();
+  t::check_throws_with<ogpsa::state_error>([&] { p.feed_columns(id, ogpsa::view(columns)); },
+                                           {"ogpsa::projector::feed_columns()", "no reference pass"});
 }
