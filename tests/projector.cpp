@@ -457,3 +457,46 @@ TEST_CASE("bf16 gradients project within bf16 rounding of the fp32 result on the
     CHECK(((t::to_double(bf16) - exact).cwiseAbs() - bound).maxCoeff() <= 0);
   }
 }
+
+TEST_CASE("feed_columns takes target-space vectors directly, as a fed gradient's columns") {
+  using svd = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float>>;
+  t::matrix<float> w = t::matrix<float>::Zero(6, 5);
+  const std::vector<t::matrix<float>> grads{t::random_matrix<float>(6, 5, 1), t::random_matrix<float>(6, 5, 2)};
+  svd by_gradient(ogpsa::exact_svd{.rank = 3}), by_columns(ogpsa::exact_svd{.rank = 3});
+  const auto a = by_gradient.add_block("w", ogpsa::view(w), family::right);
+  const auto b = by_columns.add_block("w", ogpsa::view(w), family::right);
+  by_gradient.begin_reference_pass();
+  by_columns.begin_reference_pass();
+  for (const auto& g : grads) {
+    by_gradient.feed(a, ogpsa::view(g));
+    const t::matrix<float> rows_as_columns = g.transpose();  // a right block's vectors are G's rows
+    by_columns.feed_columns(b, ogpsa::view(rows_as_columns));
+  }
+  by_gradient.finish_reference_pass();
+  by_columns.finish_reference_pass();
+  CHECK(by_columns.state().blocks[0].basis == by_gradient.state().blocks[0].basis);
+}
+
+TEST_CASE("feed_columns estimates a right block's input space from layer inputs (GPM)") {
+  using svd = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
+  const t::matrix<double> inputs = t::low_rank_plus_noise<double>(9, 5, 2, 0.0, 3);  // 9 inputs of a rank-2 space
+  t::matrix<double> g = t::random_matrix<double>(6, 9, 4) * inputs;  // a gradient whose rows lie in that space
+  const double before = g.norm();
+  svd p(ogpsa::exact_svd{.rank = 2});
+  const auto id = p.add_block("fc", ogpsa::view(g), family::right);
+  p.begin_reference_pass();
+  const t::matrix<double> columns = inputs.transpose();
+  p.feed_columns(id, ogpsa::view(columns));
+  p.finish_reference_pass();
+  p.project();
+  CHECK(g.norm() < 1e-12 * before);
+
+  p.begin_reference_pass();
+  const t::matrix<double> too_long = t::matrix<double>::Zero(6, 3);
+  t::check_throws_with<ogpsa::shape_error>([&] { p.feed_columns(id, ogpsa::view(too_long)); },
+                                           {"ogpsa::projector::feed_columns()", "'fc' (right)",
+                                            "target dimension 5", "length 6"});
+  p.abandon_reference_pass();
+  t::check_throws_with<ogpsa::state_error>([&] { p.feed_columns(id, ogpsa::view(columns)); },
+                                           {"ogpsa::projector::feed_columns()", "no reference pass"});
+}
