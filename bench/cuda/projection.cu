@@ -24,7 +24,7 @@ void device_copy(benchmark::State& state) {
   bc::time_on_device(state, exec, [&] {
     OGPSA_CUDA_CHECK("bench", cudaMemcpyAsync(b.data(), a.data(), a.bytes(), cudaMemcpyDeviceToDevice, exec.stream()));
   });
-  ogpsa::bench::set_traffic(state, 2.0 * static_cast<double>(a.bytes()));
+  ogpsa::bench::set_traffic(state, 2.0 * static_cast<double>(a.bytes()), static_cast<double>(n));
 }
 
 template <class G, class B>
@@ -37,7 +37,8 @@ void flat_projection(benchmark::State& state) {
   ogpsa::projection_task<backend::matrix<B>, backend::ref<G>> task{&u, {g.data(), d, 1, 1, d}, {}};
   backend::workspace ws;
   bc::time_on_device(state, exec, [&] { backend::project_all(exec, std::span(&task, 1), ogpsa::orthogonal{}, ws, false); });
-  ogpsa::bench::set_traffic(state, static_cast<double>(d) * static_cast<double>(3 * sizeof(G) + 2 * k * sizeof(B)));
+  ogpsa::bench::set_traffic(state, static_cast<double>(d) * static_cast<double>(3 * sizeof(G) + 2 * k * sizeof(B)),
+                              static_cast<double>(d));
 }
 
 template <class G, class B>
@@ -51,7 +52,8 @@ void matrix_projection(benchmark::State& state) {
   ogpsa::projection_task<backend::matrix<B>, backend::ref<G>> task{&u, {g.data(), m, n, 1, m}, {}};
   backend::workspace ws;
   bc::time_on_device(state, exec, [&] { backend::project_all(exec, std::span(&task, 1), ogpsa::orthogonal{}, ws, false); });
-  ogpsa::bench::set_traffic(state, 3.0 * static_cast<double>(m * n * sizeof(G)) + 2.0 * static_cast<double>(m * k * sizeof(B)));
+  ogpsa::bench::set_traffic(state, 3.0 * static_cast<double>(m * n * sizeof(G)) + 2.0 * static_cast<double>(m * k * sizeof(B)),
+                              static_cast<double>(m * n));
 }
 
 /// A model's gradients in one buffer (each tensor 256-byte aligned, as framework allocators
@@ -100,7 +102,7 @@ void whole_model(benchmark::State& state) {
   model_blocks<G, B> model(exec, shapes, state.range(1), state.range(2));
   backend::workspace ws;
   bc::time_on_device(state, exec, [&] { backend::project_all(exec, std::span(model.tasks), ogpsa::orthogonal{}, ws, false); });
-  ogpsa::bench::set_traffic(state, model.traffic);
+  ogpsa::bench::set_traffic(state, model.traffic, static_cast<double>(bc::parameters(shapes)));
   state.counters["parameters"] = static_cast<double>(bc::parameters(shapes));
   state.counters["blocks"] = static_cast<double>(shapes.size());
   state.SetLabel(model_of(state).name);
@@ -117,7 +119,8 @@ void one_block(benchmark::State& state) {
   ogpsa::projection_task<backend::matrix<B>, backend::ref<G>> task{&u, {g.data(), d, 1, 1, d}, {}};
   backend::workspace ws;
   bc::time_on_device(state, exec, [&] { backend::project_all(exec, std::span(&task, 1), ogpsa::orthogonal{}, ws, false); });
-  ogpsa::bench::set_traffic(state, static_cast<double>(d) * static_cast<double>(3 * sizeof(G) + 2 * k * sizeof(B)));
+  ogpsa::bench::set_traffic(state, static_cast<double>(d) * static_cast<double>(3 * sizeof(G) + 2 * k * sizeof(B)),
+                              static_cast<double>(d));
   state.SetLabel(model_of(state).name);
 }
 
