@@ -68,6 +68,83 @@ TEST_CASE_TEMPLATE("gram and row_gram accumulate in double across panels, as the
         t::matrix<double>::Zero(2, 2));
 }
 
+namespace {
+
+/// Device copies of host parts of equal height, and the host matrix of them side by side.
+template <class T>
+std::vector<tc::device_matrix<T>> upload_parts(const std::vector<t::matrix<T>>& parts) {
+  std::vector<tc::device_matrix<T>> out;
+  for (const t::matrix<T>& p : parts) out.push_back(tc::upload(exec(), p));
+  return out;
+}
+
+template <class T>
+t::matrix<double> side_by_side(const std::vector<t::matrix<T>>& parts) {
+  index_t cols = 0;
+  for (const t::matrix<T>& p : parts) cols += p.cols();
+  t::matrix<double> out(parts.front().rows(), cols);
+  index_t at = 0;
+  for (const t::matrix<T>& p : parts) {
+    out.middleCols(at, p.cols()) = p.template cast<double>();
+    at += p.cols();
+  }
+  return out;
+}
+
+/// Parts of 1, 0, 3 and 1 columns over rows that span several panels of widened rows.
+template <class T>
+std::vector<t::matrix<T>> some_parts(index_t rows, std::uint32_t seed) {
+  return {t::random_matrix<T>(rows, 1, seed), t::matrix<T>(rows, 0), t::random_matrix<T>(rows, 3, seed + 1),
+          t::random_matrix<T>(rows, 1, seed + 2)};
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("gram of parts side by side and squared_norm accumulate in double", T, float, double) {
+  const index_t rows = 900'001;  // several panels at the widths used here
+  const std::vector<t::matrix<T>> parts = some_parts<T>(rows, 5);
+  const t::matrix<T> b = t::random_matrix<T>(rows, 2, 9);
+  const auto dparts = upload_parts(parts);
+  const auto db = tc::upload(exec(), b);
+  const t::matrix<double> all = side_by_side(parts);
+  const t::matrix<double> cross = all.transpose() * as_double(b);
+  CHECK((backend::gram(exec(), dparts, db) - cross).cwiseAbs().maxCoeff() < 1e-8 * cross.cwiseAbs().maxCoeff());
+  const t::matrix<double> self = backend::gram(exec(), dparts);
+  REQUIRE(self.rows() == 5);
+  CHECK((self - all.transpose() * all).cwiseAbs().maxCoeff() < 1e-8 * self.cwiseAbs().maxCoeff());
+  CHECK((self - self.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  CHECK(backend::squared_norm(exec(), db) == doctest::Approx(as_double(b).squaredNorm()).epsilon(1e-12));
+  CHECK(backend::squared_norm(exec(), tc::upload(exec(), t::matrix<T>(0, 3))) == 0.0);
+  const std::vector<tc::device_matrix<T>> mismatched = upload_parts<T>({t::matrix<T>(4, 1), t::matrix<T>(5, 1)});
+  CHECK_THROWS_AS(backend::gram(exec(), mismatched), ogpsa::shape_error);
+}
+
+TEST_CASE_TEMPLATE("products of parts side by side, and in place, read the parts once per panel", T, float, double) {
+  const index_t rows = 1'100'003;
+  const std::vector<t::matrix<T>> parts = some_parts<T>(rows, 12);
+  const t::matrix<double> all = side_by_side(parts);
+  const t::matrix<double> x = t::random_matrix<double>(5, 2, 13);
+  const double tolerance = 100 * t::tolerance<T>();
+
+  const t::matrix<T> product = tc::download(exec(), backend::multiply(exec(), upload_parts(parts), x));
+  CHECK((as_double(product) - all * x).cwiseAbs().maxCoeff() < tolerance);
+
+  // parts[0] <- [parts] y, with y of cols(parts[0]) = 1 column; the others unchanged.
+  const t::matrix<double> y = t::random_matrix<double>(5, 1, 14);
+  auto in_place = upload_parts(parts);
+  backend::multiply_in_place(exec(), in_place, y);
+  CHECK((as_double(tc::download(exec(), in_place[0])) - all * y).cwiseAbs().maxCoeff() < tolerance);
+  CHECK(tc::download(exec(), in_place[2]) == parts[2]);
+
+  // a <- a z for a square z.
+  const t::matrix<double> z = t::random_matrix<double>(3, 3, 15);
+  auto a = tc::upload(exec(), parts[2]);
+  backend::multiply_in_place(exec(), a, z);
+  CHECK((as_double(tc::download(exec(), a)) - as_double(parts[2]) * z).cwiseAbs().maxCoeff() < tolerance);
+  CHECK_THROWS_AS(backend::multiply_in_place(exec(), a, t::matrix<double>(3, 2)), ogpsa::shape_error);
+  CHECK_THROWS_AS(backend::multiply(exec(), upload_parts(parts), t::matrix<double>(4, 2)), ogpsa::shape_error);
+}
+
 TEST_CASE_TEMPLATE("thin_qr factors tall and wide matrices like the host backend, up to signs", T, float, double) {
   for (auto [rows, cols] : {std::pair<index_t, index_t>{300, 9}, {9, 20}}) {
     CAPTURE(rows);

@@ -8,7 +8,9 @@
 ///   (all k coefficients in one reduction, then the update), matrix-side blocks batched cuBLAS
 ///   GEMMs; the rule runs in a kernel. See `detail/batched_projection.cuh`.
 /// - estimator data (snapshots, sums, bases): on the device; Gram matrices through cuBLAS
-///   (fp32 data widened panel by panel and accumulated in fp64), QR through cuSOLVER
+///   (fp32 data widened panel by panel and accumulated in fp64; parts side by side gathered
+///   panel by panel, so they are read once), products with small host matrices through cuBLAS
+///   (in place panel by panel, without a second large matrix), QR through cuSOLVER
 ///   (geqrf/orgqr), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels.
 /// - small dense algebra (k x k and m x m eigen-decompositions and SVDs): on the host in double,
 ///   as for every backend; only those small matrices cross the bus.
@@ -152,6 +154,73 @@ struct backend {
     return g;
   }
 
+  /// [p_1 p_2 ...]^T b accumulated in double, in one pass over the rows: each panel of rows of
+  /// the parts is gathered side by side (widened to double) and multiplied once, so a stream of
+  /// m single-column snapshots costs one pass, not m.
+  template <class T>
+  static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram";
+    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
+    OGPSA_REQUIRE(b.rows() == rows, shape_error, where, "the parts have " << rows << " rows, b has " << b.rows());
+    host_matrix g = host_matrix::Zero(cols, b.cols());
+    if (g.size() == 0 || rows == 0) return g;
+    matrix<double> out(cols, b.cols(), exec.stream());
+    const index_t panel = detail::panel_length(rows, cols + b.cols());
+    matrix<double> pa(panel, cols, exec.stream()), pb(panel, b.cols(), exec.stream());
+    for (index_t r = 0; r < rows; r += panel) {
+      const index_t n = std::min(panel, rows - r);
+      stack_rows<double, T>(exec, parts, r, n, pa.data(), where);
+      stack_rows<double, T>(exec, std::span(&b, 1), r, n, pb.data(), where);
+      detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, cols, b.cols(), n, 1.0, pa.data(), n, pb.data(), n,
+                           r == 0 ? 0.0 : 1.0, out.data(), cols, where);
+    }
+    return to_host(exec, out);
+  }
+
+  /// The Gram matrix of [p_1 p_2 ...] accumulated in double, exactly symmetric, in one pass over
+  /// the rows (one triangle by syrk per panel, mirrored at the end).
+  template <class T>
+  static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram";
+    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
+    host_matrix g = host_matrix::Zero(cols, cols);
+    if (g.size() == 0 || rows == 0) return g;
+    matrix<double> out(cols, cols, exec.stream());
+    const index_t panel = detail::panel_length(rows, cols);
+    matrix<double> pa(panel, cols, exec.stream());
+    for (index_t r = 0; r < rows; r += panel) {
+      const index_t n = std::min(panel, rows - r);
+      stack_rows<double, T>(exec, parts, r, n, pa.data(), where);
+      detail::syrk<double>(exec, CUBLAS_OP_T, cols, n, 1.0, pa.data(), n, r == 0 ? 0.0 : 1.0, out.data(), cols, where);
+    }
+    g = to_host(exec, out);
+    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+
+  /// |a|_F^2 accumulated in double (float data widened panel by panel; cuBLAS's scaled nrm2 in
+  /// fp64, squared on the host).
+  template <class T>
+  static double squared_norm(execution& exec, const matrix<T>& a) {
+    constexpr const char* where = "ogpsa::cuda::backend::squared_norm";
+    if (a.size() == 0) return 0.0;
+    if constexpr (std::is_same_v<T, double>) {
+      const double norm = detail::nrm2<double>(exec, a.size(), a.data(), where);
+      return norm * norm;
+    } else {
+      const index_t panel = detail::panel_length(a.size(), 1);
+      matrix<double> wide(panel, 1, exec.stream());
+      double sum = 0;
+      for (index_t i = 0; i < a.size(); i += panel) {
+        const index_t n = std::min(panel, a.size() - i);
+        detail::convert_into<false>(exec, ref<const T>{a.data() + i, n, 1, 1, n}, wide.data(), n, where);
+        const double norm = detail::nrm2<double>(exec, n, wide.data(), where);
+        sum += norm * norm;
+      }
+      return sum;
+    }
+  }
+
   template <class T>
   static matrix<T> multiply(execution& exec, const matrix<T>& a, const host_matrix& x) {
     matrix<T> out = zeros<T>(exec, a.rows(), x.cols());
@@ -170,6 +239,42 @@ struct backend {
     const matrix<T> xt = from_host(exec, Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>(x.template cast<T>()));
     detail::gemm<T>(exec, CUBLAS_OP_N, CUBLAS_OP_N, a.rows(), x.cols(), a.cols(), T(1), a.data(), a.rows(), xt.data(),
                     xt.rows(), T(1), out.data(), out.rows(), where);
+  }
+
+  /// [p_1 p_2 ...] x in T (x has one row per column of all parts), in one pass over the rows:
+  /// each panel of rows of the parts is gathered side by side and multiplied once.
+  template <class T>
+  static matrix<T> multiply(execution& exec, const std::vector<matrix<T>>& parts, const host_matrix& x) {
+    constexpr const char* where = "ogpsa::cuda::backend::multiply";
+    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
+    OGPSA_REQUIRE(x.rows() == cols, shape_error, where,
+                  "the parts have " << cols << " columns in all, x has " << x.rows() << " rows");
+    matrix<T> out = zeros<T>(exec, rows, x.cols());
+    stacked_product<T>(exec, parts, x, out, where);
+    return out;
+  }
+
+  /// a <- a x for a square host x (cols(a) x cols(a)), panel by panel: no second matrix of a's
+  /// size, only a panel of rows.
+  template <class T>
+  static void multiply_in_place(execution& exec, matrix<T>& a, const host_matrix& x) {
+    constexpr const char* where = "ogpsa::cuda::backend::multiply_in_place";
+    OGPSA_REQUIRE(x.rows() == a.cols() && x.cols() == a.cols(), shape_error, where,
+                  "x must be " << a.cols() << " x " << a.cols() << ", got " << x.rows() << " x " << x.cols());
+    stacked_product<T>(exec, std::span(&a, 1), x, a, where);
+  }
+
+  /// parts[0] <- [p_1 p_2 ...] x (x has one row per column of all parts and cols(p_1) columns),
+  /// panel by panel; the other parts are only read.
+  template <class T>
+  static void multiply_in_place(execution& exec, std::vector<matrix<T>>& parts, const host_matrix& x) {
+    constexpr const char* where = "ogpsa::cuda::backend::multiply_in_place";
+    OGPSA_REQUIRE(!parts.empty(), invalid_argument, where, "got no parts");
+    common_rows<T>(parts, where);
+    const index_t cols = total_cols<T>(parts);
+    OGPSA_REQUIRE(x.rows() == cols && x.cols() == parts.front().cols(), shape_error, where,
+                  "x must be " << cols << " x " << parts.front().cols() << ", got " << x.rows() << " x " << x.cols());
+    stacked_product<T>(exec, parts, x, parts.front(), where);
   }
 
   template <class T>
@@ -384,6 +489,57 @@ struct backend {
       stats.removed_sq = r.removed_sq;
       stats.remaining_coefficient_sq = r.remaining_coefficient_sq;
       stats.scale = r.scale;
+    }
+  }
+
+  /// The parts' common row count. \throws shape_error when they differ.
+  template <class T>
+  static index_t common_rows(std::span<const matrix<T>> parts, const char* where) {
+    const index_t rows = parts.empty() ? 0 : parts.front().rows();
+    for (const matrix<T>& p : parts)
+      OGPSA_REQUIRE(p.rows() == rows, shape_error, where, "parts have " << rows << " and " << p.rows() << " rows");
+    return rows;
+  }
+
+  template <class T>
+  static index_t total_cols(std::span<const matrix<T>> parts) {
+    index_t cols = 0;
+    for (const matrix<T>& p : parts) cols += p.cols();
+    return cols;
+  }
+
+  /// Rows [r, r + n) of the parts side by side, converted to W, into the column-major n x
+  /// total_cols panel at `out` (leading dimension n).
+  template <class W, class T>
+  static void stack_rows(execution& exec, std::span<const matrix<T>> parts, index_t r, index_t n, W* out,
+                         const char* where) {
+    index_t at = 0;
+    for (const matrix<T>& p : parts) {
+      if (p.cols() > 0)
+        detail::convert_into<false>(exec, ref<const T>{p.data() + r, n, p.cols(), 1, p.rows()}, out + at * n, n, where);
+      at += p.cols();
+    }
+  }
+
+  /// out <- [parts] x panel by panel, in T: each panel of rows is gathered first, so `out` may be
+  /// one of the parts (the in-place products).
+  template <class T>
+  static void stacked_product(execution& exec, std::span<const matrix<T>> parts, const host_matrix& x, matrix<T>& out,
+                              const char* where) {
+    const index_t rows = out.rows(), cols = total_cols<T>(parts);
+    if (rows == 0 || out.cols() == 0) return;
+    if (cols == 0) {
+      OGPSA_CUDA_CHECK(where, cudaMemsetAsync(out.data(), 0, out.bytes(), exec.stream()));
+      return;
+    }
+    const matrix<T> xt = from_host(exec, Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>(x.template cast<T>()));
+    const index_t panel = detail::panel_length(rows, cols);
+    matrix<T> gathered(panel, cols, exec.stream());
+    for (index_t r = 0; r < rows; r += panel) {
+      const index_t n = std::min(panel, rows - r);
+      stack_rows<T, T>(exec, parts, r, n, gathered.data(), where);
+      detail::gemm<T>(exec, CUBLAS_OP_N, CUBLAS_OP_N, n, out.cols(), cols, T(1), gathered.data(), n, xt.data(), cols,
+                      T(0), out.data() + r, rows, where);
     }
   }
 
