@@ -137,6 +137,85 @@ TEST_CASE_TEMPLATE("project_all projects every kind of block in one call, as the
   }
 }
 
+namespace {
+
+/// Both backends' tasks over the same model, bases and gradients.
+template <class T>
+struct twin_model {
+  t::matrix<T> on_host;
+  tc::device_matrix<T> on_device;
+  std::vector<t::matrix<T>> host_bases;
+  std::vector<tc::device_matrix<T>> device_bases;
+  std::vector<ogpsa::projection_task<t::matrix<T>, host_backend::ref<T>>> host_tasks;
+  std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> device_tasks;
+
+  explicit twin_model(std::uint32_t seed)
+      : on_host(t::random_matrix<T>(model_size, 1, seed)), on_device(tc::upload(exec(), on_host)) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      const index_t rows = basis_rows(model[i]);
+      host_bases.push_back(rows == 0 ? t::matrix<T>(0, model[i].k)
+                                     : t::random_orthonormal<T>(rows, model[i].k, seed + static_cast<std::uint32_t>(i)));
+      device_bases.push_back(tc::upload(exec(), host_bases.back()));
+    }
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      host_tasks.push_back({&host_bases[i], block_view<T, ogpsa::host_memory_tag>(on_host.data(), model[i]), {}});
+      device_tasks.push_back({&device_bases[i], block_view<T, ogpsa::cuda_memory_tag>(on_device.data(), model[i]), {}});
+    }
+  }
+};
+
+}  // namespace
+
+// The buffer a data-parallel run all-reduces between the halves: both backends must lay it out
+// alike (NOTES.md: per task, k x cols coefficients column-major, zeros for empty tasks; then one
+// |x|^2 per task with diagnostics), or ranks mixing backends would sum unrelated numbers.
+TEST_CASE_TEMPLATE("coefficients_all packs the coefficients exactly as the host backend does", T, float, double) {
+  for (bool diagnostics : {false, true}) {
+    CAPTURE(diagnostics);
+    twin_model<T> twin(50);
+    host_backend::workspace host_ws;
+    backend::workspace ws;
+    ogpsa::cpu::execution host;
+    host_backend::coefficients_all(host, std::span(twin.host_tasks), host_ws, diagnostics);
+    backend::coefficients_all(exec(), std::span(twin.device_tasks), ws, diagnostics);
+    const std::span<T> expected = host_ws.template packed_coefficients<T>();
+    const ogpsa::cuda::device_span<T> packed = ws.template packed_coefficients<T>();
+    REQUIRE(packed.size == expected.size());
+    std::vector<T> got(packed.size);
+    REQUIRE(cudaMemcpy(got.data(), packed.data, packed.size * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CAPTURE(i);
+      CHECK(static_cast<double>(got[i]) ==
+            doctest::Approx(static_cast<double>(expected[i])).epsilon(10 * t::tolerance<T>()).scale(1.0));
+    }
+  }
+}
+
+// update_all reads what sits in the packed buffer when it runs: doubling the buffer between the
+// halves (what an all-reduce of two identical ranks does) must remove twice the component.
+TEST_CASE("update_all applies the packed coefficients it finds, as after an all-reduce") {
+  twin_model<double> twin(60);
+  backend::workspace ws;
+  backend::coefficients_all(exec(), std::span(twin.device_tasks), ws, false);
+  const ogpsa::cuda::device_span<double> packed = ws.packed_coefficients<double>();
+  std::vector<double> c(packed.size);
+  REQUIRE(cudaMemcpy(c.data(), packed.data, packed.size * sizeof(double), cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (double& v : c) v *= 2;
+  REQUIRE(cudaMemcpy(packed.data, c.data(), packed.size * sizeof(double), cudaMemcpyHostToDevice) == cudaSuccess);
+  backend::update_all(exec(), std::span(twin.device_tasks), ogpsa::orthogonal{}, ws, false);
+  const t::matrix<double> got = tc::download(exec(), twin.on_device);
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    CAPTURE(i);
+    const block_spec& b = model[i];
+    if (b.m * b.n == 0 || b.k == 0) continue;
+    const auto x = mapped(block_view<const double, ogpsa::host_memory_tag>(twin.on_host.data(), b));
+    const auto y = mapped(block_view<const double, ogpsa::host_memory_tag>(got.data(), b));
+    const t::matrix<double>& u = twin.host_bases[i];
+    const t::matrix<double> expected = x - 2 * u * (u.transpose() * x);
+    CHECK((y - expected).cwiseAbs().maxCoeff() <= 1e-10 * (1 + x.cwiseAbs().maxCoeff()));
+  }
+}
+
 // A named namespace: doctest names each instantiation after its type.
 namespace mixed {
 
