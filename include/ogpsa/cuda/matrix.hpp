@@ -28,6 +28,9 @@ template <element T>
 class device_matrix {
  public:
   using value_type = T;
+  /// Eigen's name for the element type, so that estimator code written against the host
+  /// backend's Eigen matrices (`typename Matrix::Scalar`) takes device matrices too.
+  using Scalar = T;
 
   device_matrix() = default;
 
