@@ -1,18 +1,21 @@
 #pragma once
 /// \file
-/// Small dense spectral helpers shared by the SVD-type estimators: descending eigen-pairs, rank
-/// selection (fixed or by energy), numerical rank, and deterministic orientation of directions.
+/// Spectral helpers shared by the SVD-type estimators: descending eigen-pairs, rank selection
+/// (fixed or by energy), numerical rank, deterministic orientation of directions, and the final
+/// re-orthonormalization of a basis on its backend.
 
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <string_view>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/config.hpp"
 #include "ogpsa/error.hpp"
+#include "ogpsa/subspace.hpp"
 
 namespace ogpsa::detail {
 
@@ -97,6 +100,35 @@ inline host_vector orientation(const host_vector& along, const host_matrix& tie_
 /// Fraction of `total` held by the first k squared values.
 inline double energy_fraction(const host_vector& sigma, index_t k, double total) {
   return total > 0 ? sigma.head(k).squaredNorm() / total : 0.0;
+}
+
+/// The rank-selection step every SVD estimator ends with: keeps at most the numerically non-zero
+/// directions of `sigma` (relative to `eps`, the working precision), chooses k by `rank` / `energy`
+/// (see `choose_rank`) and records strengths, captured energy and dropped directions in `out`.
+template <class Work, class Backend>
+index_t select_rank(const host_vector& sigma, double total, index_t rank, const std::optional<double>& energy,
+                    index_t limit, double eps, std::string_view where, std::string_view block,
+                    subspace<Work, Backend>& out) {
+  const index_t usable = numerical_rank(sigma, limit, eps);
+  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable, where, block);
+  out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
+  out.captured_energy = energy_fraction(sigma, choice.kept, total);
+  out.dropped = choice.dropped;
+  return choice.kept;
+}
+
+/// One Cholesky-QR pass in place: u <- u L^-T with L L^T = u^T u. A basis built through a Gram
+/// matrix is orthonormal to within its rounding, so one pass restores orthonormality to working
+/// precision; Gram-Schmidt takes over if the Cholesky factorization fails.
+template <class Backend, class Matrix>
+void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
+  if (u.cols() == 0) return;
+  Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
+  if (llt.info() != Eigen::Success) {
+    Backend::gram_schmidt(exec, u, 0.0, 0.0);
+    return;
+  }
+  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
 }
 
 }  // namespace ogpsa::detail
