@@ -24,6 +24,7 @@
 #include "ogpsa/estimators/exact_svd.hpp"
 #include "ogpsa/estimators/randomized_svd.hpp"
 #include "ogpsa/estimators/single_pass_svd.hpp"
+#include "ogpsa/estimators/incremental_svd.hpp"
 #include "ogpsa/rule.hpp"
 #include "ogpsa/rules/orthogonal.hpp"
 #include "ogpsa/rules/soft.hpp"
