@@ -4,6 +4,7 @@
 /// (fixed or by energy), numerical rank, deterministic orientation of directions, and the final
 /// re-orthonormalization of a basis on its backend.
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -46,6 +47,12 @@ inline index_t numerical_rank(const host_vector& sigma, index_t limit, double ep
   while (r < sigma.size() && sigma(r) > tol) ++r;
   return r;
 }
+
+/// The relative precision of singular values taken from a Gram matrix accumulated in double, for
+/// data held in Work: the rounding of the data (eps_Work) or that of the Gram matrix's eigenvalues
+/// (about eps_64 s_1^2, so sqrt(eps_64) = 2^-26 on the singular values), whichever is larger.
+template <class Work>
+inline constexpr double gram_route_eps = std::max(static_cast<double>(std::numeric_limits<Work>::epsilon()), 0x1p-26);
 
 /// Checks the rank-selection hyper-parameters common to SVD estimators.
 inline void validate_rank_selection(index_t rank, const std::optional<double>& energy,
@@ -117,18 +124,39 @@ index_t select_rank(const host_vector& sigma, double total, index_t rank, const 
   return choice.kept;
 }
 
-/// One Cholesky-QR pass in place: u <- u L^-T with L L^T = u^T u. A basis built through a Gram
-/// matrix is orthonormal to within its rounding, so one pass restores orthonormality to working
-/// precision; Gram-Schmidt takes over if the Cholesky factorization fails.
+/// One Cholesky-QR pass in place, u <- u R^-1 with R^T R = u^T u (the Gram matrix accumulated in
+/// double). Returns false, leaving u as it was, when u is too ill-conditioned for one pass to
+/// bring it within 1e-3 of orthonormal: its estimated condition number must stay below
+/// 1e-3 / eps (rounding of u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix
+/// squares it).
+template <class Backend, class Matrix>
+bool cholesky_qr(typename Backend::execution& exec, Matrix& u) {
+  using work = typename Matrix::Scalar;
+  const Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
+  if (llt.info() != Eigen::Success) return false;
+  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
+  const double floor = std::max(1e3 * std::numeric_limits<work>::epsilon(),
+                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
+  if (!(r.minCoeff() > floor * r.maxCoeff())) return false;
+  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
+  return true;
+}
+
+/// Restores orthonormality to working precision in place, for a basis that is orthonormal to within
+/// its rounding (one built through a Gram matrix): one Cholesky-QR pass, or modified Gram-Schmidt
+/// if that fails.
 template <class Backend, class Matrix>
 void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
-  if (u.cols() == 0) return;
-  Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
-  if (llt.info() != Eigen::Success) {
-    Backend::gram_schmidt(exec, u, 0.0, 0.0);
-    return;
-  }
-  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
+  if (u.cols() > 0 && !cholesky_qr<Backend>(exec, u)) Backend::gram_schmidt(exec, u, 0.0, 0.0);
+}
+
+/// An orthonormal basis of the range of a tall y (d x l, l <= d): two Cholesky-QR passes
+/// (CholeskyQR2: a pass over y each, against Householder QR's several), or Householder QR when y is
+/// too ill-conditioned for them (or rank deficient: its basis then completes the range).
+template <class Backend, class Matrix>
+Matrix orthonormal_basis(typename Backend::execution& exec, Matrix y) {
+  if (y.cols() > 0 && cholesky_qr<Backend>(exec, y) && cholesky_qr<Backend>(exec, y)) return y;
+  return Backend::thin_qr(exec, y).first;
 }
 
 }  // namespace ogpsa::detail

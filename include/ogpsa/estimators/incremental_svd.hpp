@@ -59,12 +59,13 @@ struct incremental_svd_sketch {
 /// union (their Deltas add up), so merging A's and B's sketches and feeding A then B agree within
 /// them. Strengths are the sketch's singular values (each at most the exact one); `captured_energy`
 /// is a lower bound of the basis's true captured energy, so an energy threshold errs towards a
-/// larger rank. Directions point along the data (sum_j u_i^T a_j >= 0).
+/// larger rank. Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m)
+/// max(eps, 2^-26) s_1 are numerically zero (the sketch's spectrum comes from a Gram matrix).
 ///
 /// Memory d (l + b + 1) in the working type whatever the number of snapshots (sketch, buffer and
-/// the data's column sum); per column, O(d ((l + b)^2 / 2 + (l + b) l) / b) products and one read
-/// and one write of the sketch per update. The result depends on where the buffer fills, not on
-/// how the columns were split into `feed` calls.
+/// the data's column sum); O(d (l + b)^2 / b) products per column, and per update two reads of B
+/// and C and one write of B. The result depends on where the buffer fills, not on how the columns
+/// were split into `feed` calls.
 ///
 /// | hyper-parameter | type                   | default  | meaning                                       |
 /// |-----------------|------------------------|----------|-----------------------------------------------|
@@ -176,7 +177,7 @@ class incremental_svd_state {
   }
 
  private:
-  static constexpr double eps = std::numeric_limits<Work>::epsilon();
+  static constexpr double eps = detail::gram_route_eps<Work>;
 
   index_t width() const { return params_.width(); }
   matrix& sketch() { return parts_.front(); }
@@ -188,6 +189,7 @@ class incremental_svd_state {
     parts_.push_back(Backend::template zeros<Work>(exec, dimension_, width()));
     parts_.push_back(Backend::template zeros<Work>(exec, dimension_, params_.block_columns()));
     sum_ = Backend::template zeros<Work>(exec, dimension_, 1);
+    squared_ = host_vector::Zero(width());
   }
 
   void absorb_buffer(execution& exec) {
@@ -209,11 +211,17 @@ class incremental_svd_state {
     double incoming_energy;
   };
 
-  /// The spectrum of [B C[:, :filled]], from its Gram matrix (one pass over both).
+  /// The spectrum of [B C[:, :filled]] from its Gram matrix. B^T B is the diagonal of squared
+  /// lengths the last update left (to the rounding of B itself), so one pass over B and C gives the
+  /// rest, [B C]^T C.
   joint joint_spectrum(execution& exec) const {
-    const index_t used = width() + filled_;
-    const host_matrix g = Backend::gram(exec, parts_).topLeftCorner(used, used);
-    return {detail::gram_spectrum(g), g.bottomRightCorner(filled_, filled_).trace()};
+    const index_t l = width(), n = filled_;
+    const host_matrix cross = Backend::gram(exec, parts_, buffer());
+    host_matrix g(l + n, l + n);
+    g.topLeftCorner(l, l) = squared_.asDiagonal();
+    g.rightCols(n) = cross.topLeftCorner(l + n, n);
+    g.bottomLeftCorner(n, l) = cross.topLeftCorner(l, n).transpose();
+    return {detail::gram_spectrum(g), g.bottomRightCorner(n, n).trace()};
   }
 
   /// One Frequent Directions step with the filled buffer columns; returns their energy.
@@ -224,6 +232,7 @@ class incremental_svd_state {
     host_matrix w = host_matrix::Zero(l + buffer().cols(), l);
     for (index_t i = 0; i < l; ++i) {
       const double lambda = j.s.values(i) * j.s.values(i);
+      squared_(i) = std::max(lambda - delta, 0.0);
       if (lambda > delta) w.col(i).head(l + filled_) = j.s.vectors.col(i) * std::sqrt(1 - delta / lambda);
     }
     Backend::multiply_in_place(exec, parts_, w);
@@ -258,6 +267,7 @@ class incremental_svd_state {
   std::string block_;
   std::vector<matrix> parts_;  ///< {B, C}: the sketch and the buffer, side by side
   matrix sum_;                 ///< A 1
+  host_vector squared_;        ///< the diagonal of B^T B
   index_t filled_ = 0;
   index_t count_ = 0;
   double energy_ = 0;

@@ -115,16 +115,14 @@ class randomized_svd_state {
   matrix range(execution& exec) const {
     const index_t l = std::min(params_.rank + params_.oversampling, limit());
     const host_matrix omega = detail::gaussian_matrix(data_.columns, l, params_.seed);
-    matrix q = orthonormal(exec, Backend::multiply(exec, data_.parts, omega));
+    matrix q = detail::orthonormal_basis<Backend>(exec, Backend::multiply(exec, data_.parts, omega));
     for (index_t i = 0; i < params_.power_iterations; ++i) {
       const host_matrix z = Backend::gram(exec, data_.parts, q);  // A^T Q, m x l
       const host_matrix qz = Eigen::HouseholderQR<host_matrix>(z).householderQ() * host_matrix::Identity(z.rows(), l);
-      q = orthonormal(exec, Backend::multiply(exec, data_.parts, qz));
+      q = detail::orthonormal_basis<Backend>(exec, Backend::multiply(exec, data_.parts, qz));
     }
     return q;
   }
-
-  static matrix orthonormal(execution& exec, const matrix& y) { return Backend::thin_qr(exec, y).first; }
 
   randomized_svd params_;
   index_t dimension_;

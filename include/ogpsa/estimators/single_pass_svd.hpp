@@ -39,7 +39,8 @@ class single_pass_svd_state;
 /// (1 + k / (l - k - 1)) sum_{j>k} s_j^2, the optimum times that factor. The range of H is that of
 /// one power iteration of `randomized_svd`. Strengths are the singular values of F (each at most
 /// the exact one) and `captured_energy` is a lower bound of the basis's true captured energy.
-/// Directions point along the data (sum_j u_i^T a_j >= 0).
+/// Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m) max(eps,
+/// 2^-26) s_1 are numerically zero (F's spectrum comes from its Gram matrix, in double).
 ///
 /// Deterministic: the same seed and snapshots give a bit-identical basis. Memory 2 d l + d
 /// (Omega, H and the data's column sum), whatever the number of snapshots; each snapshot is read
@@ -120,7 +121,7 @@ class single_pass_svd_state {
   }
 
  private:
-  static constexpr double eps = std::numeric_limits<Work>::epsilon();
+  static constexpr double eps = detail::gram_route_eps<Work>;
 
   void start(execution& exec) {
     const index_t l = std::min(params_.rank + params_.oversampling, dimension_);
@@ -135,7 +136,7 @@ class single_pass_svd_state {
   /// rotation on the right, which changes neither F's left singular vectors nor its values).
   host_matrix inverse_factor() const {
     const Eigen::JacobiSVD<host_matrix> svd(r_, Eigen::ComputeFullV);
-    const index_t kept = detail::numerical_rank(svd.singularValues(), r_.cols(), eps);
+    const index_t kept = detail::numerical_rank(svd.singularValues(), r_.cols(), std::numeric_limits<Work>::epsilon());
     return svd.matrixV().leftCols(kept) * svd.singularValues().head(kept).cwiseInverse().asDiagonal();
   }
 
