@@ -139,7 +139,8 @@ void measure(benchmark::State& state, const problem& p, Method method) {
   const long peak = status_kib("VmHWM");
   state.counters["max_sine"] = max_principal_sine(basis.cast<double>(), p.reference);
   state.counters["peak_MiB"] = static_cast<double>(std::max(peak - before, 0L)) / 1024;
-  ogpsa::bench::set_traffic(state, static_cast<double>(p.a.size()) * sizeof(float));
+  // Rate of snapshot bytes read (one pass's worth per estimate, whatever the method re-reads).
+  state.SetBytesProcessed(static_cast<std::int64_t>(p.a.size() * sizeof(float)) * state.iterations());
 }
 
 /// An ogpsa estimator fed the columns `per_feed` at a time (1: one flat gradient per snapshot).
@@ -190,6 +191,7 @@ void tall(const char* name, Method method) {
   benchmark::RegisterBenchmark(name, [method](benchmark::State& s) { tall_skinny(s, method); })
       ->Arg(1 << 10)
       ->Arg(1 << 22)
+      ->ArgName("d")
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
 }
@@ -202,24 +204,24 @@ void side(const char* name, Method method, bool largest = true) {
                 ->Args({1024, 2816})
                 ->Args({2048, 5632});
   if (largest) b->Args({4096, 11008});
-  b->Unit(benchmark::kMillisecond)->UseRealTime();
+  b->ArgNames({"m", "n"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 const int registered = [] {
-  tall("tall_skinny/exact_svd", with_estimator(ogpsa::exact_svd{.rank = 8}, 1));
-  tall("tall_skinny/randomized_svd", with_estimator(ogpsa::randomized_svd{.rank = 8}, 1));
-  tall("tall_skinny/single_pass_svd", with_estimator(ogpsa::single_pass_svd{.rank = 8}, 1));
-  tall("tall_skinny/incremental_svd_l8_b1", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 1}, 1));
-  tall("tall_skinny/incremental_svd_l8_b2", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 2}, 1));
-  tall("tall_skinny/incremental_svd", with_estimator(ogpsa::incremental_svd{.rank = 8}, 1));
-  tall("tall_skinny/eigen_bdcsvd", eigen_bdcsvd);
-  side("matrix_side/randomized_svd", with_estimator(ogpsa::randomized_svd{.rank = 32}, 1 << 30));
-  side("matrix_side/single_pass_svd", with_estimator(ogpsa::single_pass_svd{.rank = 32}, 1 << 30));
-  side("matrix_side/incremental_svd", with_estimator(ogpsa::incremental_svd{.rank = 32}, 1 << 30));
-  side("matrix_side/eigen_bdcsvd", eigen_bdcsvd, false);
+  tall("estimators/exact_svd/tall_skinny", with_estimator(ogpsa::exact_svd{.rank = 8}, 1));
+  tall("estimators/randomized_svd/tall_skinny", with_estimator(ogpsa::randomized_svd{.rank = 8}, 1));
+  tall("estimators/single_pass_svd/tall_skinny", with_estimator(ogpsa::single_pass_svd{.rank = 8}, 1));
+  tall("estimators/incremental_svd_l8_b1/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 1}, 1));
+  tall("estimators/incremental_svd_l8_b2/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 2}, 1));
+  tall("estimators/incremental_svd/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8}, 1));
+  tall("estimators/eigen_bdcsvd/tall_skinny", eigen_bdcsvd);
+  side("estimators/randomized_svd/matrix_side", with_estimator(ogpsa::randomized_svd{.rank = 32}, 1 << 30));
+  side("estimators/single_pass_svd/matrix_side", with_estimator(ogpsa::single_pass_svd{.rank = 32}, 1 << 30));
+  side("estimators/incremental_svd/matrix_side", with_estimator(ogpsa::incremental_svd{.rank = 32}, 1 << 30));
+  side("estimators/eigen_bdcsvd/matrix_side", eigen_bdcsvd, false);
 #ifdef OGPSA_BENCH_TORCH
-  tall("tall_skinny/torch_svd", torch_svd);
-  side("matrix_side/torch_svd", torch_svd, false);
+  tall("estimators/torch_svd/tall_skinny", torch_svd);
+  side("estimators/torch_svd/matrix_side", torch_svd, false);
 #endif
   return 0;
 }();
