@@ -1,7 +1,8 @@
 // Estimators on the device against cuSOLVER's own SVDs of the same snapshots (d x m, tall and
 // skinny): ogpsa's exact_svd (Gram matrix in fp64 on the device, m x m eigen-decomposition on
-// the host), cuSOLVER's gesvd (bidiagonalization) and gesvdj (Jacobi), and the all-device
-// route of the issue's sketch (Gram, syevd, one GEMM). Times include the host work each needs.
+// the host), randomized_svd, single_pass_svd and incremental_svd on the device, cuSOLVER's gesvd
+// (bidiagonalization) and gesvdj (Jacobi), and the all-device route of the issue's sketch (Gram,
+// syevd, one GEMM). Times include the host work each needs.
 #include <vector>
 
 #include <cusolverDn.h>
@@ -25,6 +26,21 @@ void exact_svd_estimate(benchmark::State& state) {
   const ogpsa::exact_svd params{.rank = rank};
   bc::time_on_device(state, exec, [&] {
     ogpsa::exact_svd_state<backend, float> estimator(params, d, "w");
+    for (index_t j = 0; j < snapshots; j += 8)
+      estimator.feed(exec, backend::ref<const float>{data.col(j), d, 8, 1, d}, 0);
+    benchmark::DoNotOptimize(estimator.finish(exec));
+  });
+}
+
+/// issue4's SVD estimators on the device, fed like exact_svd above (8 snapshots per feed).
+template <class Estimator>
+void svd_estimate(benchmark::State& state) {
+  const auto d = static_cast<index_t>(state.range(0));
+  bc::execution exec;
+  const auto data = bc::random_matrix<float>(exec, d, snapshots, 10);
+  const Estimator params{.rank = rank};
+  bc::time_on_device(state, exec, [&] {
+    typename Estimator::template state<backend, float> estimator(params, d, "w");
     for (index_t j = 0; j < snapshots; j += 8)
       estimator.feed(exec, backend::ref<const float>{data.col(j), d, 8, 1, d}, 0);
     benchmark::DoNotOptimize(estimator.finish(exec));
@@ -118,6 +134,9 @@ void cusolver_gram_syevd(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(exact_svd_estimate)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(svd_estimate, ogpsa::randomized_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(svd_estimate, ogpsa::single_pass_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(svd_estimate, ogpsa::incremental_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cusolver_gram_syevd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cusolver_gesvd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(cusolver_gesvdj)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);

@@ -99,10 +99,12 @@ def main():
     lines.append("")
 
     estimators = [r for r in rows if r["family"] in
-                  ("exact_svd_estimate", "cusolver_gram_syevd", "cusolver_gesvd", "cusolver_gesvdj", "mean_gradient_estimate")]
+                  ("exact_svd_estimate", "svd_estimate", "cusolver_gram_syevd", "cusolver_gesvd", "cusolver_gesvdj",
+                   "mean_gradient_estimate")]
     lines += ["## Estimators (d x 64 float snapshots, rank 8) vs cuSOLVER", "",
               "| estimator | d | time (ms) |", "|---|---:|---:|"]
-    lines += [f"| {r['family']} | {r['args'][0] >> 20}M | {r['seconds'] * 1e3:.2f} |" for r in estimators]
+    lines += [f"| {r['family']}{'<' + r['types'] + '>' if r['types'] else ''} | {r['args'][0] >> 20}M | "
+              f"{r['seconds'] * 1e3:.2f} |" for r in estimators]
     lines.append("")
 
     lines += ["## Against the published procedure (PyTorch, host bases copied per tensor per step; bf16, rank 1)", "",
