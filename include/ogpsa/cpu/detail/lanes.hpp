@@ -64,6 +64,17 @@ struct block_of {
 template <class A>
 using block = typename block_of<A>::type;
 
+/// The portable paths of `load` and `store`: element by element.
+template <class A, class T>
+void load_each(block<A>& out, const T* p) {
+  for (index_t l = 0; l < lanes; ++l) out[l] = ogpsa::detail::widen<A>(p[l]);
+}
+
+template <class A, class T>
+void store_each(T* p, const block<A>& b) {
+  for (index_t l = 0; l < lanes; ++l) p[l] = ogpsa::detail::narrow<T>(b[l]);
+}
+
 /// out = the `lanes` elements at p, widened to `A`.
 template <class A, class T>
 void load(block<A>& out, const T* p) {
@@ -92,9 +103,12 @@ void load(block<A>& out, const T* p) {
     std::memcpy(&f, &wide, sizeof f);
     out = __builtin_convertvector(f, block<A>);
     return;
+  } else {  // an else, not code after the chain: nvcc flags a loop after `return` as unreachable
+    load_each<A>(out, p);
   }
+#else
+  load_each<A>(out, p);
 #endif
-  for (index_t l = 0; l < lanes; ++l) out[l] = ogpsa::detail::widen<A>(p[l]);
 }
 
 /// The `lanes` elements at p = b, rounded to `T`.
@@ -108,9 +122,12 @@ void store(T* p, const block<A>& b) {
     const block<T> out = __builtin_convertvector(b, block<T>);
     std::memcpy(p, &out, sizeof out);
     return;
+  } else {
+    store_each<A>(p, b);
   }
+#else
+  store_each<A>(p, b);
 #endif
-  for (index_t l = 0; l < lanes; ++l) p[l] = ogpsa::detail::narrow<T>(b[l]);
 }
 
 /// out = value in every lane.
