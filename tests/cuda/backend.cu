@@ -384,7 +384,7 @@ TEST_CASE("a rule that scales whole gradients works on flat blocks and refuses m
       {"conflict_only in this mode scales whole gradients", "1 blocks are matrix-side"});
 }
 
-TEST_CASE("fp64 accumulation: float gradients with a double basis on flat blocks; matrix-side refuses") {
+TEST_CASE("fp64 accumulation: float gradients with a double basis on flat blocks, refused on matrix-side ones") {
   t::matrix<float> g(4000, 1);
   for (Eigen::Index i = 0; i < g.size(); ++i) g(i) = static_cast<float>(std::cos(0.1 * static_cast<double>(i)));
   const t::matrix<double> u = as_double(g) / as_double(g).norm();
