@@ -1,10 +1,15 @@
-# Checks that the README's usage block is the compiled examples/usage/main.cpp, character for character.
+# Checks that a README code block is a compiled example, character for character: the block between
+# the markers <!-- ${BLOCK}:begin --> and <!-- ${BLOCK}:end --> (BLOCK defaults to `usage`) must be
+# the file ${SOURCE}.
+if(NOT BLOCK)
+  set(BLOCK usage)
+endif()
 file(READ "${README}" readme)
 file(READ "${SOURCE}" source)
-string(REGEX MATCH "<!-- usage:begin -->\n```cpp\n(.*)```\n<!-- usage:end -->" _ "${readme}")
+string(REGEX MATCH "<!-- ${BLOCK}:begin -->\n```cpp\n(.*)```\n<!-- ${BLOCK}:end -->" _ "${readme}")
 if(NOT CMAKE_MATCH_1)
-  message(FATAL_ERROR "README.md has no usage block between the usage:begin/end markers")
+  message(FATAL_ERROR "README.md has no ${BLOCK} block between the ${BLOCK}:begin/end markers")
 endif()
 if(NOT CMAKE_MATCH_1 STREQUAL source)
-  message(FATAL_ERROR "README.md's usage block differs from ${SOURCE}; copy the file into the README")
+  message(FATAL_ERROR "README.md's ${BLOCK} block differs from ${SOURCE}; copy the file into the README")
 endif()
