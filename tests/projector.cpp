@@ -356,3 +356,26 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
   p.project();
   for (float x : grad) CHECK(std::abs(x) < 1e-6f);
 }
+
+TEST_CASE("feed_columns estimates a right block's input space from layer inputs, as GPM does") {
+  // A linear layer y = W x with W (out x in) row-major, as PyTorch stores it; its gradient is
+  // dy x^T, so every gradient row lies in the span of the inputs x.
+  const Eigen::Index out = 12, in = 30, samples = 50;
+  const t::matrix<float> inputs = t::low_rank_plus_noise<float>(samples, in, 4, 0.0, 120);  // N x in, rank 4
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> w_grad = t::random_matrix<float>(out, in, 121);
+  ogpsa::projector<ogpsa::exact_svd> p(ogpsa::exact_svd{.rank = 4});
+  const auto id = p.add_block("fc.weight", ogpsa::view(w_grad), family::right);
+  p.begin_reference_pass();
+  const auto x = ogpsa::view(inputs);  // column-major N x in; its transpose is in x N
+  p.feed_columns(id, ogpsa::matrix_view<const float>(x.data_handle(), {in, samples}, {x.stride(1), x.stride(0)}));
+  p.finish_reference_pass();
+  p.project();
+  // The projected gradient no longer moves the layer's output on any reference input.
+  const t::matrix<float> responses = t::matrix<float>(w_grad) * inputs.transpose();
+  CHECK(responses.cwiseAbs().maxCoeff() < 1e-4f);
+
+  p.begin_reference_pass();
+  const t::matrix<float> wrong(in + 1, 3);
+  t::check_throws_with<ogpsa::shape_error>([&] { p.feed_columns(id, ogpsa::view(wrong)); },
+                                           {"ogpsa::projector::feed_columns()", "target dimension 30", "31 rows"});
+}

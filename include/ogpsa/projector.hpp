@@ -180,17 +180,26 @@ class projector {
                   "no reference pass is active; call begin_reference_pass() first");
     const block& b = at(id, where);
     check_extents(b, reference, where);
-    const auto columns = detail::target_columns(as_read_only(reference), b.kind, where);
-    if (!backend_type::all_finite(exec_, columns)) {
-      pass_.reset();
-      OGPSA_FAIL(numeric_error, where,
-                 "reference gradient for block '" << b.name << "' (set " << set
-                                                  << ") contains NaN or Inf; the reference pass "
-                                                     "was rejected and the current bases are kept");
-    }
-    auto& state = pass_->states[id.index];
-    if (!state) state.emplace(estimator_, b.dimension, b.name);
-    state->feed(exec_, columns, set);
+    feed_target(id, detail::target_columns(as_read_only(reference), b.kind, where), set, where);
+  }
+
+  /// Adds target-space vectors of `block` directly, as the columns of a (dimension x m) view:
+  /// instead of gradients, e.g. the layer inputs X^T on the reference set for a `right` block,
+  /// which estimates the input space as GPM does (Saha et al., "Gradient Projection Memory",
+  /// ICLR 2021). Any element type; one unit stride. Same checks and rejection as `feed`.
+  /// \throws shape_error when the row count is not the block's target dimension.
+  template <tensor_view View>
+  void feed_columns(block_id id, View columns, index_t set = 0) {
+    constexpr const char* where = "ogpsa::projector::feed_columns";
+    static_assert(View::rank() == 2, "feed_columns takes a rank-2 view: (dimension x number of vectors)");
+    check_space<View>();
+    OGPSA_REQUIRE(pass_, state_error, where,
+                  "no reference pass is active; call begin_reference_pass() first");
+    const block& b = at(id, where);
+    OGPSA_REQUIRE(columns.extent(0) == b.dimension, shape_error, where,
+                  "block '" << b.name << "' has target dimension " << b.dimension << " (" << b.kind
+                            << "), got " << columns.extent(0) << " rows");
+    feed_target(id, detail::target_columns(as_read_only(columns), family::left, where), set, where);
   }
 
   /// Estimates every block's subspace from the pass and commits them all at once. On any error
@@ -298,6 +307,23 @@ class projector {
   };
 
   using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
+
+  /// Checks finiteness (rejecting the whole pass on NaN/Inf) and hands the columns to the block's
+  /// estimator state, created on first use.
+  template <class Columns>
+  void feed_target(block_id id, const Columns& columns, index_t set, const char* where) {
+    const block& b = blocks_[id.index];
+    if (!backend_type::all_finite(exec_, columns)) {
+      pass_.reset();
+      OGPSA_FAIL(numeric_error, where,
+                 "reference data for block '" << b.name << "' (set " << set
+                                              << ") contains NaN or Inf; the reference pass was "
+                                                 "rejected and the current bases are kept");
+    }
+    auto& state = pass_->states[id.index];
+    if (!state) state.emplace(estimator_, b.dimension, b.name);
+    state->feed(exec_, columns, set);
+  }
 
   template <class View>
   static constexpr void check_space() {

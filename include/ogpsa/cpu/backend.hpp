@@ -47,8 +47,8 @@ decltype(auto) with_map(const ogpsa::detail::matrix_ref<T, host_memory_tag>& r, 
   return f(m);
 }
 
-/// Rows per panel when a float product is accumulated in double: small enough to stay in cache.
-inline constexpr index_t gram_panel_rows = 2048;
+/// Rows (or columns) per panel when a float product is accumulated in double: small enough to stay in cache.
+inline constexpr index_t gram_panel = 2048;
 
 }  // namespace detail
 
@@ -107,8 +107,8 @@ struct backend {
       if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
       else g.noalias() = a.transpose() * b;
     } else {
-      for (index_t r = 0; r < a.rows(); r += detail::gram_panel_rows) {
-        const index_t n = std::min(detail::gram_panel_rows, a.rows() - r);
+      for (index_t r = 0; r < a.rows(); r += detail::gram_panel) {
+        const index_t n = std::min(detail::gram_panel, a.rows() - r);
         const host_matrix pa = a.middleRows(r, n).template cast<double>();
         if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
         else g.noalias() += pa.transpose() * b.middleRows(r, n).template cast<double>();
@@ -120,9 +120,15 @@ struct backend {
 
   /// a a^T accumulated in double: the Gram matrix of the rows, for wide data.
   template <class T>
-  static host_matrix row_gram(execution& exec, const matrix<T>& a) {
-    const matrix<T> t = a.transpose();
-    return gram(exec, t, t);
+  static host_matrix row_gram(execution&, const matrix<T>& a) {
+    host_matrix g = host_matrix::Zero(a.rows(), a.rows());
+    for (index_t c = 0; c < a.cols(); c += detail::gram_panel) {
+      const index_t n = std::min(detail::gram_panel, a.cols() - c);
+      if constexpr (std::is_same_v<T, double>) g.selfadjointView<Eigen::Lower>().rankUpdate(a.middleCols(c, n));
+      else g.selfadjointView<Eigen::Lower>().rankUpdate(a.middleCols(c, n).template cast<double>().eval());
+    }
+    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
   }
 
   template <class T>
