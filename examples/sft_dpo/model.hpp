@@ -69,6 +69,7 @@ class language_model_impl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens);
 
   std::vector<linear> linears() const;
+  /// Switches recording of the linear layers' inputs on or off, dropping what was recorded.
   void set_recording(bool on);
   void add_adapters(std::int64_t rank, double alpha);
 
@@ -79,6 +80,18 @@ class language_model_impl : public torch::nn::Module {
   linear head{nullptr};
 };
 TORCH_MODULE_IMPL(language_model, language_model_impl);
+
+/// Records every linear layer's inputs while it lives (see linear_impl::inputs).
+class recording {
+ public:
+  explicit recording(language_model& m) : model_(m) { model_->set_recording(true); }
+  ~recording() { model_->set_recording(false); }
+  recording(const recording&) = delete;
+  recording& operator=(const recording&) = delete;
+
+ private:
+  language_model& model_;
+};
 
 /// The parameters' values, in named_parameters() order, of the plain model (adapters folded in).
 using weights = std::vector<torch::Tensor>;

@@ -37,7 +37,7 @@ struct options {
   model_config model;
   stage_settings base{2000, 32, 3e-3};
   stage_settings sft{150, 16, 3e-4};
-  stage_settings dpo{100, 16, 1e-4};
+  stage_settings dpo{100, 16, 5e-5};
   double beta = 0.1;
   double chosen_nll = 1.0;   ///< weight of the likelihood term on chosen answers in DPO
   double clip = 1.0;         ///< gradient-norm clipping

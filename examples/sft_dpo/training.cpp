@@ -312,6 +312,23 @@ auto reference_gradients(language_model& model, std::vector<batch> batches) {
   };
 }
 
+/// The reference closure of input-space (GPM) bases: every linear layer's inputs at the real
+/// (non-padding) positions of the reference set, as the vectors its right basis should span.
+auto reference_inputs(language_model& model, std::vector<batch> batches) {
+  return [&model, batches = std::move(batches)](ogpsa::torch::reference_pass& pass) {
+    torch::NoGradGuard no_grad;
+    const recording inputs(model);
+    for (const batch& b : batches) model->forward(b.tokens);
+    std::vector<torch::Tensor> real;
+    for (const batch& b : batches) real.push_back(b.real.reshape({-1}));
+    for (const linear& l : model->linears()) {
+      std::vector<torch::Tensor> rows;
+      for (std::size_t i = 0; i < batches.size(); ++i) rows.push_back(l->inputs[i].index({real[i]}));
+      pass.feed_vectors(l->weight, torch::cat(rows));
+    }
+  };
+}
+
 std::unique_ptr<stage_optimizer::impl> make_impl(const method& m, stage_kind kind, language_model& model,
                                                  const dataset& data, const options& o, double rate) {
   if (m.kind != method_kind::ogpsa) return std::make_unique<plain_impl>(model, rate, o.clip);
@@ -324,8 +341,10 @@ std::unique_ptr<stage_optimizer::impl> make_impl(const method& m, stage_kind kin
         ogpsa::published_projector({}, {}, schedule), s);
   const ogpsa::exact_svd estimator = s.rank ? ogpsa::exact_svd{.rank = *s.rank}
                                             : ogpsa::exact_svd{.rank = 1 << 20, .energy = s.energy};
-  return std::make_unique<projected_impl<svd_projector>>(model, rate, o.clip,
-                                                         reference_gradients(model, std::move(batches)),
+  auto reference = s.source == basis_source::layer_inputs
+                       ? projected_impl<svd_projector>::optimizer_type::reference_fn(reference_inputs(model, std::move(batches)))
+                       : reference_gradients(model, std::move(batches));
+  return std::make_unique<projected_impl<svd_projector>>(model, rate, o.clip, std::move(reference),
                                                          svd_projector(estimator, {}, schedule), s);
 }
 
