@@ -13,8 +13,8 @@
 /// Needs LibTorch (link `ogpsa::torch`); compiles with a host compiler and includes no CUDA header.
 
 #include "ogpsa/ogpsa.hpp"
-#include "ogpsa/torch/tensor_view.hpp"
 #include "ogpsa/torch/family_choice.hpp"
+#include "ogpsa/torch/projected_optimizer.hpp"
 #include "ogpsa/torch/reference_pass.hpp"
 #include "ogpsa/torch/serialize.hpp"
-#include "ogpsa/torch/projected_optimizer.hpp"
+#include "ogpsa/torch/tensor_view.hpp"

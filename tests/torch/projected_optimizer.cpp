@@ -26,7 +26,8 @@ namespace {
 
 struct net_impl : torch::nn::Module {
   net_impl()
-      : fc1(register_module("fc1", torch::nn::Linear(8, 6))), fc2(register_module("fc2", torch::nn::Linear(6, 3))) {}
+      : fc1(register_module("fc1", torch::nn::Linear(8, 6))),
+        fc2(register_module("fc2", torch::nn::Linear(6, 3))) {}
   torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(fc1(x))); }
   torch::nn::Linear fc1, fc2;
 };
@@ -52,7 +53,8 @@ ot::projected_optimizer<>::reference_fn reference(net& model, int batches = 3) {
   };
 }
 
-using svd_projector = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float>>;
+using svd_projector =
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float>>;
 
 svd_projector rank_two(std::size_t refresh_every = 30) {
   return svd_projector(ogpsa::exact_svd{.rank = 2}, {}, ogpsa::every_n_steps{refresh_every});
@@ -61,12 +63,14 @@ svd_projector rank_two(std::size_t refresh_every = 30) {
 /// |U^T x| / |x| over the block's target-space vectors (family), from the saved basis: the cosine
 /// between tensor x and the block's subspace, computed in double independently of the library.
 double subspace_cosine(const ogpsa::block_state<float>& b, const torch::Tensor& x) {
-  const torch::Tensor m = x.detach().to(torch::kDouble).contiguous().reshape({x.dim() == 0 ? 1 : x.size(0), -1});
+  const torch::Tensor m =
+      x.detach().to(torch::kDouble).contiguous().reshape({x.dim() == 0 ? 1 : x.size(0), -1});
   const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(
       m.data_ptr<double>(), m.size(0), m.size(1));
   const Eigen::MatrixXd u = b.basis.cast<double>();
   Eigen::MatrixXd c;
-  if (b.kind == family::flat) c = u.transpose() * Eigen::Map<const Eigen::VectorXd>(m.data_ptr<double>(), m.numel());
+  if (b.kind == family::flat)
+    c = u.transpose() * Eigen::Map<const Eigen::VectorXd>(m.data_ptr<double>(), m.numel());
   if (b.kind == family::left) c = u.transpose() * g;
   if (b.kind == family::right) c = g * u;
   return c.norm() / g.norm();
@@ -78,7 +82,14 @@ std::vector<torch::Tensor> clones(const std::vector<torch::Tensor>& ts, bool gra
   return out;
 }
 
-void safety_backward(net& model, int step) { loss(model, 0, step).backward(); }
+/// |<a, b>| / (|a| |b|), in double.
+double abs_cosine(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a * b).sum().abs() / (a.norm() * b.norm())).item<double>();
+}
+
+void safety_backward(net& model, int step) {
+  loss(model, 0, step).backward();
+}
 
 struct counter {
   int refreshes = 0, projections = 0;
@@ -126,20 +137,22 @@ TEST_CASE("the published projector removes each reference set's mean gradient, i
       const torch::Tensor g = opt.parameters()[i].grad();
       INFO("set " << set << ", block " << opt.names()[i]);
       CHECK(opt.projector().kind(ogpsa::block_id{i}) == family::flat);
-      CHECK((g * directions[i]).sum().abs().item<double>() / (g.norm() * directions[i].norm()).item<double>() < 1e-5);
+      CHECK(abs_cosine(g, directions[i]) < 1e-5);
     }
   }
 }
 
 TEST_CASE("with an empty subspace the wrapper steps exactly like the plain optimizer") {
-  for (const ot::placement where : {ot::placement::gradient, ot::placement::update, ot::placement::gradient_and_update}) {
+  for (const ot::placement where :
+       {ot::placement::gradient, ot::placement::update, ot::placement::gradient_and_update}) {
     CAPTURE(static_cast<int>(where));
     net plain = make_net(3), wrapped = make_net(3);
     torch::optim::AdamW plain_opt(plain->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
     torch::optim::AdamW inner(wrapped->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
     // The reference gradients are all zero: every block's subspace comes out empty.
     auto zero = [&](ot::reference_pass& pass) { pass.feed((wrapped->fc1->weight * 0).sum()); };
-    ot::projected_optimizer opt(inner, wrapped->named_parameters(), zero, ogpsa::published_projector{}, {.where = where});
+    ot::projected_optimizer opt(inner, wrapped->named_parameters(), zero, ogpsa::published_projector{},
+                                {.where = where});
     for (int step = 0; step < 4; ++step) {
       plain_opt.zero_grad();
       safety_backward(plain, step);
@@ -170,7 +183,8 @@ TEST_CASE("step() alone projects exactly as project(); step() does") {
     safety_backward(b, step);
     opt_b.step();
   }
-  for (std::size_t i = 0; i < a->parameters().size(); ++i) CHECK(torch::equal(a->parameters()[i], b->parameters()[i]));
+  for (std::size_t i = 0; i < a->parameters().size(); ++i)
+    CHECK(torch::equal(a->parameters()[i], b->parameters()[i]));
   CHECK(opt_a.projector().refreshes() == 3);  // before steps 0, 2 and 4
   CHECK(opt_b.projector().steps() == 5);
 }
@@ -214,8 +228,8 @@ TEST_CASE("reference passes never leave gradients in the optimizer's buffers") {
     opt.refresh();
     const auto kept = opt.state();
     leak = true;
-    t::check_throws_with<ogpsa::state_error>([&] { opt.refresh(); },
-                                             {"changed the gradient of parameter 'fc1.weight'", "backward()"});
+    t::check_throws_with<ogpsa::state_error>(
+        [&] { opt.refresh(); }, {"changed the gradient of parameter 'fc1.weight'", "backward()"});
     CHECK_FALSE(opt.projector().reference_pass_active());
     CHECK(opt.projector().refreshes() == 1);
     CHECK(opt.state().blocks[0].basis == kept.blocks[0].basis);
@@ -226,7 +240,8 @@ TEST_CASE("update-space projection makes the step Adam actually takes orthogonal
   auto worst_step_cosine = [](ot::placement where) {
     net model = make_net(6);
     torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(0.05));
-    ot::projected_optimizer opt(adam, model->named_parameters(), reference(model), rank_two(1000), {.where = where});
+    ot::projected_optimizer opt(adam, model->named_parameters(), reference(model), rank_two(1000),
+                                {.where = where});
     double worst = 0;
     for (int step = 0; step < 4; ++step) {
       adam.zero_grad();
@@ -280,12 +295,14 @@ TEST_CASE("the projector state survives save() and load() next to a LibTorch che
   opt_a.project();
   opt_b.project();
   CHECK(opt_b.projector().refreshes() == 1);
-  for (std::size_t i = 0; i < sa.blocks.size(); ++i) CHECK(torch::equal(a->parameters()[i].grad(), b->parameters()[i].grad()));
+  for (std::size_t i = 0; i < sa.blocks.size(); ++i)
+    CHECK(torch::equal(a->parameters()[i].grad(), b->parameters()[i].grad()));
 
   torch::serialize::InputArchive unrelated;
-  t::check_throws_with<ogpsa::invalid_argument>([&] { opt_b.load(unrelated); },
-                                                {"ogpsa::torch::projected_optimizer::load()", "no 'ogpsa' entry"});
-  ot::projected_optimizer flat(inner_b, b->named_parameters(), reference(b), rank_two(), {.families = ot::flat_blocks});
+  t::check_throws_with<ogpsa::invalid_argument>(
+      [&] { opt_b.load(unrelated); }, {"ogpsa::torch::projected_optimizer::load()", "no 'ogpsa' entry"});
+  ot::projected_optimizer flat(inner_b, b->named_parameters(), reference(b), rank_two(),
+                               {.families = ot::flat_blocks});
   torch::serialize::InputArchive again;
   std::stringstream copy(bytes.str());
   again.load_from(copy);
@@ -297,18 +314,21 @@ TEST_CASE("families: matrix-side for weights where the policies allow it, or as 
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
   auto kinds = [](const auto& opt) {
     std::vector<family> k;
-    for (std::size_t i = 0; i < opt.parameters().size(); ++i) k.push_back(opt.projector().kind(ogpsa::block_id{i}));
+    for (std::size_t i = 0; i < opt.parameters().size(); ++i)
+      k.push_back(opt.projector().kind(ogpsa::block_id{i}));
     return k;
   };
   using fs = std::vector<family>;
   CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model), rank_two())) ==
         fs{family::right, family::flat, family::right, family::flat});
-  CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model))) == fs(4, family::flat));
+  CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model))) ==
+        fs(4, family::flat));
   CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model), rank_two(),
                                       {.families = ot::flat_blocks})) == fs(4, family::flat));
   const ogpsa::projector<ogpsa::exact_svd, ogpsa::conflict_only> threshold(
       {}, ogpsa::conflict_only{.behaviour = ogpsa::conflict_only::mode::threshold});
-  CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model), threshold)) == fs(4, family::flat));
+  CHECK(kinds(ot::projected_optimizer(sgd, model->named_parameters(), reference(model), threshold)) ==
+        fs(4, family::flat));
   auto left_first = [](std::string_view name, const at::Tensor& p) {
     return name == "fc1.weight" ? family::left : ot::right_for_matrices(name, p);
   };
@@ -338,21 +358,29 @@ TEST_CASE("misuse of the wrapper is a clear error") {
   const auto named = model->named_parameters();
   SUBCASE("registration") {
     t::check_throws_with<ogpsa::invalid_argument>(
-        [&] { (void)ot::projected_optimizer(adam, named, nullptr); }, {"ogpsa::torch::projected_optimizer()", "no reference closure"});
+        [&] { (void)ot::projected_optimizer(adam, named, nullptr); },
+        {"ogpsa::torch::projected_optimizer()", "no reference closure"});
     torch::optim::Adam first_layer(model->fc1->parameters());
-    t::check_throws_with<ogpsa::invalid_argument>([&] { (void)ot::projected_optimizer(first_layer, named, reference(model)); },
-                                                  {"parameter 'fc2.weight'", "not in any of the optimizer's parameter groups"});
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { (void)ot::projected_optimizer(first_layer, named, reference(model)); },
+        {"parameter 'fc2.weight'", "not in any of the optimizer's parameter groups"});
     torch::OrderedDict<std::string, torch::Tensor> tied;
     tied.insert("embedding", model->fc1->weight);
     tied.insert("lm_head", model->fc1->weight);
-    t::check_throws_with<ogpsa::invalid_argument>([&] { (void)ot::projected_optimizer(adam, tied, reference(model)); },
-                                                  {"'lm_head' is the same tensor as 'embedding'", "tied"});
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { (void)ot::projected_optimizer(adam, tied, reference(model)); },
+        {"'lm_head' is the same tensor as 'embedding'", "tied"});
     auto all_right = [](std::string_view, const at::Tensor&) { return family::right; };
     t::check_throws_with<ogpsa::shape_error>(
-        [&] { (void)ot::projected_optimizer(adam, named, reference(model), rank_two(), {.families = all_right}); },
+        [&] {
+          (void)ot::projected_optimizer(adam, named, reference(model), rank_two(), {.families = all_right});
+        },
         {"parameter 'fc1.bias' (sizes [6])", "right subspace"});
     t::check_throws_with<ogpsa::invalid_argument>(
-        [&] { (void)ot::projected_optimizer(adam, named, reference(model), ogpsa::published_projector{}, {.families = all_right}); },
+        [&] {
+          (void)ot::projected_optimizer(adam, named, reference(model), ogpsa::published_projector{},
+                                        {.families = all_right});
+        },
         {"mean_gradient does not support right blocks", "fc1.weight"});
     net doubles = make_net(11);
     doubles->to(torch::kDouble);
@@ -361,47 +389,55 @@ TEST_CASE("misuse of the wrapper is a clear error") {
         [&] { (void)ot::projected_optimizer(adam_d, doubles->named_parameters(), reference(model)); },
         {"parameter 'fc1.weight' has dtype Double", "gradients are float"});
     for (auto& p : model->parameters()) p.requires_grad_(false);
-    t::check_throws_with<ogpsa::invalid_argument>([&] { (void)ot::projected_optimizer(adam, named, reference(model)); },
-                                                  {"none of the 4 parameters requires grad"});
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { (void)ot::projected_optimizer(adam, named, reference(model)); },
+        {"none of the 4 parameters requires grad"});
   }
   SUBCASE("steps") {
     ot::projected_optimizer opt(adam, named, reference(model));
     safety_backward(model, 0);
     opt.project();
-    t::check_throws_with<ogpsa::state_error>([&] { opt.project(); }, {"already projected", "call step() first"});
+    t::check_throws_with<ogpsa::state_error>([&] { opt.project(); },
+                                             {"already projected", "call step() first"});
     opt.step();
     CHECK_NOTHROW(opt.project());
   }
   SUBCASE("reference passes") {
     std::function<void(ot::reference_pass&)> feed;
     ot::projected_optimizer opt(adam, named, [&](ot::reference_pass& pass) { feed(pass); });
-    auto check_refresh = [&]<class E>(std::function<void(ot::reference_pass&)> f, std::initializer_list<std::string> what) {
+    auto check_refresh = [&]<class E>(std::function<void(ot::reference_pass&)> f,
+                                      std::initializer_list<std::string> what) {
       feed = std::move(f);
       t::check_throws_with<E>([&] { opt.refresh(); }, what);
       CHECK_FALSE(opt.projector().reference_pass_active());
     };
     torch::manual_seed(0);
     const torch::Tensor x = torch::randn({5, 8});
-    check_refresh.operator()<ogpsa::shape_error>([&](ot::reference_pass& p) { p.feed(model->forward(x)); },
-                                                 {"ogpsa::torch::reference_pass::feed()", "one element", "[5, 3]"});
+    check_refresh.operator()<ogpsa::shape_error>(
+        [&](ot::reference_pass& p) { p.feed(model->forward(x)); },
+        {"ogpsa::torch::reference_pass::feed()", "one element", "[5, 3]"});
     check_refresh.operator()<ogpsa::invalid_argument>(
         [&](ot::reference_pass& p) {
           torch::NoGradGuard no_grad;
           p.feed(model->forward(x).sum());
         },
         {"does not require grad"});
-    check_refresh.operator()<ogpsa::shape_error>([&](ot::reference_pass& p) { p.feed_gradients({torch::zeros({6, 8})}); },
-                                                 {"got 1 gradients for 4 registered parameters"});
     check_refresh.operator()<ogpsa::shape_error>(
         [&](ot::reference_pass& p) {
-          p.feed_gradients({torch::zeros({6, 8}), torch::zeros({6}), torch::zeros({3, 6}), torch::zeros({4})});
+          p.feed_gradients({torch::zeros({6, 8})});
+        },
+        {"got 1 gradients for 4 registered parameters"});
+    check_refresh.operator()<ogpsa::shape_error>(
+        [&](ot::reference_pass& p) {
+          p.feed_gradients(
+              {torch::zeros({6, 8}), torch::zeros({6}), torch::zeros({3, 6}), torch::zeros({4})});
         },
         {"parameter 'fc2.bias' has sizes [4], the parameter [3]"});
     check_refresh.operator()<ogpsa::invalid_argument>(
         [&](ot::reference_pass& p) {
           p.feed_gradients({torch::zeros({6, 8}, torch::kDouble), {}, {}, {}});
         },
-        {"parameter 'fc1.weight' is Double on cpu, the parameter Float on cpu"});
+        {"the gradient for parameter 'fc1.weight': Double on cpu, but the parameter is Float on cpu"});
     check_refresh.operator()<ogpsa::state_error>([](ot::reference_pass&) {}, {"empty reference pass"});
   }
 }
@@ -413,8 +449,50 @@ TEST_CASE("reference gradients laid out unlike the parameter are fed in the para
   auto transposed = [&](ot::reference_pass& pass) { pass.feed_gradients({direction, {}, {}, {}}); };
   ot::projected_optimizer opt(sgd, model->named_parameters(), transposed);
   model->fc1->weight.mutable_grad() = direction.contiguous() + 0.5 * torch::randn({6, 8});
-  for (auto* p : {&model->fc1->bias, &model->fc2->weight, &model->fc2->bias}) p->mutable_grad() = torch::zeros_like(*p);
+  for (auto* p : {&model->fc1->bias, &model->fc2->weight, &model->fc2->bias})
+    p->mutable_grad() = torch::zeros_like(*p);
   opt.project();
   const torch::Tensor g = model->fc1->weight.grad();
-  CHECK((g * direction).sum().abs().item<double>() / (g.norm() * direction.norm()).item<double>() < 1e-6);
+  CHECK(abs_cosine(g, direction) < 1e-6);
+}
+
+TEST_CASE("layer inputs fed with feed_vectors give GPM-style input-space bases") {
+  net model = make_net(13);
+  torch::optim::Adam adam(model->parameters());
+  torch::OrderedDict<std::string, torch::Tensor> first_weight;
+  first_weight.insert("fc1.weight", model->fc1->weight);
+  torch::manual_seed(13);
+  const torch::Tensor inputs =
+      torch::randn({20, 2}).matmul(torch::randn({2, 8}));  // 20 inputs in a 2-D space
+  std::function<void(ot::reference_pass&)> feed = [&](ot::reference_pass& pass) {
+    pass.feed_vectors(model->fc1->weight, inputs);
+  };
+  ot::projected_optimizer opt(
+      adam, first_weight, [&](ot::reference_pass& pass) { feed(pass); }, rank_two());
+  safety_backward(model, 0);
+  const torch::Tensor& g = model->fc1->weight.grad();
+  auto alignment = [&] { return (g.matmul(inputs.t()).norm() / (g.norm() * inputs.norm())).item<double>(); };
+  CHECK(alignment() > 1e-2);
+  opt.project();
+  CHECK(alignment() < 1e-6);  // every row of the gradient is orthogonal to every input
+
+  auto check_refresh = [&]<class E>(std::function<void(ot::reference_pass&)> f,
+                                    std::initializer_list<std::string> what) {
+    feed = std::move(f);
+    t::check_throws_with<E>([&] { opt.refresh(); }, what);
+  };
+  check_refresh.operator()<ogpsa::invalid_argument>(
+      [&](ot::reference_pass& pass) { pass.feed_vectors(model->fc2->weight, inputs); },
+      {"ogpsa::torch::reference_pass::feed_vectors()", "sizes [3, 6]",
+       "not one of the 1 registered parameters"});
+  check_refresh.operator()<ogpsa::shape_error>(
+      [&](ot::reference_pass& pass) { pass.feed_vectors(model->fc1->weight, inputs[0]); },
+      {"the vectors for parameter 'fc1.weight' must be a matrix", "[8]"});
+  check_refresh.operator()<ogpsa::shape_error>(
+      [&](ot::reference_pass& pass) { pass.feed_vectors(model->fc1->weight, inputs.slice(1, 0, 7)); },
+      {"ogpsa::projector::feed_columns()", "target dimension 8", "length 7"});
+  check_refresh.operator()<ogpsa::invalid_argument>(
+      [&](ot::reference_pass& pass) { pass.feed_vectors(model->fc1->weight, inputs.to(torch::kDouble)); },
+      {"the vectors for parameter 'fc1.weight': Double on cpu, but the parameter is Float on cpu"});
+  CHECK(opt.projector().refreshes() == 1);
 }

@@ -82,11 +82,15 @@ TEST_CASE("tensors that cannot be viewed are clear errors") {
   t::check_throws_with<ogpsa::invalid_argument>(
       [] { (void)ot::view<float, 1, ogpsa::cuda_memory_tag>(torch::zeros({3})); },
       {"ogpsa::torch::view()", "device cpu", "cuda device"});
-  t::check_throws_with<ogpsa::shape_error>([] { (void)ot::view<float, 2>(torch::zeros({2, 3, 4})); },
-                                           {"ogpsa::torch::view()", "2-dimensional", "3 dimensions"});
+  t::check_throws_with<ogpsa::shape_error>(
+      [] {
+        (void)ot::view<float, 2>(torch::zeros({2, 3, 4}));
+      },
+      {"ogpsa::torch::view()", "2-dimensional", "3 dimensions"});
   const torch::Tensor strided = torch::zeros({4, 6}).slice(1, 0, 6, 2);
-  t::check_throws_with<ogpsa::layout_error>([&] { (void)ot::flat_view<float>(strided); },
-                                            {"ogpsa::torch::flat_view()", "contiguous", "sizes [4, 3], strides [6, 2]"});
+  t::check_throws_with<ogpsa::layout_error>(
+      [&] { (void)ot::flat_view<float>(strided); },
+      {"ogpsa::torch::flat_view()", "contiguous", "sizes [4, 3], strides [6, 2]"});
   const torch::Tensor permuted = torch::zeros({2, 3, 4}).permute({2, 0, 1});
   t::check_throws_with<ogpsa::layout_error>([&] { (void)ot::matricized_view<float>(permuted); },
                                             {"ogpsa::torch::matricized_view()", "3 dimensions", "[4, 2, 3]"});

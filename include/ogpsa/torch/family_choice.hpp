@@ -24,7 +24,9 @@ namespace ogpsa::torch {
 using family_chooser = std::function<family(std::string_view name, const at::Tensor& parameter)>;
 
 /// Every parameter is one flat block: what the published OGPSA code does, per tensor.
-inline family flat_blocks(std::string_view, const at::Tensor&) { return family::flat; }
+inline family flat_blocks(std::string_view, const at::Tensor&) {
+  return family::flat;
+}
 
 /// Weights of two or more dimensions get a right (input-space, GPM-style) basis, n x k for a
 /// Linear weight of in-features n: memory k x n instead of k x numel. Biases, norm scales and

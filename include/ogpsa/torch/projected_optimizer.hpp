@@ -126,7 +126,8 @@ class projected_optimizer {
     const family_chooser choose = options.families ? std::move(options.families) : default_families();
     const std::unordered_set<const void*> stepped = stepped_by(optimizer_);
     for (const auto& item : parameters)
-      if (item.value().requires_grad()) add(item.key(), item.value(), choose(item.key(), item.value()), stepped);
+      if (item.value().requires_grad())
+        add(item.key(), item.value(), choose(item.key(), item.value()), stepped);
     OGPSA_REQUIRE(!parameters_.empty(), invalid_argument, constructor_name,
                   "none of the " << parameters.size() << " parameters requires grad: nothing to project");
   }
@@ -168,9 +169,14 @@ class projected_optimizer {
     const std::vector<gradient_mark> before = gradient_marks();
     projector_.begin_reference_pass();
     try {
-      reference_pass pass(names_, parameters_, [this](std::size_t i, const at::Tensor& g, index_t set) {
-        projector_.feed(ids_[i], matricized_view<const gradient_type, memory_space>(g), set);
-      });
+      reference_pass pass(
+          names_, parameters_,
+          [this](std::size_t i, const at::Tensor& gradient, index_t set) {
+            projector_.feed(ids_[i], matricized_view<const gradient_type, memory_space>(gradient), set);
+          },
+          [this](std::size_t i, const at::Tensor& columns, index_t set) {
+            projector_.feed_columns(ids_[i], view<const gradient_type, 2, memory_space>(columns), set);
+          });
       reference_(pass);
       check_gradients_untouched(before);
       projector_.finish_reference_pass(callbacks...);
@@ -239,16 +245,19 @@ class projected_optimizer {
   }
 
   family_chooser default_families() const {
-    const bool matrix_side = projector_.estimator().supports(family::right) && !projector_.rule().scales_gradient();
+    const bool matrix_side =
+        projector_.estimator().supports(family::right) && !projector_.rule().scales_gradient();
     return matrix_side ? family_chooser(right_for_matrices) : family_chooser(flat_blocks);
   }
 
-  void add(const std::string& name, const at::Tensor& p, family kind, const std::unordered_set<const void*>& stepped) {
+  void add(const std::string& name, const at::Tensor& p, family kind,
+           const std::unordered_set<const void*>& stepped) {
     check_parameter(name, p, kind, stepped);
     // Registration records extents, layout and family; the data pointer is bound to the current
     // gradient buffer before every projection (frameworks reallocate .grad()), so none is kept.
     const registration_view layout = matricized_view<gradient_type, memory_space>(p);
-    ids_.push_back(projector_.add_block(name, registration_view(nullptr, layout.extents(), layout.strides()), kind));
+    ids_.push_back(
+        projector_.add_block(name, registration_view(nullptr, layout.extents(), layout.strides()), kind));
     names_.push_back(name);
     parameters_.push_back(p);
   }
@@ -262,17 +271,19 @@ class projected_optimizer {
                     "parameter '" << name << "' is the same tensor as '" << names_[i]
                                   << "' (tied weights): register it once");
     OGPSA_REQUIRE(p.scalar_type() == scalar_type_of<gradient_type>, invalid_argument, constructor_name,
-                  "parameter '" << name << "' has dtype " << p.scalar_type() << ", the projector's gradients are "
-                                << element_traits<gradient_type>::name << " (choose ogpsa::storage<...> to match)");
+                  "parameter '" << name << "' has dtype " << p.scalar_type()
+                                << ", the projector's gradients are " << element_traits<gradient_type>::name
+                                << " (choose ogpsa::storage<...> to match)");
     OGPSA_REQUIRE(p.device().type() == device_type_of<memory_space>, invalid_argument, constructor_name,
-                  "parameter '" << name << "' is on device " << p.device() << ", the projector's memory space is "
-                                << memory_space::name);
+                  "parameter '" << name << "' is on device " << p.device()
+                                << ", the projector's memory space is " << memory_space::name);
     OGPSA_REQUIRE(kind == family::flat || p.dim() >= 2, shape_error, constructor_name,
                   "parameter '" << name << "' (sizes " << p.sizes() << ") cannot have a " << kind
                                 << " subspace: matrix-side families need at least two dimensions");
     OGPSA_REQUIRE(p.dim() <= 2 || p.is_contiguous(), layout_error, constructor_name,
-                  "parameter '" << name << "' has " << p.dim() << " dimensions and is not contiguous (strides "
-                                << p.strides() << "): it cannot be matricized");
+                  "parameter '" << name << "' has " << p.dim()
+                                << " dimensions and is not contiguous (strides " << p.strides()
+                                << "): it cannot be matricized");
   }
 
   std::vector<gradient_mark> gradient_marks() const {
@@ -290,8 +301,9 @@ class projected_optimizer {
     for (std::size_t i = 0; i < parameters_.size(); ++i)
       OGPSA_REQUIRE(after[i] == before[i], state_error, "ogpsa::torch::projected_optimizer::refresh",
                     "the reference closure changed the gradient of parameter '"
-                        << names_[i] << "' (did it call backward()? hand losses to reference_pass::feed "
-                                        "instead); the reference pass was abandoned");
+                        << names_[i]
+                        << "' (did it call backward()? hand losses to reference_pass::feed "
+                           "instead); the reference pass was abandoned");
   }
 
   template <class... Callbacks>
@@ -317,7 +329,8 @@ class projected_optimizer {
   void step_projecting_update(Callbacks&... callbacks) {
     moving_.clear();
     for (std::size_t i = 0; i < parameters_.size(); ++i)
-      if (parameters_[i].grad().defined() && projector_.subspace_of(ids_[i])->rank() > 0) moving_.push_back(i);
+      if (parameters_[i].grad().defined() && projector_.subspace_of(ids_[i])->rank() > 0)
+        moving_.push_back(i);
     snapshots_.resize(parameters_.size());
     ::torch::NoGradGuard no_grad;
     for (std::size_t i : moving_) {

@@ -52,7 +52,8 @@ template <class Basis>
 at::Tensor basis_tensor(const Eigen::Matrix<Basis, Eigen::Dynamic, Eigen::Dynamic>& basis) {
   at::Tensor t = at::empty({static_cast<std::int64_t>(basis.cols()), static_cast<std::int64_t>(basis.rows())},
                            at::TensorOptions().dtype(scalar_type_of<Basis>));
-  if (basis.size() > 0) std::memcpy(t.data_ptr(), basis.data(), static_cast<std::size_t>(basis.size()) * sizeof(Basis));
+  if (basis.size() > 0)
+    std::memcpy(t.data_ptr(), basis.data(), static_cast<std::size_t>(basis.size()) * sizeof(Basis));
   return t;
 }
 
@@ -152,7 +153,9 @@ block_state<Basis> read_block(::torch::serialize::InputArchive& archive) {
   return b;
 }
 
-inline std::string block_key(std::size_t i) { return "block" + std::to_string(i); }
+inline std::string block_key(std::size_t i) {
+  return "block" + std::to_string(i);
+}
 
 }  // namespace detail
 
@@ -187,8 +190,9 @@ projector_state<Basis> read_state(::torch::serialize::InputArchive& archive) {
   const std::uint64_t blocks = detail::read_count(archive, "blocks");
   for (std::size_t i = 0; i < blocks; ++i) {
     ::torch::serialize::InputArchive block;
-    OGPSA_REQUIRE(archive.try_read(detail::block_key(i), block), invalid_argument, detail::read_state_name,
-                  "the archive has no entry '" << detail::block_key(i) << "' (" << blocks << " blocks expected)");
+    OGPSA_REQUIRE(
+        archive.try_read(detail::block_key(i), block), invalid_argument, detail::read_state_name,
+        "the archive has no entry '" << detail::block_key(i) << "' (" << blocks << " blocks expected)");
     state.blocks.push_back(detail::read_block<Basis>(block));
   }
   return state;

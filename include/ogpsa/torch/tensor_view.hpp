@@ -69,11 +69,15 @@ struct device_type_for<cuda_memory_tag> {
 
 /// An ogpsa element type with a bit-compatible LibTorch dtype (cv-qualifiers ignored).
 template <class T>
-concept torch_element = element<T> && requires { detail::scalar_type_for<std::remove_cv_t<T>>::value; };
+concept torch_element = element<T> && requires {
+  detail::scalar_type_for<std::remove_cv_t<T>>::value;
+};
 
 /// A memory space whose tensors LibTorch has a device type for.
 template <class Space>
-concept torch_memory_space = memory_space<Space> && requires { detail::device_type_for<Space>::value; };
+concept torch_memory_space = memory_space<Space> && requires {
+  detail::device_type_for<Space>::value;
+};
 
 /// The LibTorch dtype whose elements are bit-compatible with ogpsa element `T`.
 template <torch_element T>
@@ -98,8 +102,7 @@ void check_viewable(const at::Tensor& t, const char* where) {
                                      << scalar_type_of<T> << ")");
   OGPSA_REQUIRE(t.device().type() == device_type_of<Space>, invalid_argument, where,
                 "a tensor on device " << t.device() << " cannot be viewed in ogpsa " << Space::name
-                                      << " memory (which needs device type "
-                                      << device_type_of<Space> << ")");
+                                      << " memory (which needs device type " << device_type_of<Space> << ")");
 }
 
 template <torch_element T>
@@ -122,8 +125,8 @@ strided_view<T, Rank, Space> view(const at::Tensor& t) {
   constexpr const char* where = "ogpsa::torch::view";
   detail::check_viewable<T, Space>(t, where);
   OGPSA_REQUIRE(t.dim() == static_cast<std::int64_t>(Rank), shape_error, where,
-                "expected a " << Rank << "-dimensional tensor, got " << t.dim()
-                              << " dimensions (sizes " << t.sizes() << ")");
+                "expected a " << Rank << "-dimensional tensor, got " << t.dim() << " dimensions (sizes "
+                              << t.sizes() << ")");
   typename strided_view<T, Rank, Space>::extents_type extents{}, strides{};
   for (std::size_t r = 0; r < Rank; ++r) {
     extents[r] = static_cast<index_t>(t.size(static_cast<std::int64_t>(r)));
@@ -138,9 +141,9 @@ template <torch_element T, torch_memory_space Space = host_memory_tag>
 vector_view<T, Space> flat_view(const at::Tensor& t) {
   constexpr const char* where = "ogpsa::torch::flat_view";
   detail::check_viewable<T, Space>(t, where);
-  OGPSA_REQUIRE(t.is_contiguous(), layout_error, where,
-                "a flat view needs a contiguous tensor (sizes " << t.sizes() << ", strides "
-                                                                << t.strides() << ")");
+  OGPSA_REQUIRE(
+      t.is_contiguous(), layout_error, where,
+      "a flat view needs a contiguous tensor (sizes " << t.sizes() << ", strides " << t.strides() << ")");
   return vector_view<T, Space>(detail::data_of<T>(t), {static_cast<index_t>(t.numel())});
 }
 
