@@ -126,7 +126,7 @@ using objective = std::function<torch::Tensor()>;
 objective language_modelling(language_model& model, std::vector<exchange> items, std::int64_t batch_size,
                              std::uint64_t seed) {
   auto order = std::make_shared<sampler>(items.size(), seed);
-  return [&model, items = std::move(items), batch_size, order] {
+  return [model, items = std::move(items), batch_size, order]() mutable {
     const batch b = make_batch(pick(items, order->next(batch_size)), model->config.context);
     return answer_loss(model->forward(b.tokens), b);
   };
@@ -137,7 +137,7 @@ objective safety_sft(language_model& model, const dataset& data, const options& 
   auto order = std::make_shared<sampler>(data.sft.size(), seed);
   auto general = std::make_shared<sampler>(data.reference.size(), seed + 1);
   const auto extra = replay ? static_cast<std::int64_t>(std::lround(o.replay_fraction * static_cast<double>(o.sft.batch))) : 0;
-  return [&model, &data, &o, order, general, extra] {
+  return [model, &data, &o, order, general, extra]() mutable {
     auto items = exchanges(pick(data.sft, order->next(o.sft.batch)));
     for (const auto& r : pick(data.reference, general->next(extra))) items.push_back(as_exchange(r));
     const batch b = make_batch(items, model->config.context);
@@ -170,7 +170,7 @@ objective preference(language_model& model, const dataset& data, const options& 
   auto order = std::make_shared<sampler>(data.dpo.size(), seed);
   auto general = std::make_shared<sampler>(data.reference.size(), seed + 1);
   const auto extra = replay ? static_cast<std::int64_t>(std::lround(o.replay_fraction * static_cast<double>(o.dpo.batch))) : 0;
-  return [&model, &data, &o, order, general, extra, ref_chosen, ref_rejected] {
+  return [model, &data, &o, order, general, extra, ref_chosen, ref_rejected]() mutable {
     const auto picked = order->next(o.dpo.batch);
     const batch b = make_pair_batch(pick(data.dpo, picked), model->config.context);
     const auto ll = answer_log_likelihood(model->forward(b.tokens), b);
@@ -307,7 +307,7 @@ using svd_projector = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogps
 
 /// The reference closure of a gradient-based basis: one sample per reference batch.
 auto reference_gradients(language_model& model, std::vector<batch> batches) {
-  return [&model, batches = std::move(batches)](ogpsa::torch::reference_pass& pass) {
+  return [model, batches = std::move(batches)](ogpsa::torch::reference_pass& pass) mutable {
     for (const batch& b : batches) pass.feed(answer_loss(model->forward(b.tokens), b));
   };
 }
@@ -315,7 +315,7 @@ auto reference_gradients(language_model& model, std::vector<batch> batches) {
 /// The reference closure of input-space (GPM) bases: every linear layer's inputs at the real
 /// (non-padding) positions of the reference set, as the vectors its right basis should span.
 auto reference_inputs(language_model& model, std::vector<batch> batches) {
-  return [&model, batches = std::move(batches)](ogpsa::torch::reference_pass& pass) {
+  return [model, batches = std::move(batches)](ogpsa::torch::reference_pass& pass) mutable {
     torch::NoGradGuard no_grad;
     const recording inputs(model);
     for (const batch& b : batches) model->forward(b.tokens);
@@ -415,35 +415,55 @@ stage_result train_stage(stage_kind kind, const method& m, const weights& start,
   return result;
 }
 
+namespace {
+
+/// A model, its optimizer and its SFT batches, for timing steps.
+struct timed_run {
+  timed_run(const method& how, const method& prepared_as, const weights& start, const dataset& data, const options& o)
+      : model(prepare_model(prepared_as, start, o, 1)),
+        optimizer(how, stage_kind::sft, model, data, o, o.sft.learning_rate),
+        loss(make_objective(stage_kind::sft, how, model, data, o, 7)) {}
+
+  /// Milliseconds of a whole step (forward, backward, update), or of its update alone.
+  double step(bool whole) {
+    optimizer.zero_grad();
+    const auto t = clock_type::now();
+    loss().backward();
+    const auto u = clock_type::now();
+    optimizer.step();
+    return 1e3 * std::chrono::duration<double>(clock_type::now() - (whole ? t : u)).count();
+  }
+
+  language_model model;
+  stage_optimizer optimizer;
+  objective loss;
+  std::vector<double> ms;
+};
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
 overhead measure_overhead(const method& m, const weights& start, const dataset& data, const options& o, int steps) {
-  // Two copies of the model take the same batches, one with plain steps, one with the method's.
   const method naive{"naive", "", method_kind::naive, {}};
   method timed = m;  // no refresh during the measurement: one before it, timed apart
   timed.projection.refresh_sft = steps + 1;
-  auto plain_model = prepare_model(naive, start, o, 1), method_model = prepare_model(timed, start, o, 1);
-  stage_optimizer plain(naive, stage_kind::sft, plain_model, data, o, o.sft.learning_rate);
-  stage_optimizer projected(timed, stage_kind::sft, method_model, data, o, o.sft.learning_rate);
-  const auto plain_loss = make_objective(stage_kind::sft, naive, plain_model, data, o, 7);
-  const auto method_loss = make_objective(stage_kind::sft, naive, method_model, data, o, 7);
-  auto timed_step = [](stage_optimizer& opt, const objective& loss) {
-    const auto t = clock_type::now();
-    opt.zero_grad();
-    loss().backward();
-    opt.step();
-    return seconds_since(t);
-  };
-  std::vector<double> plain_ms, method_ms;
+  method plain = timed;  // AdamW alone on the parameters the method trains
+  plain.kind = method_kind::naive;
+  timed_run reference(naive, naive, start, data, o), projected(timed, timed, start, data, o),
+      unprojected(plain, timed, start, data, o);
   for (int i = 0; i <= steps; ++i) {  // step 0 warms up (and runs the method's one refresh)
-    const double a = timed_step(plain, plain_loss), b = timed_step(projected, method_loss);
+    const double a = reference.step(true), b = projected.step(false), c = unprojected.step(false);
     if (i == 0) continue;
-    plain_ms.push_back(1e3 * a);
-    method_ms.push_back(1e3 * b);
+    reference.ms.push_back(a);
+    projected.ms.push_back(b);
+    unprojected.ms.push_back(c);
   }
-  auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    return v[v.size() / 2];
-  };
-  return {median(plain_ms), median(method_ms), 1e3 * projected.timing().refresh_seconds};
+  return {median(reference.ms), median(unprojected.ms), median(projected.ms),
+          1e3 * projected.optimizer.timing().refresh_seconds};
 }
 
 }  // namespace sft_dpo

@@ -81,13 +81,16 @@ class stage_optimizer {
 stage_result train_stage(stage_kind kind, const method& m, const weights& start, const dataset& data,
                          const options& o, int seed, const std::string& label);
 
-/// Per-step cost of a method's projection against naive AdamW steps, measured on interleaved SFT
-/// steps from `start` with the same batches (the refresh runs once before, and is timed apart).
+/// Per-step cost of a method's projection, from interleaved SFT steps from `start` that take the
+/// same batches: a naive step (forward, backward, AdamW on every parameter), and the optimizer
+/// part of a step (after backward) of the method and of plain AdamW on the same parameters. The
+/// method refreshes once before the timed steps; that refresh is timed apart.
 struct overhead {
   double naive_step_ms = 0;
-  double method_step_ms = 0;  ///< without refresh
-  double refresh_ms = 0;      ///< one reference pass and estimate
-  double fraction() const { return method_step_ms / naive_step_ms - 1; }
+  double plain_update_ms = 0;   ///< clipping and AdamW on the method's trainable parameters
+  double method_update_ms = 0;  ///< the same with the method's projection, refresh excluded
+  double refresh_ms = 0;        ///< one reference pass and estimate
+  double fraction() const { return (method_update_ms - plain_update_ms) / naive_step_ms; }
 };
 overhead measure_overhead(const method& m, const weights& start, const dataset& data, const options& o,
                           int steps);
