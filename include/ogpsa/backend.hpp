@@ -24,6 +24,8 @@
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
 /// | `project(exec, basis, target, rule, ws, stats, diag)` | one block's projection, in place   |
 /// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
+/// | `coefficients_all(exec, tasks, ws, diag)` | its first half: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
+/// | `update_all(exec, tasks, rule, ws, diag)` | its second half: rule and update from the packed coefficients |
 ///
 /// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
 /// the host in double precision through Eigen, whichever backend holds the large data.

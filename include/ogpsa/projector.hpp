@@ -45,7 +45,8 @@ struct block_id {
 ///    the optimizer steps with; the projector writes the projected gradient there, in place.
 /// 2. Whenever `refresh_due()`: `begin_reference_pass()`, `feed(block, reference_gradient, set)`
 ///    for each reference batch and block (from buffers of your own: reference gradients never
-///    touch the registered views), then `finish_reference_pass()`.
+///    touch the registered views) or `feed_columns(block, target_space_vectors, set)`, then
+///    `finish_reference_pass()`.
 /// 3. Each optimizer step, after gradient accumulation (and the data-parallel all-reduce) and
 ///    before clipping and `step()`: `project()`. One call to `project()` is one optimizer step
 ///    for the schedule.
@@ -176,29 +177,25 @@ class projector {
   void feed(block_id id, View reference, index_t set = 0) {
     constexpr const char* where = "ogpsa::projector::feed";
     check_space<View>();
-    OGPSA_REQUIRE(pass_, state_error, where,
-                  "no reference pass is active; call begin_reference_pass() first");
-    const block& b = at(id, where);
+    const block& b = at_in_pass(id, where);
     check_extents(b, reference, where);
     feed_target(id, detail::target_columns(as_read_only(reference), b.kind, where), set, where);
   }
 
-  /// Adds target-space vectors of `block` directly, as the columns of a (dimension x m) view:
-  /// instead of gradients, e.g. the layer inputs X^T on the reference set for a `right` block,
-  /// which estimates the input space as GPM does (Saha et al., "Gradient Projection Memory",
-  /// ICLR 2021). Any element type; one unit stride. Same checks and rejection as `feed`.
-  /// \throws shape_error when the row count is not the block's target dimension.
+  /// Adds reference vectors given directly in the block's target space (see `ogpsa::family`):
+  /// the m columns of `columns` (dimension x m, any m), e.g. a layer's inputs on the reference set
+  /// for a right block, which is how GPM estimates input spaces. Estimators see them exactly as
+  /// the target-space columns of a fed gradient. The view is only read; it needs one unit stride.
+  /// \throws shape_error when the rows are not the block's dimension, and as `feed`.
   template <tensor_view View>
   void feed_columns(block_id id, View columns, index_t set = 0) {
+    static_assert(View::rank() == 2, "feed_columns takes a matrix view: dimension x number of vectors");
     constexpr const char* where = "ogpsa::projector::feed_columns";
-    static_assert(View::rank() == 2, "feed_columns takes a rank-2 view: (dimension x number of vectors)");
     check_space<View>();
-    OGPSA_REQUIRE(pass_, state_error, where,
-                  "no reference pass is active; call begin_reference_pass() first");
-    const block& b = at(id, where);
+    const block& b = at_in_pass(id, where);
     OGPSA_REQUIRE(columns.extent(0) == b.dimension, shape_error, where,
-                  "block '" << b.name << "' has target dimension " << b.dimension << " (" << b.kind
-                            << "), got " << columns.extent(0) << " rows");
+                  "block '" << b.name << "' (" << b.kind << ") has target dimension " << b.dimension
+                            << ", got columns of length " << columns.extent(0));
     feed_target(id, detail::target_columns(as_read_only(columns), family::left, where), set, where);
   }
 
@@ -387,6 +384,29 @@ class projector {
   }
   block& at(block_id id, const char* where) {
     return const_cast<block&>(std::as_const(*this).at(id, where));
+  }
+
+  const block& at_in_pass(block_id id, const char* where) const {
+    OGPSA_REQUIRE(pass_, state_error, where,
+                  "no reference pass is active; call begin_reference_pass() first");
+    return at(id, where);
+  }
+
+  /// Feeds target-space columns to the block's estimator state, rejecting the pass on NaN/Inf.
+  template <class T>
+  void feed_target(block_id id, const detail::matrix_ref<const T, memory_space>& columns, index_t set,
+                   const char* where) {
+    const block& b = blocks_[id.index];
+    if (!backend_type::all_finite(exec_, columns)) {
+      pass_.reset();
+      OGPSA_FAIL(numeric_error, where,
+                 "reference data for block '" << b.name << "' (set " << set
+                                              << ") contains NaN or Inf; the reference pass "
+                                                 "was rejected and the current bases are kept");
+    }
+    auto& state = pass_->states[id.index];
+    if (!state) state.emplace(estimator_, b.dimension, b.name);
+    state->feed(exec_, columns, set);
   }
 
   static void require_subspace(const block& b, const char* where) {

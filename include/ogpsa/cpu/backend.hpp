@@ -1,9 +1,11 @@
 #pragma once
 /// \file
-/// The host backend: Eigen for every primitive listed in `ogpsa/backend.hpp`.
+/// The host backend: Eigen for every primitive listed in `ogpsa/backend.hpp`, and ogpsa's own
+/// kernels for projection (`ogpsa/cpu/detail/projection.hpp`).
 ///
-/// Threads: Eigen's matrix products use OpenMP when the program is built with it
-/// (`OMP_NUM_THREADS` or `Eigen::setNbThreads` set their number).
+/// Threads: projections split their work across an OpenMP team of `execution::threads` threads
+/// (OpenMP's default when 0), see `ogpsa/cpu/execution.hpp`; Eigen's own products (estimators)
+/// use OpenMP when the program is built with it (`OMP_NUM_THREADS` or `Eigen::setNbThreads`).
 
 #include <algorithm>
 #include <cmath>
@@ -16,36 +18,16 @@
 #include <Eigen/QR>
 
 #include "ogpsa/backend.hpp"
+#include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/projection.hpp"
+#include "ogpsa/cpu/execution.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/element.hpp"
 #include "ogpsa/memory_space.hpp"
 
 namespace ogpsa::cpu {
 
-/// The CPU execution context. Stateless: Eigen and OpenMP own the threads.
-struct execution {};
-
 namespace detail {
-
-template <class T>
-using dense = Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic>;
-template <class T>
-using dense_row_major =
-    Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class Plain, class T>
-using map_of = Eigen::Map<std::conditional_t<std::is_const_v<T>, const Plain, Plain>, 0,
-                          Eigen::OuterStride<>>;
-
-/// Calls `f` with an Eigen map of `r`, column- or row-major as its strides say.
-template <class T, class F>
-decltype(auto) with_map(const ogpsa::detail::matrix_ref<T, host_memory_tag>& r, F&& f) {
-  if (r.column_major()) {
-    map_of<dense<T>, T> m(r.data, r.rows, r.cols, Eigen::OuterStride<>(r.col_stride));
-    return f(m);
-  }
-  map_of<dense_row_major<T>, T> m(r.data, r.rows, r.cols, Eigen::OuterStride<>(r.row_stride));
-  return f(m);
-}
 
 /// Rows (or columns) per panel when a float product is accumulated in double: small enough to stay in cache.
 inline constexpr index_t gram_panel = 2048;
@@ -61,19 +43,21 @@ struct backend {
   template <class T>
   using ref = ogpsa::detail::matrix_ref<T, host_memory_tag>;
 
-  /// Reusable buffers for `project`, so that a projection allocates nothing once warm.
+  /// Reusable buffers for the projection primitives, so that a warm projection allocates nothing.
   struct workspace {
-    Eigen::MatrixXf coefficients_f, original_f;
-    Eigen::MatrixXd coefficients_d, original_d;
+    detail::projection_workspace<float> single;
+    detail::projection_workspace<double> double_precision;
     template <class Acc>
-    auto& coefficients() {
-      if constexpr (std::is_same_v<Acc, float>) return coefficients_f;
-      else return coefficients_d;
+    detail::projection_workspace<Acc>& get() {
+      if constexpr (std::is_same_v<Acc, float>) return single;
+      else return double_precision;
     }
+    /// The coefficients `coefficients_all` packed: for every task in order its k x n block
+    /// (column-major; zeros for an empty target or basis), then, with diagnostics, one |x|^2 per
+    /// task. Acc is the tasks' accumulator type.
     template <class Acc>
-    auto& original() {
-      if constexpr (std::is_same_v<Acc, float>) return original_f;
-      else return original_d;
+    std::span<Acc> packed_coefficients() {
+      return get<Acc>().coefficients;
     }
   };
 
@@ -94,7 +78,8 @@ struct backend {
 
   template <class S>
   static bool all_finite(execution&, ref<const S> src) {
-    return detail::with_map(src, [](const auto& s) { return s.allFinite(); });
+    // 16-bit types have no arithmetic of their own: test them as floats.
+    return detail::with_map(src, [](const auto& s) { return s.template cast<working_t<S>>().allFinite(); });
   }
 
   /// a^T b accumulated in double (float data is widened panel by panel); exactly symmetric when
@@ -218,55 +203,48 @@ struct backend {
 
   /// Projects every column of `target` (the block's target-space vectors) in place:
   /// c = U^T x, then x <- s x - U r where the rule turns c into (r, s), column by column.
-  /// A column whose rule removes nothing and keeps the scale is not written. NaN/Inf in the
+  /// A block whose rule removes nothing and keeps the scale is not written. NaN/Inf in the
   /// gradient leave it untouched and are reported through `stats.finite`.
+  /// \throws shape_error when the basis and the target differ in their number of rows.
   template <class Basis, class G, class Rule>
-  static void project(execution&, const matrix<Basis>& basis, ref<G> target, const Rule& rule,
+  static void project(execution& exec, const matrix<Basis>& basis, ref<G> target, const Rule& rule,
                       workspace& ws, projection_stats& stats, bool diagnostics) {
-    using acc = accumulator_t<G, Basis>;
-    stats = projection_stats{};
-    if (basis.cols() == 0 || target.size() == 0) return;
-    detail::with_map(target, [&](auto& x) {
-      auto& c = ws.template coefficients<acc>();
-      c.noalias() = basis.template cast<acc>().transpose() * x.template cast<acc>();
-      if (diagnostics) stats.gradient_sq = static_cast<double>(x.template cast<acc>().squaredNorm());
-      stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
-      if (!stats.finite) return;
-      stats.coefficient_sq = static_cast<double>(c.squaredNorm());
-      auto& original = ws.template original<acc>();
-      if (diagnostics) original = c;
-      const index_t k = c.rows();
-      bool any_removed = false;
-      for (index_t j = 0; j < c.cols(); ++j) {
-        const acc s = rule.apply(c.col(j).data(), k);
-        stats.scale = static_cast<double>(s);
-        if (s != acc(1)) x.col(j) *= static_cast<typename std::remove_reference_t<decltype(x)>::Scalar>(s);
-        any_removed = any_removed || s != acc(1) || !c.col(j).isZero(0);
-      }
-      if (diagnostics) record(stats, original, c);
-      if (!any_removed) return;
-      stats.changed = true;
-      if constexpr (std::is_same_v<std::remove_const_t<G>, Basis> && std::is_same_v<Basis, acc>)
-        x.noalias() -= basis * c;
-      else
-        x -= (basis.template cast<acc>() * c).template cast<std::remove_const_t<G>>();
-    });
+    projection_task<matrix<Basis>, ref<G>> task{&basis, target, {}};
+    project_all(exec, std::span(&task, 1), rule, ws, diagnostics);
+    stats = task.stats;
   }
 
-  /// Projects every task's target with its basis (see `project`), filling each task's stats.
+  /// Projects every task's target with its basis (see `project`), filling each task's stats:
+  /// `coefficients_all`, then `update_all`. Each half is one team of threads that splits the work
+  /// by bytes, not by task. Dot products accumulate in `accumulator_t<G, Basis>` (float for float
+  /// and 16-bit data) within chunks of rows and in double across them; results do not depend on
+  /// the number of threads.
+  /// \throws shape_error when a basis and its target differ in their number of rows (before
+  ///         anything is written).
   template <class Basis, class G, class Rule>
   static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                           const Rule& rule, workspace& ws, bool diagnostics) {
-    for (auto& task : tasks) project(exec, *task.basis, task.target, rule, ws, task.stats, diagnostics);
+    coefficients_all(exec, tasks, ws, diagnostics);
+    update_all(exec, tasks, rule, ws, diagnostics);
   }
 
- private:
-  template <class M>
-  static void record(projection_stats& stats, const M& original, const M& removed) {
-    stats.removed_dot = static_cast<double>(original.cwiseProduct(removed).sum());
-    stats.removed_sq = static_cast<double>(removed.squaredNorm());
-    stats.remaining_coefficient_sq =
-        static_cast<double>((original * static_cast<typename M::Scalar>(stats.scale) - removed).squaredNorm());
+  /// The first half of `project_all`: every task's coefficients c = U^T x, packed into
+  /// `ws.packed_coefficients<Acc>()`, which a distributed run may all-reduce before `update_all`.
+  /// \throws shape_error as `project_all`.
+  template <class Basis, class G>
+  static void coefficients_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                               workspace& ws, bool diagnostics) {
+    using acc = accumulator_t<G, Basis>;
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).coefficients(exec);
+  }
+
+  /// The second half of `project_all`, for the same tasks and diagnostics flag: applies the rule
+  /// to the packed coefficients and writes x <- s x - U r, filling each task's stats.
+  template <class Basis, class G, class Rule>
+  static void update_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                         const Rule& rule, workspace& ws, bool diagnostics) {
+    using acc = accumulator_t<G, Basis>;
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).update(exec, rule);
   }
 };
 
