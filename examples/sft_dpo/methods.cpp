@@ -28,7 +28,7 @@ std::vector<method> all_methods(const options& o) {
       {"flat-rank", "per tensor, the top-rank directions of per-batch reference gradients", method_kind::ogpsa, flat_rank},
       {"side-grad", "input-space bases of the weights from per-batch reference gradients, rank by energy",
        method_kind::ogpsa, side_grad},
-      {"gpm", "input-space bases from the layers' inputs on the reference set (GPM), rank by energy",
+      {"gpm", "input-space bases from the layers' inputs on the reference set (GPM), rank by energy; recommended",
        method_kind::ogpsa, gpm},
       {"gpm-update", "gpm, projecting AdamW's update instead of the gradient", method_kind::ogpsa, gpm_update},
       {"gpm-update-fast", "gpm-update, refreshed more often", method_kind::ogpsa, gpm_update_fast},

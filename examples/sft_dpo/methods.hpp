@@ -36,7 +36,7 @@ struct method {
 };
 
 /// The OGPSA configuration the example recommends (the Goal is checked for it).
-inline constexpr const char* recommended_method = "gpm-update-fast";
+inline constexpr const char* recommended_method = "gpm";
 
 /// Every method, in the order of the results table.
 std::vector<method> all_methods(const options& o);
