@@ -47,8 +47,10 @@ TEST_CASE("the DPO loss matches a hand-computed value") {
   // Two pairs, beta 0.1. Pair 1: (pc - rc) - (pr - rr) = (-4 + 5) - (-6 + 5) = 2, so the loss is
   // -log sigmoid(0.2) = log(1 + e^-0.2) = 0.598139. Pair 2: (-3 + 2) - (-1 + 2) = -2: log(1 + e^0.2)
   // = 0.798139. Mean: 0.698139.
-  const auto pc = torch::tensor({-4.0, -3.0}), pr = torch::tensor({-6.0, -1.0});
-  const auto rc = torch::tensor({-5.0, -2.0}), rr = torch::tensor({-5.0, -2.0});
+  // In double: LibTorch's C++ tensor() would make float tensors, which hold 7 digits, not 12.
+  const auto f64 = torch::kFloat64;
+  const auto pc = torch::tensor({-4.0, -3.0}, f64), pr = torch::tensor({-6.0, -1.0}, f64);
+  const auto rc = torch::tensor({-5.0, -2.0}, f64), rr = torch::tensor({-5.0, -2.0}, f64);
   const double expected = (std::log1p(std::exp(-0.2)) + std::log1p(std::exp(0.2))) / 2;
   CHECK(expected == doctest::Approx(0.698139).epsilon(1e-6));
   CHECK(dpo_loss(pc, pr, rc, rr, 0.1).item<double>() == doctest::Approx(expected).epsilon(1e-12));
