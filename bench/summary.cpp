@@ -2,6 +2,7 @@
 #include "summary.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -41,6 +42,12 @@ std::string fixed(double v, int digits) {
   return os.str();
 }
 
+std::string scientific(double v) {
+  std::ostringstream os;
+  os << std::scientific << std::setprecision(1) << v;
+  return os.str();
+}
+
 std::string milliseconds(double seconds) { return fixed(seconds * 1e3, seconds < 1e-2 ? 3 : 1); }
 std::string gigabytes(double bytes_per_second) { return fixed(bytes_per_second / 1e9, 1); }
 
@@ -65,6 +72,8 @@ class writer {
         c.by_implementation[p.implementation] = r;
         if (is_peer(p.implementation) && std::find(peers_.begin(), peers_.end(), p.implementation) == peers_.end())
           peers_.push_back(p.implementation);
+      } else if (p.kind == "estimators") {
+        estimators_[p.rest][p.implementation] = r;
       } else {
         others_.emplace_back(name, r);
       }
@@ -130,6 +139,20 @@ class writer {
     os << '\n';
   }
 
+  /// Every estimator's time, accuracy and memory per case, and the estimator targets.
+  void estimators(std::ostream& os) const {
+    if (estimators_.empty()) return;
+    os << "## Subspace estimators\n\n*max sine*: the largest principal-angle sine to the fp64 reference "
+          "subspace; *peak MiB*: the resident memory the estimate added.\n\n"
+       << "| case | estimator | ms | max sine | peak MiB |\n|---|---|---:|---:|---:|\n";
+    for (const auto& [name, by_implementation] : estimators_)
+      for (const auto& [implementation, r] : by_implementation)
+        os << "| " << name << " | " << implementation << " | " << milliseconds(r.seconds) << " | "
+           << scientific(counter(r, "max_sine")) << " | " << fixed(counter(r, "peak_MiB"), 1) << " |\n";
+    os << '\n';
+    estimator_targets(os);
+  }
+
   void other_benchmarks(std::ostream& os) const {
     if (others_.empty()) return;
     os << "## Other benchmarks\n\n| benchmark | ms | GB/s |\n|---|---:|---:|\n";
@@ -145,6 +168,46 @@ class writer {
       if (c.name == name) return c;
     cases_.push_back({name, {}});
     return cases_.back();
+  }
+
+  static double counter(const summary_reporter::result& r, const std::string& name) {
+    const auto it = r.counters.find(name);
+    return it == r.counters.end() ? std::nan("") : it->second;
+  }
+
+  const summary_reporter::result* estimator(const std::string& case_name, const std::string& implementation) const {
+    const auto c = estimators_.find(case_name);
+    if (c == estimators_.end()) return nullptr;
+    const auto it = c->second.find(implementation);
+    return it == c->second.end() ? nullptr : &it->second;
+  }
+
+  /// "<a> is at least <factor>x faster than <b> at max sine <= <bound>", when both ran.
+  void speed_target(std::ostream& os, const std::string& case_name, const std::string& a, const std::string& b,
+                    double factor, double bound) const {
+    const auto *ra = estimator(case_name, a), *rb = estimator(case_name, b);
+    if (!ra || !rb) return;
+    const double ratio = rb->seconds / ra->seconds, sine = counter(*ra, "max_sine");
+    os << "| " << case_name << ": " << a << " >= " << fixed(factor, 0) << "x faster than " << b
+       << " at max sine <= " << scientific(bound) << " | " << fixed(ratio, 1) << "x, sine " << scientific(sine)
+       << " | " << yes_no(ratio >= factor && sine <= bound) << " |\n";
+  }
+
+  void estimator_targets(std::ostream& os) const {
+    const std::string tall = "tall_skinny/d:4194304", side = "matrix_side/m:2048/n:5632";
+    os << "| estimator target | measured | met |\n|---|---:|:---:|\n";
+    speed_target(os, tall, "exact_svd", "eigen_bdcsvd", 5, 1e-4);
+    speed_target(os, side, "randomized_svd", "eigen_bdcsvd", 10, 1e-2);
+    speed_target(os, side, "randomized_svd", "torch_svd", 1, 1e-2);
+    const auto *incremental = estimator(tall, "incremental_svd"), *exact = estimator(tall, "exact_svd");
+    if (incremental && exact) {
+      const double slower = incremental->seconds / exact->seconds, sine = counter(*incremental, "max_sine");
+      const double memory = counter(*incremental, "peak_MiB") / counter(*exact, "peak_MiB");
+      os << "| " << tall << ": incremental_svd within 2x of exact_svd's time, <= 1/4 of its memory, max sine "
+         << "<= 1e-2 | " << fixed(slower, 2) << "x time, " << fixed(memory, 3) << "x memory, sine "
+         << scientific(sine) << " | " << yes_no(slower <= 2 && memory <= 0.25 && sine <= 1e-2) << " |\n";
+    }
+    os << '\n';
   }
 
   std::optional<double> time_of(const std::string& case_name, const std::string& implementation) const {
@@ -192,6 +255,8 @@ class writer {
   std::vector<projection_case> cases_;
   std::vector<std::string> peers_;
   std::vector<std::pair<std::string, summary_reporter::result>> others_;
+  /// case (e.g. "tall_skinny/d:4194304") -> estimator -> result
+  std::map<std::string, std::map<std::string, summary_reporter::result>> estimators_;
 };
 
 std::string describe(const benchmark::CPUInfo& cpu) {
@@ -228,6 +293,7 @@ void summary_reporter::ReportRuns(const std::vector<Run>& runs) {
     r.seconds = run.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(run.time_unit);
     if (const auto it = run.counters.find("bytes_per_second"); it != run.counters.end()) r.bytes_per_second = it->second;
     if (const auto it = run.counters.find("gradient_elements"); it != run.counters.end()) r.gradient_elements = it->second;
+    for (const auto& [counter, value] : run.counters) r.counters[counter] = value;
     if (!results_.count(name)) order_.push_back(name);
     results_[name] = r;
   }
@@ -245,6 +311,7 @@ void summary_reporter::Finalize() {
   w.targets(os);
   w.roofline(os);
   w.projections(os);
+  w.estimators(os);
   w.other_benchmarks(os);
   if (!os) std::fprintf(stderr, "could not write the summary to %s\n", path_.c_str());
 }

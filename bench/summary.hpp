@@ -24,6 +24,7 @@ class summary_reporter : public benchmark::JSONReporter {
     double seconds = 0;            ///< real time per iteration
     double bytes_per_second = 0;   ///< under the minimal-traffic model; 0 when not reported
     double gradient_elements = 0;  ///< selects the copy roofline of the same size
+    std::map<std::string, double> counters;  ///< the user counters, e.g. max_sine and peak_MiB
   };
 
  private:

@@ -359,6 +359,32 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
   for (float x : grad) CHECK(std::abs(x) < 1e-6f);
 }
 
+TEST_CASE_TEMPLATE("every SVD estimator plugs into the projector like exact_svd", E, ogpsa::randomized_svd,
+                   ogpsa::single_pass_svd, ogpsa::incremental_svd) {
+  // References of exact rank 3 on each family's vectors (4 of them for flat blocks, which are all
+  // kept), so every estimator must find exact_svd's subspace and project the same way.
+  const t::matrix<double> left = t::random_orthonormal<double>(60, 3, 130), right = t::random_orthonormal<double>(45, 3, 131);
+  std::vector<t::matrix<double>> references;
+  for (std::uint32_t s = 0; s < 4; ++s) references.push_back(left * t::random_matrix<double>(3, 3, 132 + s) * right.transpose());
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    const ogpsa::index_t rank = f == family::flat ? 4 : 3;
+    auto projected = [&](auto estimator) {
+      t::matrix<double> g = t::random_matrix<double>(60, 45, 140);
+      ogpsa::projector<decltype(estimator), ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> p(
+          estimator);
+      const auto id = p.add_block("w", ogpsa::view(g), f);
+      p.begin_reference_pass();
+      for (const auto& r : references) p.feed(id, ogpsa::view(r));
+      p.finish_reference_pass();
+      p.project();
+      return g;
+    };
+    const t::matrix<double> expected = projected(ogpsa::exact_svd{.rank = rank});
+    CHECK((projected(E{.rank = rank}) - expected).cwiseAbs().maxCoeff() < 1e-10);
+  }
+}
+
 namespace {
 
 /// Estimates a rank-3 exact_svd subspace of a 60 x 45 block from three reference gradients and

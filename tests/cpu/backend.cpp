@@ -1,5 +1,6 @@
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -34,6 +35,41 @@ TEST_CASE_TEMPLATE("gram accumulates in double, panel by panel", T, float, doubl
          b.template cast<double>() * b.template cast<double>().transpose())
             .cwiseAbs()
             .maxCoeff() < 1e-9);
+}
+
+TEST_CASE_TEMPLATE("stacked primitives see a list of parts as one matrix, in one pass", T, float, double) {
+  // Parts of 1, 3 and 2 columns, 5003 rows: a panel boundary falls inside the data.
+  std::vector<t::matrix<T>> parts{t::random_matrix<T>(5003, 1, 5), t::random_matrix<T>(5003, 3, 6),
+                                  t::random_matrix<T>(5003, 2, 7)};
+  t::matrix<T> whole(5003, 6);
+  whole << parts[0], parts[1], parts[2];
+  const t::matrix<double> wd = whole.template cast<double>();
+  const t::matrix<T> b = t::random_matrix<T>(5003, 4, 8);
+  CHECK((backend::gram(exec, parts, b) - wd.transpose() * b.template cast<double>()).cwiseAbs().maxCoeff() < 1e-9);
+  const auto g = backend::gram(exec, parts);
+  CHECK((g - wd.transpose() * wd).cwiseAbs().maxCoeff() < 1e-9);
+  CHECK((g - g.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  const t::matrix<double> x = t::random_matrix<double>(6, 3, 9);
+  const t::matrix<double> ax = wd * x.cast<T>().template cast<double>();
+  CHECK((backend::multiply(exec, parts, x).template cast<double>() - ax).cwiseAbs().maxCoeff() <
+        100 * t::tolerance<T>());
+  CHECK(backend::squared_norm(exec, whole) == doctest::Approx(wd.squaredNorm()).epsilon(1e-12));
+}
+
+TEST_CASE_TEMPLATE("multiply_in_place replaces a by a x, or by [a parts...] x", T, float, double) {
+  t::matrix<T> a = t::random_matrix<T>(70000, 4, 10);  // several panels
+  const t::matrix<T> c = t::random_matrix<T>(70000, 2, 11);
+  const t::matrix<double> x = t::random_matrix<double>(4, 4, 12), y = t::random_matrix<double>(6, 4, 13);
+  const t::matrix<double> ax = a.template cast<double>() * x.cast<T>().template cast<double>();
+  backend::multiply_in_place(exec, a, x);
+  CHECK((a.template cast<double>() - ax).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  t::matrix<T> joined(70000, 6);
+  joined << a, c;
+  const t::matrix<double> expected = joined.template cast<double>() * y.cast<T>().template cast<double>();
+  std::vector<t::matrix<T>> parts{a, c};
+  backend::multiply_in_place(exec, parts, y);
+  CHECK((parts[0].template cast<double>() - expected).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  CHECK(parts[1] == c);
 }
 
 TEST_CASE_TEMPLATE("thin_qr factors a tall matrix", T, float, double) {

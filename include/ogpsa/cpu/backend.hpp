@@ -32,6 +32,69 @@ namespace detail {
 /// Rows (or columns) per panel when a float product is accumulated in double: small enough to stay in cache.
 inline constexpr index_t gram_panel = 2048;
 
+/// Rows per panel when matrices are widened to double (or gathered side by side) for one pass over
+/// their rows: about 2 MiB of doubles, so that a panel stays in cache however wide the data.
+inline index_t widened_panel_rows(index_t cols) {
+  return std::max<index_t>(64, (index_t{1} << 18) / std::max<index_t>(cols, 1));
+}
+
+/// Rows [row, row + panel.rows()) of `parts` side by side, widened to double, into `panel`.
+template <class T>
+void gather_rows(std::span<const dense<T>> parts, index_t row, host_matrix& panel) {
+  index_t at = 0;
+  for (const auto& p : parts) {
+    panel.middleCols(at, p.cols()) = p.middleRows(row, panel.rows()).template cast<double>();
+    at += p.cols();
+  }
+}
+
+template <class T>
+index_t total_cols(std::span<const dense<T>> parts) {
+  index_t cols = 0;
+  for (const auto& p : parts) cols += p.cols();
+  return cols;
+}
+
+/// a <- [a others...] x in place, panel by panel.
+template <class T>
+void multiply_in_place(dense<T>& a, std::span<const dense<T>> others, const host_matrix& x) {
+  const dense<T> xt = x.template cast<T>();
+  const index_t step = widened_panel_rows(xt.rows() + xt.cols());
+  dense<T> panel;
+  for (index_t r = 0; r < a.rows(); r += step) {
+    const index_t n = std::min(step, a.rows() - r);
+    panel.noalias() = a.middleRows(r, n) * xt.topRows(a.cols());
+    index_t at = a.cols();
+    for (const auto& p : others) {
+      panel.noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
+      at += p.cols();
+    }
+    a.middleRows(r, n) = panel;
+  }
+}
+
+/// [p_1 p_2 ...]^T b, or the Gram matrix of [p_1 p_2 ...] when `b` is null (exactly symmetric),
+/// accumulated in double in one pass over the rows.
+template <class T>
+host_matrix stacked_gram(std::span<const dense<T>> parts, const dense<T>* b) {
+  const index_t cols = total_cols<T>(parts), rows = parts.empty() ? 0 : parts.front().rows();
+  host_matrix g = host_matrix::Zero(cols, b ? b->cols() : cols);
+  const index_t step = widened_panel_rows(cols + (b ? b->cols() : 0));
+  host_matrix pa, pb;
+  for (index_t r = 0; r < rows; r += step) {
+    pa.resize(std::min(step, rows - r), cols);
+    gather_rows<T>(parts, r, pa);
+    if (!b) {
+      g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
+      continue;
+    }
+    pb = b->middleRows(r, pa.rows()).template cast<double>();
+    g.noalias() += pa.transpose() * pb;
+  }
+  if (!b) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+  return g;
+}
+
 }  // namespace detail
 
 /// The Eigen backend.
@@ -86,21 +149,42 @@ struct backend {
   /// `a` and `b` are the same matrix.
   template <class T>
   static host_matrix gram(execution&, const matrix<T>& a, const matrix<T>& b) {
-    const bool self = &a == &b;
-    host_matrix g = host_matrix::Zero(a.cols(), b.cols());
     if constexpr (std::is_same_v<T, double>) {
-      if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
-      else g.noalias() = a.transpose() * b;
-    } else {
-      for (index_t r = 0; r < a.rows(); r += detail::gram_panel) {
-        const index_t n = std::min(detail::gram_panel, a.rows() - r);
-        const host_matrix pa = a.middleRows(r, n).template cast<double>();
-        if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
-        else g.noalias() += pa.transpose() * b.middleRows(r, n).template cast<double>();
-      }
+      if (&a != &b) return a.transpose() * b;
     }
-    if (self) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
-    return g;
+    return detail::stacked_gram<T>(std::span(&a, 1), &a == &b ? nullptr : &b);
+  }
+
+  /// The same for the parts side by side, [p_1 p_2 ...]^T b, in one pass over the rows.
+  template <class T>
+  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
+    return detail::stacked_gram<T>(parts, &b);
+  }
+
+  /// The Gram matrix of the parts side by side, [p_1 p_2 ...]^T [p_1 p_2 ...], in one pass over the
+  /// rows (however many parts: a stream of single snapshots is read once, not once per pair).
+  template <class T>
+  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts) {
+    return detail::stacked_gram<T>(parts, nullptr);
+  }
+
+  /// |a|_F^2 accumulated in double.
+  template <class T>
+  static double squared_norm(execution&, const matrix<T>& a) {
+    if constexpr (std::is_same_v<T, double>) {
+      return a.squaredNorm();
+    } else {
+      // Widened a cache-sized segment at a time, so that the reduction runs on packets.
+      constexpr index_t segment = 4096;
+      const auto flat = a.reshaped();
+      host_vector wide;
+      double sum = 0;
+      for (index_t i = 0; i < flat.size(); i += segment) {
+        wide = flat.segment(i, std::min(segment, flat.size() - i)).template cast<double>();
+        sum += wide.squaredNorm();
+      }
+      return sum;
+    }
   }
 
   /// a a^T accumulated in double: the Gram matrix of the rows, for wide data.
@@ -125,6 +209,37 @@ struct backend {
   template <class T>
   static void multiply_add(execution&, const matrix<T>& a, const host_matrix& x, matrix<T>& out) {
     out.noalias() += a * x.template cast<T>();
+  }
+
+  /// [p_1 p_2 ...] x, in one pass over the rows (x has one row per column of all parts).
+  template <class T>
+  static matrix<T> multiply(execution&, const std::vector<matrix<T>>& parts, const host_matrix& x) {
+    const matrix<T> xt = x.template cast<T>();
+    const index_t rows = parts.empty() ? 0 : parts.front().rows();
+    matrix<T> out = matrix<T>::Zero(rows, x.cols());
+    const index_t step = detail::widened_panel_rows(xt.rows() + xt.cols());
+    for (index_t r = 0; r < rows; r += step) {
+      const index_t n = std::min(step, rows - r);
+      index_t at = 0;
+      for (const matrix<T>& p : parts) {
+        out.middleRows(r, n).noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
+        at += p.cols();
+      }
+    }
+    return out;
+  }
+
+  /// a <- a x in place, for a square x (cols(a) x cols(a)): no second matrix of a's size.
+  template <class T>
+  static void multiply_in_place(execution&, matrix<T>& a, const host_matrix& x) {
+    detail::multiply_in_place<T>(a, {}, x);
+  }
+
+  /// p_1 <- [p_1 p_2 ...] x in place, in one pass over the rows (x has one row per column of all
+  /// parts and cols(p_1) columns); the other parts are only read.
+  template <class T>
+  static void multiply_in_place(execution&, std::vector<matrix<T>>& parts, const host_matrix& x) {
+    detail::multiply_in_place<T>(parts.front(), std::span(parts).subspan(1), x);
   }
 
   template <class T>

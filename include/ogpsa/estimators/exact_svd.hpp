@@ -7,13 +7,12 @@
 #include <optional>
 #include <string>
 #include <utility>
-#include <vector>
 
-#include <Eigen/Cholesky>
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/snapshots.hpp"
 #include "ogpsa/detail/spectral.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/family.hpp"
@@ -68,26 +67,23 @@ class exact_svd_state {
   template <class S>
   void feed(execution& exec, detail::matrix_ref<const S, typename Backend::memory_space> columns,
             index_t /*set*/) {
-    matrix chunk = Backend::template zeros<Work>(exec, dimension_, columns.cols);
-    Backend::copy_into(exec, columns, chunk, 0);
-    columns_ += columns.cols;
-    chunks_.push_back(std::move(chunk));
+    data_.add(exec, columns);
   }
 
   subspace<Work, Backend> finish(execution& exec) {
-    OGPSA_REQUIRE(columns_ > 0, state_error, "ogpsa::exact_svd::finish",
+    OGPSA_REQUIRE(data_.columns > 0, state_error, "ogpsa::exact_svd::finish",
                   "block '" << block_ << "': no reference snapshot was fed");
-    return dimension_ <= columns_ ? wide(exec) : tall(exec);
+    return dimension_ <= data_.columns ? wide(exec) : tall(exec);
   }
 
  private:
   static constexpr double work_eps = std::numeric_limits<Work>::epsilon();
 
-  index_t limit() const { return std::min(dimension_, columns_); }
+  index_t limit() const { return std::min(dimension_, data_.columns); }
 
   /// d > m: eigen-decomposition of A^T A; U = A V S^-1.
   subspace<Work, Backend> tall(execution& exec) {
-    const host_matrix g = block_gram(exec);
+    const host_matrix g = Backend::gram(exec, data_.parts);
     const detail::spectrum s = detail::gram_spectrum(g);
     subspace<Work, Backend> out;
     const index_t k = select(s.values, g.trace(), out);
@@ -95,12 +91,13 @@ class exact_svd_state {
     host_matrix v = s.vectors.leftCols(k);
     const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
     for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
-    out.basis = reorthonormalize(exec, multiply_chunks(exec, v));
+    out.basis = Backend::multiply(exec, data_.parts, v);
+    detail::reorthonormalize<Backend>(exec, out.basis);
     return out;
   }
 
   subspace<Work, Backend> tall_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
-    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, chunks_));
+    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
     Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
     out = {};
     const index_t k = select(svd.singularValues(), total, out);
@@ -116,7 +113,7 @@ class exact_svd_state {
   /// d <= m: eigen-decomposition of A A^T gives U directly.
   subspace<Work, Backend> wide(execution& exec) {
     host_matrix g = host_matrix::Zero(dimension_, dimension_);
-    for (const matrix& c : chunks_) g += Backend::row_gram(exec, c);
+    for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
     const detail::spectrum s = detail::gram_spectrum(g);
     subspace<Work, Backend> out;
     const index_t k = select(s.values, g.trace(), out);
@@ -126,7 +123,7 @@ class exact_svd_state {
 
   /// A^T = Q R, so A = R^T Q^T and A's left singular vectors are R's right singular vectors.
   subspace<Work, Backend> wide_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
-    auto qr = Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, chunks_)));
+    auto qr = Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts)));
     Eigen::JacobiSVD<host_matrix> svd(qr.second, Eigen::ComputeFullV);
     out = {};
     const index_t k = select(svd.singularValues(), total, out);
@@ -142,13 +139,8 @@ class exact_svd_state {
 
   /// Chooses k, records strengths, energy and dropped directions.
   index_t select(const host_vector& sigma, double total, subspace<Work, Backend>& out) const {
-    const index_t usable = detail::numerical_rank(sigma, limit(), work_eps);
-    const auto choice = detail::choose_rank(sigma, total, params_.rank, params_.energy, limit(),
-                                            usable, "ogpsa::exact_svd::finish", block_);
-    out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
-    out.captured_energy = detail::energy_fraction(sigma, choice.kept, total);
-    out.dropped = choice.dropped;
-    return choice.kept;
+    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit(), work_eps,
+                               "ogpsa::exact_svd::finish", block_, out);
   }
 
   bool ill_conditioned(const host_vector& sigma, index_t k) const {
@@ -156,61 +148,15 @@ class exact_svd_state {
     return ratio * ratio < std::sqrt(std::numeric_limits<double>::epsilon());
   }
 
-  host_matrix block_gram(execution& exec) const {
-    host_matrix g(columns_, columns_);
-    index_t row = 0;
-    for (std::size_t i = 0; i < chunks_.size(); ++i) {
-      index_t col = row;
-      for (std::size_t j = i; j < chunks_.size(); ++j) {
-        const host_matrix b = Backend::gram(exec, chunks_[i], chunks_[j]);
-        g.block(row, col, b.rows(), b.cols()) = b;
-        g.block(col, row, b.cols(), b.rows()) = b.transpose();
-        col += chunks_[j].cols();
-      }
-      row += chunks_[i].cols();
-    }
-    return g;
-  }
-
-  /// A X for X stacked to match the chunks: sum over chunks of chunk_c X_c.
-  matrix multiply_chunks(execution& exec, const host_matrix& x) const {
-    matrix u = Backend::template zeros<Work>(exec, dimension_, x.cols());
-    index_t row = 0;
-    for (const matrix& c : chunks_) {
-      Backend::multiply_add(exec, c, x.middleRows(row, c.cols()), u);
-      row += c.cols();
-    }
-    return u;
-  }
-
   host_vector column_sum(execution& exec) const {
-    host_vector s = host_vector::Zero(dimension_);
-    for (const matrix& c : chunks_)
-      s += Backend::to_host(exec, Backend::multiply(exec, c, host_matrix::Ones(c.cols(), 1)))
-               .col(0)
-               .template cast<double>();
-    return s;
-  }
-
-  /// One Cholesky-QR pass: U <- U L^-T with L L^T = U^T U. The Gram-route basis is already
-  /// orthonormal to within its rounding, so one pass restores orthonormality to working
-  /// precision; Gram-Schmidt takes over if the Cholesky factorization fails.
-  matrix reorthonormalize(execution& exec, matrix u) const {
-    if (u.cols() == 0) return u;
-    Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
-    if (llt.info() != Eigen::Success) {
-      Backend::gram_schmidt(exec, u, 0.0, 0.0);
-      return u;
-    }
-    const host_matrix l_inv_t = llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols()));
-    return Backend::multiply(exec, u, l_inv_t);
+    const host_matrix ones = host_matrix::Ones(data_.columns, 1);
+    return Backend::to_host(exec, Backend::multiply(exec, data_.parts, ones)).col(0).template cast<double>();
   }
 
   exact_svd params_;
   index_t dimension_;
   std::string block_;
-  std::vector<matrix> chunks_;
-  index_t columns_ = 0;
+  detail::snapshots<Backend, Work> data_;
 };
 
 }  // namespace ogpsa
