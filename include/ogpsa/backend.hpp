@@ -24,6 +24,13 @@
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
 /// | `project(exec, basis, target, rule, ws, stats, diag)` | one block's projection, in place   |
 /// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
+/// | `coefficients_all(exec, tasks, ws, diag)` | phase 1 of `project_all`: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
+/// | `update_all(exec, tasks, rule, ws, diag)` | phase 2: the rule and x <- s x - U r from the (possibly all-reduced) packed coefficients |
+///
+/// The two phases exist for distributed reducers (`ogpsa/reducer.hpp`): between them the packed
+/// buffer is summed across ranks in one collective. Its layout: for every task in task order its
+/// k x cols coefficients, column-major (zeros where the target is empty), then, with diagnostics,
+/// one |x|^2 per task (0 for tasks of rank 0). Acc is `accumulator_t<Gradient, Basis>`.
 ///
 /// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
 /// the host in double precision through Eigen, whichever backend holds the large data.

@@ -65,10 +65,22 @@ struct backend {
   struct workspace {
     Eigen::MatrixXf coefficients_f, original_f;
     Eigen::MatrixXd coefficients_d, original_d;
+    std::vector<float> packed_f;   // coefficients_all / update_all
+    std::vector<double> packed_d;
     template <class Acc>
     auto& coefficients() {
       if constexpr (std::is_same_v<Acc, float>) return coefficients_f;
       else return coefficients_d;
+    }
+    /// The buffer `coefficients_all` fills and `update_all` reads (layout: `ogpsa/backend.hpp`).
+    template <class Acc>
+    std::span<Acc> packed_coefficients() {
+      return packed<Acc>();
+    }
+    template <class Acc>
+    std::vector<Acc>& packed() {
+      if constexpr (std::is_same_v<Acc, float>) return packed_f;
+      else return packed_d;
     }
     template <class Acc>
     auto& original() {
@@ -230,26 +242,7 @@ struct backend {
       auto& c = ws.template coefficients<acc>();
       c.noalias() = basis.template cast<acc>().transpose() * x.template cast<acc>();
       if (diagnostics) stats.gradient_sq = static_cast<double>(x.template cast<acc>().squaredNorm());
-      stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
-      if (!stats.finite) return;
-      stats.coefficient_sq = static_cast<double>(c.squaredNorm());
-      auto& original = ws.template original<acc>();
-      if (diagnostics) original = c;
-      const index_t k = c.rows();
-      bool any_removed = false;
-      for (index_t j = 0; j < c.cols(); ++j) {
-        const acc s = rule.apply(c.col(j).data(), k);
-        stats.scale = static_cast<double>(s);
-        if (s != acc(1)) x.col(j) *= static_cast<typename std::remove_reference_t<decltype(x)>::Scalar>(s);
-        any_removed = any_removed || s != acc(1) || !c.col(j).isZero(0);
-      }
-      if (diagnostics) record(stats, original, c);
-      if (!any_removed) return;
-      stats.changed = true;
-      if constexpr (std::is_same_v<std::remove_const_t<G>, Basis> && std::is_same_v<Basis, acc>)
-        x.noalias() -= basis * c;
-      else
-        x -= (basis.template cast<acc>() * c).template cast<std::remove_const_t<G>>();
+      update(basis, x, c, rule, ws, stats, diagnostics);
     });
   }
 
@@ -260,9 +253,93 @@ struct backend {
     for (auto& task : tasks) project(exec, *task.basis, task.target, rule, ws, task.stats, diagnostics);
   }
 
+  // ---- Two-phase projection for distributed reducers (issue 7) ---------------------------------
+  // Minimal versions of the primitives NOTES.md asks the kernel work (issue 3) for; that work's
+  // one-pass kernels replace these when it lands. Layout of the packed buffer: ogpsa/backend.hpp.
+
+  /// Phase 1: c = U^T x of every task (and |x|^2 with diagnostics) into `ws.packed_coefficients`.
+  template <class Basis, class G>
+  static void coefficients_all(execution&, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                               workspace& ws, bool diagnostics) {
+    using acc = accumulator_t<G, Basis>;
+    auto& packed = ws.template packed<acc>();
+    packed.assign(static_cast<std::size_t>(packed_size(tasks, diagnostics)), acc(0));
+    acc* c = packed.data();
+    acc* squares = c + packed_size(tasks, false);
+    for (auto& task : tasks) {
+      const index_t k = task.basis->cols(), n = task.target.cols;
+      if (k > 0 && task.target.size() > 0)
+        detail::with_map(task.target, [&](auto& x) {
+          Eigen::Map<Eigen::Matrix<acc, Eigen::Dynamic, Eigen::Dynamic>>(c, k, n).noalias() =
+              task.basis->template cast<acc>().transpose() * x.template cast<acc>();
+          if (diagnostics) *squares = x.template cast<acc>().squaredNorm();
+        });
+      c += k * n;
+      ++squares;
+    }
+  }
+
+  /// Phase 2: the rule and x <- s x - U r for every task, from the packed coefficients (summed
+  /// across ranks in between, for sharded blocks); fills each task's stats as `project` does.
+  template <class Basis, class G, class Rule>
+  static void update_all(execution&, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+                         const Rule& rule, workspace& ws, bool diagnostics) {
+    using acc = accumulator_t<G, Basis>;
+    acc* c = ws.template packed<acc>().data();
+    const acc* squares = c + packed_size(tasks, false);
+    for (auto& task : tasks) {
+      const index_t k = task.basis->cols(), n = task.target.cols;
+      task.stats = projection_stats{};
+      if (k > 0 && task.target.size() > 0)
+        detail::with_map(task.target, [&](auto& x) {
+          Eigen::Map<Eigen::Matrix<acc, Eigen::Dynamic, Eigen::Dynamic>> coefficients(c, k, n);
+          if (diagnostics) task.stats.gradient_sq = static_cast<double>(*squares);
+          update(*task.basis, x, coefficients, rule, ws, task.stats, diagnostics);
+        });
+      c += k * n;
+      ++squares;
+    }
+  }
+
  private:
-  template <class M>
-  static void record(projection_stats& stats, const M& original, const M& removed) {
+  /// Elements of the packed buffer: every task's k x cols coefficients, then |x|^2 per task.
+  template <class Task>
+  static index_t packed_size(std::span<Task> tasks, bool diagnostics) {
+    index_t size = diagnostics ? static_cast<index_t>(tasks.size()) : 0;
+    for (const Task& task : tasks) size += task.basis->cols() * task.target.cols;
+    return size;
+  }
+
+  /// The rule and the update of one block, given its coefficients c = U^T x (rewritten into r).
+  template <class Basis, class X, class C, class Rule>
+  static void update(const matrix<Basis>& basis, X& x, C& c, const Rule& rule, workspace& ws,
+                     projection_stats& stats, bool diagnostics) {
+    using acc = typename C::Scalar;
+    using value = typename X::Scalar;
+    stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
+    if (!stats.finite) return;
+    stats.coefficient_sq = static_cast<double>(c.squaredNorm());
+    auto& original = ws.template original<acc>();
+    if (diagnostics) original = c;
+    const index_t k = c.rows();
+    bool any_removed = false;
+    for (index_t j = 0; j < c.cols(); ++j) {
+      const acc s = rule.apply(c.col(j).data(), k);
+      stats.scale = static_cast<double>(s);
+      if (s != acc(1)) x.col(j) *= static_cast<value>(s);
+      any_removed = any_removed || s != acc(1) || !c.col(j).isZero(0);
+    }
+    if (diagnostics) record(stats, original, c);
+    if (!any_removed) return;
+    stats.changed = true;
+    if constexpr (std::is_same_v<value, Basis> && std::is_same_v<Basis, acc>)
+      x.noalias() -= basis * c;
+    else
+      x -= (basis.template cast<acc>() * c).template cast<value>();
+  }
+
+  template <class M, class R>
+  static void record(projection_stats& stats, const M& original, const R& removed) {
     stats.removed_dot = static_cast<double>(original.cwiseProduct(removed).sum());
     stats.removed_sq = static_cast<double>(removed.squaredNorm());
     stats.remaining_coefficient_sq =
