@@ -1,16 +1,260 @@
 #pragma once
-// Shared benchmark helpers: byte counters under the minimal-traffic model.
+// Shared benchmark helpers: the registry of cases, the minimal-traffic model, test data, and the
+// benchmark model's tensor list.
+//
+// Every benchmark is named "<kind>/<implementation>/<variant>/<arg>:<value>...": kind is roofline,
+// flat, matrix or model; implementation is ogpsa, a peer (eigen, torch, published), or a
+// reference run (the roofline's copy and triad, ogpsa on one block of the model's size). A case is
+// the name without its implementation; the summary (summary.cpp) compares implementations case by
+// case.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 
+#include <ogpsa/ogpsa.hpp>
+
 namespace ogpsa::bench {
 
-/// Reports bytes moved per iteration as a rate (GB/s in the console, bytes_per_second in JSON).
-inline void set_traffic(benchmark::State& state, double bytes_per_iteration) {
+/// One implementation's benchmark function and the argument lists it runs with.
+struct entry {
+  std::string kind;
+  std::string implementation;
+  std::string variant;  ///< the data's element types, e.g. "f32" or "bf16" (the basis)
+  void (*run)(benchmark::State&);
+  std::vector<std::vector<std::int64_t>> args;
+  std::vector<std::string> arg_names;
+};
+
+/// Every translation unit adds its entries at start-up; `register_cases` (main.cpp) then registers
+/// them case by case, so that the implementations of one case run back to back on the same data.
+inline std::vector<entry>& entries() {
+  static std::vector<entry> all;
+  return all;
+}
+inline bool add(entry e) {
+  entries().push_back(std::move(e));
+  return true;
+}
+
+/// Registers every entry with Google Benchmark, ordered by kind, then case, then implementation
+/// (ogpsa, the peers, reference runs).
+void register_cases();
+
+/// Reports the bytes one iteration moves as a rate (bytes_per_second in the JSON, GB/s in the
+/// summary), and the gradient's element count, which picks the copy roofline of the same size.
+inline void set_traffic(benchmark::State& state, double bytes_per_iteration, double gradient_elements) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes_per_iteration) *
                           static_cast<std::int64_t>(state.iterations()));
+  state.counters["gradient_elements"] = gradient_elements;
 }
+
+/// Minimal traffic of a flat rank-k projection of d elements: g and U read once for U^T g, then
+/// U and g read and g written once for the update, (3 + 2k) d elements.
+template <class G, class B>
+double flat_traffic(index_t d, index_t k) {
+  return static_cast<double>(d) * (3.0 * sizeof(G) + 2.0 * static_cast<double>(k) * sizeof(B));
+}
+
+/// Minimal traffic of a matrix-side projection G - U (U^T G) of an m x n gradient with an m x k
+/// basis: G read twice and written once, U read twice.
+template <class G, class B>
+double matrix_traffic(index_t m, index_t n, index_t k) {
+  return 3.0 * static_cast<double>(m * n) * sizeof(G) + 2.0 * static_cast<double>(m * k) * sizeof(B);
+}
+
+/// Fills out[0, n) with pseudo-random values, uniform in [-scale, scale), from a counter-based
+/// hash: cheap enough for a billion elements, and the same on every run.
+template <class T>
+void fill_random(T* out, index_t n, std::uint64_t seed, double scale = 1.0) {
+  for (index_t i = 0; i < n; ++i) {
+    std::uint64_t z = (static_cast<std::uint64_t>(i) + seed * 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 31)) * 0x94d049bb133111ebull;
+    z ^= z >> 29;
+    const double u = static_cast<double>(z >> 11) * 0x1p-53;  // [0, 1)
+    out[i] = ogpsa::detail::narrow<T>(scale * (2 * u - 1));
+  }
+}
+
+/// A d x k basis (column-major) of nearly orthonormal random directions: projection cost does not
+/// depend on exact orthonormality, and a QR of 16M x 32 would dominate the set-up.
+template <class T>
+Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> random_basis(index_t d, index_t k, std::uint64_t seed) {
+  Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> u(d, k);
+  fill_random(u.data(), d * k, seed, std::sqrt(3.0 / static_cast<double>(std::max<index_t>(d, 1))));
+  return u;
+}
+
+/// Gives every flat block of a projector a random basis of rank k (through the public state API).
+template <class Projector>
+void set_random_bases(Projector& p, index_t k, std::uint64_t seed) {
+  auto state = p.state();
+  for (auto& b : state.blocks) {
+    index_t d = 1;
+    for (index_t e : b.extents) d *= e;
+    const index_t rows = b.kind == family::flat ? d : b.kind == family::left ? b.extents[0] : b.extents[1];
+    b.has_subspace = true;
+    b.basis = random_basis<typename Projector::basis_type>(rows, k, seed++);
+  }
+  p.restore(state);
+}
+
+/// Holds the data of the latest `shared_data` request, whatever its type.
+struct data_slot {
+  std::string key;
+  std::shared_ptr<void> data;
+};
+inline data_slot& the_data_slot() {
+  static data_slot slot;
+  return slot;
+}
+
+/// The data of the latest request, constructed from `args` when `key` differs from the previous
+/// request's, whose data is freed first. Google Benchmark calls a benchmark several times (to
+/// size its iteration count, and once per repetition): this builds its data once and keeps only
+/// one set alive. The key must name the data's type and shape.
+template <class Data, class... Args>
+Data& shared_data(const std::string& key, const Args&... args) {
+  data_slot& s = the_data_slot();
+  if (!s.data || s.key != key) {
+    s.data.reset();
+    s.data = std::make_shared<Data>(args...);
+    s.key = key;
+  }
+  return *static_cast<Data*>(s.data.get());
+}
+
+/// One parameter tensor of the benchmark model.
+struct tensor_shape {
+  index_t rows;
+  index_t cols;
+  index_t size() const { return rows * cols; }
+};
+
+/// The parameter tensors of a ~100M-parameter decoder (Llama-style: d_model 768, 12 layers,
+/// SwiGLU width 2048, vocabulary 8192, untied head): embedding; per layer q, k, v, o, gate, up,
+/// down and two norms; final norm; lm head. 111 tensors, 97.6M parameters.
+inline std::vector<tensor_shape> decoder_tensors() {
+  constexpr index_t model = 768, hidden = 2048, layers = 12, vocabulary = 8192;
+  std::vector<tensor_shape> t{{vocabulary, model}};
+  for (index_t l = 0; l < layers; ++l) {
+    for (int i = 0; i < 4; ++i) t.push_back({model, model});  // q, k, v, o
+    t.push_back({hidden, model});                              // gate
+    t.push_back({hidden, model});                              // up
+    t.push_back({model, hidden});                              // down
+    t.push_back({1, model});                                   // attention norm
+    t.push_back({1, model});                                   // feed-forward norm
+  }
+  t.push_back({1, model});
+  t.push_back({vocabulary, model});
+  return t;
+}
+
+inline index_t total_size(const std::vector<tensor_shape>& tensors) {
+  index_t n = 0;
+  for (const auto& t : tensors) n += t.size();
+  return n;
+}
+
+/// Flat projection sizes and ranks, matrix-side shapes and ranks, the model's rank.
+inline constexpr index_t flat_sizes[] = {index_t{1} << 20, index_t{1} << 24};
+inline constexpr index_t flat_ranks[] = {1, 2, 8, 32};
+inline constexpr index_t matrix_shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}};
+inline constexpr index_t matrix_ranks[] = {8, 64};
+/// Two reference sets per tensor, as in the published method.
+inline constexpr index_t model_rank = 2;
+
+/// "f32" or "bf16": how a variant names its basis type.
+template <class B>
+std::string label() {
+  return std::is_same_v<B, float> ? "f32" : std::is_same_v<B, ogpsa::bfloat16> ? "bf16" : "other";
+}
+
+/// The projector every ogpsa benchmark uses: float gradients, a B basis set directly (through
+/// the public state API, `set_random_bases`) and never re-estimated.
+template <class B>
+using bench_projector =
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::fixed_basis, ogpsa::storage<float, B>>;
+
+/// One flat block: d float gradient elements and a rank-k basis stored as B.
+template <class B>
+struct flat_case {
+  std::vector<float> gradient;
+  bench_projector<B> projector;
+
+  flat_case(index_t d, index_t k) : gradient(static_cast<std::size_t>(d)) {
+    fill_random(gradient.data(), d, 1);
+    projector.add_block("g", ogpsa::view(gradient));
+    set_random_bases(projector, k, 2);
+  }
+  static std::string key(index_t d, index_t k) {
+    return "flat/" + label<B>() + "/" + std::to_string(d) + "/" + std::to_string(k);
+  }
+  const auto& basis() const { return projector.subspace_of(block_id{0})->basis; }
+};
+
+/// One matrix-side block: a column-major m x n float gradient G with a left basis U (m x k),
+/// projected as G - U (U^T G).
+struct matrix_case {
+  std::vector<float> gradient;
+  bench_projector<float> projector;
+
+  matrix_case(index_t m, index_t n, index_t k) : gradient(static_cast<std::size_t>(m * n)) {
+    fill_random(gradient.data(), m * n, 3);
+    projector.add_block("w", matrix_view<float>(gradient.data(), {m, n}, {1, m}), family::left);
+    set_random_bases(projector, k, 4);
+  }
+  static std::string key(index_t m, index_t n, index_t k) {
+    return "matrix/" + std::to_string(m) + "x" + std::to_string(n) + "/" + std::to_string(k);
+  }
+  const auto& basis() const { return projector.subspace_of(block_id{0})->basis; }
+};
+
+/// The benchmark decoder: every tensor its own flat block of one gradient buffer, rank k each.
+template <class B>
+struct model_case {
+  std::vector<tensor_shape> tensors = decoder_tensors();
+  std::vector<index_t> offsets;
+  std::vector<float> gradient;
+  bench_projector<B> projector;
+
+  explicit model_case(index_t k) : gradient(static_cast<std::size_t>(total_size(tensors))) {
+    fill_random(gradient.data(), total_size(tensors), 5);
+    index_t offset = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      offsets.push_back(offset);
+      projector.add_block("tensor" + std::to_string(i),
+                          ogpsa::view(gradient.data() + offset, tensors[i].rows, tensors[i].cols));
+      offset += tensors[i].size();
+    }
+    set_random_bases(projector, k, 6);
+  }
+  static std::string key(index_t k) { return "model/" + label<B>() + "/" + std::to_string(k); }
+  const auto& basis(std::size_t i) const { return projector.subspace_of(block_id{i})->basis; }
+};
+
+/// Argument lists: every flat size with every rank; every matrix shape with every rank.
+inline std::vector<std::vector<std::int64_t>> flat_args(index_t max_rank = 64) {
+  std::vector<std::vector<std::int64_t>> args;
+  for (index_t d : flat_sizes)
+    for (index_t k : flat_ranks)
+      if (k <= max_rank) args.push_back({d, k});
+  return args;
+}
+inline std::vector<std::vector<std::int64_t>> matrix_args() {
+  std::vector<std::vector<std::int64_t>> args;
+  for (const auto& shape : matrix_shapes)
+    for (index_t k : matrix_ranks) args.push_back({shape[0], shape[1], k});
+  return args;
+}
+inline const std::vector<std::string> flat_arg_names{"d", "k"}, matrix_arg_names{"m", "n", "k"},
+    model_arg_names{"k"};
 
 }  // namespace ogpsa::bench

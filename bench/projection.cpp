@@ -1,34 +1,55 @@
-// Flat projection of one block, the library's hot path: (3 + 2k) * d elements minimal traffic.
-#include <vector>
-
-#include <ogpsa/ogpsa.hpp>
-
+// ogpsa's projections: one flat block, one matrix-side block, the whole model in one call, and
+// one block of the model's total size (what the model call should cost).
 #include "bench.hpp"
 
+namespace ogpsa::bench {
 namespace {
 
-void flat_projection(benchmark::State& state) {
-  const auto d = static_cast<ogpsa::index_t>(state.range(0));
-  const auto k = static_cast<ogpsa::index_t>(state.range(1));
-  std::vector<float> g(static_cast<std::size_t>(d), 1.0f);
-  ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::fixed_basis> p(ogpsa::exact_svd{.rank = k});
-  const auto id = p.add_block("w", ogpsa::view(g));
-  p.begin_reference_pass();
-  std::vector<float> r(g.size());
-  for (ogpsa::index_t j = 0; j < k; ++j) {
-    for (std::size_t i = 0; i < r.size(); ++i) r[i] = static_cast<float>((i * (j + 3)) % 11) - 5.0f;
-    p.feed(id, ogpsa::view(std::as_const(r)));
-  }
-  p.finish_reference_pass();
+template <class Case>
+void project_repeatedly(benchmark::State& state, Case& c) {
   for (auto _ : state) {
-    p.project();
-    benchmark::DoNotOptimize(g.data());
+    c.projector.project();
+    benchmark::ClobberMemory();
   }
-  ogpsa::bench::set_traffic(state, static_cast<double>((3 + 2 * k) * d) * sizeof(float));
 }
 
-}  // namespace
+template <class B>
+void flat(benchmark::State& state) {
+  const index_t d = state.range(0), k = state.range(1);
+  project_repeatedly(state, shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k));
+  set_traffic(state, flat_traffic<float, B>(d, k), static_cast<double>(d));
+}
 
-BENCHMARK(flat_projection)
-    ->ArgsProduct({{1 << 10, 1 << 20, 1 << 24}, {1, 2, 8}})
-    ->Unit(benchmark::kMicrosecond);
+void matrix(benchmark::State& state) {
+  const index_t m = state.range(0), n = state.range(1), k = state.range(2);
+  project_repeatedly(state, shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k));
+  set_traffic(state, matrix_traffic<float, float>(m, n, k), static_cast<double>(m * n));
+}
+
+template <class B>
+void model(benchmark::State& state) {
+  const index_t k = state.range(0);
+  auto& c = shared_data<model_case<B>>(model_case<B>::key(k), k);
+  project_repeatedly(state, c);
+  const index_t total = total_size(c.tensors);
+  set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
+}
+
+template <class B>
+void model_as_one_block(benchmark::State& state) {
+  const index_t k = state.range(0), total = total_size(decoder_tensors());
+  project_repeatedly(state, shared_data<flat_case<B>>(flat_case<B>::key(total, k), total, k));
+  set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
+}
+
+const bool registered =
+    add({"flat", "ogpsa", "f32", flat<float>, flat_args(), flat_arg_names}) &&
+    add({"flat", "ogpsa", "bf16", flat<bfloat16>, flat_args(), flat_arg_names}) &&
+    add({"matrix", "ogpsa", "f32", matrix, matrix_args(), matrix_arg_names}) &&
+    add({"model", "ogpsa", "f32", model<float>, {{model_rank}}, model_arg_names}) &&
+    add({"model", "ogpsa_one_block", "f32", model_as_one_block<float>, {{model_rank}}, model_arg_names}) &&
+    add({"model", "ogpsa", "bf16", model<bfloat16>, {{model_rank}}, model_arg_names}) &&
+    add({"model", "ogpsa_one_block", "bf16", model_as_one_block<bfloat16>, {{model_rank}}, model_arg_names});
+
+}  // namespace
+}  // namespace ogpsa::bench

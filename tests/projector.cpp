@@ -1,4 +1,6 @@
 #include <limits>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -355,6 +357,131 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
   p.finish_reference_pass();
   p.project();
   for (float x : grad) CHECK(std::abs(x) < 1e-6f);
+}
+
+TEST_CASE_TEMPLATE("every SVD estimator plugs into the projector like exact_svd", E, ogpsa::randomized_svd,
+                   ogpsa::single_pass_svd, ogpsa::incremental_svd) {
+  // References of exact rank 3 on each family's vectors (4 of them for flat blocks, which are all
+  // kept), so every estimator must find exact_svd's subspace and project the same way.
+  const t::matrix<double> left = t::random_orthonormal<double>(60, 3, 130), right = t::random_orthonormal<double>(45, 3, 131);
+  std::vector<t::matrix<double>> references;
+  for (std::uint32_t s = 0; s < 4; ++s) references.push_back(left * t::random_matrix<double>(3, 3, 132 + s) * right.transpose());
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    const ogpsa::index_t rank = f == family::flat ? 4 : 3;
+    auto projected = [&](auto estimator) {
+      t::matrix<double> g = t::random_matrix<double>(60, 45, 140);
+      ogpsa::projector<decltype(estimator), ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> p(
+          estimator);
+      const auto id = p.add_block("w", ogpsa::view(g), f);
+      p.begin_reference_pass();
+      for (const auto& r : references) p.feed(id, ogpsa::view(r));
+      p.finish_reference_pass();
+      p.project();
+      return g;
+    };
+    const t::matrix<double> expected = projected(ogpsa::exact_svd{.rank = rank});
+    CHECK((projected(E{.rank = rank}) - expected).cwiseAbs().maxCoeff() < 1e-10);
+  }
+}
+
+namespace {
+
+/// Estimates a rank-3 exact_svd subspace of a 60 x 45 block from three reference gradients and
+/// projects one gradient; returns the projected gradient and the stored basis.
+template <class Storage>
+auto estimate_and_project(family f, const std::vector<t::matrix<typename Storage::gradient>>& refs,
+                          t::matrix<typename Storage::gradient> g) {
+  ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, Storage> p(ogpsa::exact_svd{.rank = 3});
+  const auto id = p.add_block("w", ogpsa::view(g), f);
+  p.begin_reference_pass();
+  for (const auto& r : refs) p.feed(id, ogpsa::view(r));
+  p.finish_reference_pass();
+  p.project();
+  return std::pair{g, p.subspace_of(id)->basis};
+}
+
+template <class T>
+std::vector<t::matrix<T>> references(std::uint32_t seed) {
+  std::vector<t::matrix<T>> out;
+  for (std::uint32_t s = 0; s < 3; ++s) out.push_back(t::random_matrix<T>(60, 45, seed + s));
+  return out;
+}
+
+/// The target-space vectors of a 60 x 45 block as columns, in double.
+t::matrix<double> target_space(const t::matrix<double>& g, family f) {
+  return f == family::flat ? t::matrix<double>(g.reshaped()) : f == family::left ? g : t::matrix<double>(g.transpose());
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("16-bit storage works end to end: estimates in float, a basis rounded at commit", S,
+                          sixteen_bit_storage) {
+  using G = typename S::gradient;
+  using B = typename S::basis;
+  static_assert(std::is_same_v<typename ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps,
+                                                         S>::work_type, float>);
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    const auto refs = references<G>(10);
+    const t::matrix<G> g = t::random_matrix<G>(60, 45, 20);
+    const auto [projected, basis] = estimate_and_project<S>(f, refs, g);
+    const t::matrix<float> float_basis = estimate_and_project<ogpsa::storage<G, float>>(f, refs, g).second;
+    const t::matrix<B> rounded = float_basis.template cast<B>();
+    CHECK(t::to_double(basis) == t::to_double(rounded));  // estimated in float, rounded once
+    // The gradient was projected against the stored basis U: U^T x = (I - U^T U) U^T g up to
+    // rounding, where I - U^T U is what rounding U to 16 bits left of its orthonormality.
+    const t::matrix<double> u = t::to_double(basis), x = target_space(t::to_double(projected), f);
+    const t::matrix<double> before = target_space(t::to_double(g), f);
+    const t::matrix<double> defect = t::matrix<double>::Identity(u.cols(), u.cols()) - u.transpose() * u;
+    const t::matrix<double> bound = defect.cwiseAbs() * (u.transpose() * before).cwiseAbs() +
+                                    10 * t::projection_tolerance<G, B>() * (u.cwiseAbs().transpose() * before.cwiseAbs());
+    CHECK(((u.transpose() * x).cwiseAbs() - bound).maxCoeff() <= 0);
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(sixteen_bit_storage,
+                         std::tuple<ogpsa::storage<ogpsa::bfloat16>, ogpsa::storage<ogpsa::float16>,
+                                    ogpsa::storage<float, ogpsa::bfloat16>,
+                                    ogpsa::storage<ogpsa::bfloat16, ogpsa::bfloat16>,
+                                    ogpsa::storage<float, ogpsa::float16>>);
+
+TEST_CASE("a bf16 basis projects within bf16 rounding of the fp32 basis's result") {
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    const auto refs = references<float>(30);
+    const t::matrix<float> g = t::random_matrix<float>(60, 45, 40);
+    const auto [fp32, u32] = estimate_and_project<ogpsa::storage<float>>(f, refs, g);
+    const auto [bf16, u16] = estimate_and_project<ogpsa::storage<float, ogpsa::bfloat16>>(f, refs, g);
+    // First order in E = U16 - U32 (|E| <= 2^-8 |U32| entrywise: bf16 keeps 8 significant bits),
+    // the results differ by E c + U (E^T x) with c = U^T x: at most 2^-8 (|U| |c| + |U| |U|^T |x|).
+    // The bound below doubles that for second-order terms and the fp32 arithmetic of both.
+    const t::matrix<double> u = t::to_double(u32), x = target_space(t::to_double(g), f);
+    const t::matrix<double> bound =
+        0x1p-7 * (u.cwiseAbs() * (u.transpose() * x).cwiseAbs() + u.cwiseAbs() * (u.cwiseAbs().transpose() * x.cwiseAbs())) +
+        t::matrix<double>::Constant(x.rows(), x.cols(), 10 * t::tolerance<float>() * x.cwiseAbs().maxCoeff());
+    const t::matrix<double> difference =
+        (target_space(t::to_double(bf16), f) - target_space(t::to_double(fp32), f)).cwiseAbs();
+    CHECK((difference - bound).maxCoeff() <= 0);
+    CHECK(difference.maxCoeff() > 0);  // the bf16 basis does round
+  }
+}
+
+TEST_CASE("bf16 gradients project within bf16 rounding of the fp32 result on the same data") {
+  for (family f : {family::flat, family::left, family::right}) {
+    CAPTURE(f);
+    const auto refs16 = references<ogpsa::bfloat16>(50);
+    const t::matrix<ogpsa::bfloat16> g16 = t::random_matrix<ogpsa::bfloat16>(60, 45, 60);
+    std::vector<t::matrix<float>> refs32;
+    for (const auto& r : refs16) refs32.push_back(r.cast<float>());
+    const auto [bf16, u16] = estimate_and_project<ogpsa::storage<ogpsa::bfloat16>>(f, refs16, g16);
+    const auto [fp32, u32] = estimate_and_project<ogpsa::storage<float>>(f, refs32, g16.cast<float>());
+    CHECK(u16 == u32);  // both estimated in float from the same values
+    const t::matrix<double> exact = t::to_double(fp32);
+    // One rounding to bf16 (relative error <= 2^-8), plus the fp32 arithmetic.
+    const t::matrix<double> bound =
+        0x1p-8 * exact.cwiseAbs().array() + 10 * t::tolerance<float>() * t::to_double(g16).cwiseAbs().maxCoeff();
+    CHECK(((t::to_double(bf16) - exact).cwiseAbs() - bound).maxCoeff() <= 0);
+  }
 }
 
 TEST_CASE("feed_columns takes target-space vectors directly, as a fed gradient's columns") {

@@ -13,8 +13,12 @@
 /// | `add_into(exec, src, dst, col)`        | dst[:, col:col+c] += src                             |
 /// | `all_finite(exec, src)`                | no NaN or Inf in src                                 |
 /// | `gram(exec, a, b)`                     | a^T b, accumulated in double, as a host matrix       |
+/// | `gram(exec, parts, b)` / `gram(exec, parts)` | [p_1 p_2 ...]^T b / the Gram matrix of [p_1 p_2 ...] (a vector of equal-height matrices seen side by side), in one pass over the rows |
+/// | `squared_norm(exec, a)`                | |a|_F^2, accumulated in double                       |
 /// | `multiply(exec, a, x)`                 | a x for a small host matrix x                         |
+/// | `multiply(exec, parts, x)`             | [p_1 p_2 ...] x, in one pass over the rows            |
 /// | `multiply_add(exec, a, x, out)`        | out += a x                                            |
+/// | `multiply_in_place(exec, a, x)`        | a <- a x for a square host x, without a second matrix of a's size |
 /// | `row_gram(exec, a)` / `transpose`      | a a^T (double, host) / a^T                            |
 /// | `gather_columns(exec, a, cols)`        | the listed columns of a, in order                    |
 /// | `concatenate(exec, parts)`             | [p_1 p_2 ...] side by side                           |
@@ -24,13 +28,8 @@
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
 /// | `project(exec, basis, target, rule, ws, stats, diag)` | one block's projection, in place   |
 /// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
-/// | `coefficients_all(exec, tasks, ws, diag)` | phase 1 of `project_all`: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
-/// | `update_all(exec, tasks, rule, ws, diag)` | phase 2: the rule and x <- s x - U r from the (possibly all-reduced) packed coefficients |
-///
-/// The two phases exist for distributed reducers (`ogpsa/reducer.hpp`): between them the packed
-/// buffer is summed across ranks in one collective. Its layout: for every task in task order its
-/// k x cols coefficients, column-major (zeros where the target is empty), then, with diagnostics,
-/// one |x|^2 per task (0 for tasks of rank 0). Acc is `accumulator_t<Gradient, Basis>`.
+/// | `coefficients_all(exec, tasks, ws, diag)` | its first half: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
+/// | `update_all(exec, tasks, rule, ws, diag)` | its second half: rule and update from the packed coefficients |
 ///
 /// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
 /// the host in double precision through Eigen, whichever backend holds the large data.

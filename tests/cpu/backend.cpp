@@ -1,5 +1,6 @@
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -7,6 +8,7 @@
 #include <ogpsa/eigen_view.hpp>
 #include <ogpsa/rules/conflict_only.hpp>
 #include <ogpsa/rules/orthogonal.hpp>
+#include <ogpsa/rules/soft.hpp>
 
 #include "support.hpp"
 
@@ -33,6 +35,41 @@ TEST_CASE_TEMPLATE("gram accumulates in double, panel by panel", T, float, doubl
          b.template cast<double>() * b.template cast<double>().transpose())
             .cwiseAbs()
             .maxCoeff() < 1e-9);
+}
+
+TEST_CASE_TEMPLATE("stacked primitives see a list of parts as one matrix, in one pass", T, float, double) {
+  // Parts of 1, 3 and 2 columns, 5003 rows: a panel boundary falls inside the data.
+  std::vector<t::matrix<T>> parts{t::random_matrix<T>(5003, 1, 5), t::random_matrix<T>(5003, 3, 6),
+                                  t::random_matrix<T>(5003, 2, 7)};
+  t::matrix<T> whole(5003, 6);
+  whole << parts[0], parts[1], parts[2];
+  const t::matrix<double> wd = whole.template cast<double>();
+  const t::matrix<T> b = t::random_matrix<T>(5003, 4, 8);
+  CHECK((backend::gram(exec, parts, b) - wd.transpose() * b.template cast<double>()).cwiseAbs().maxCoeff() < 1e-9);
+  const auto g = backend::gram(exec, parts);
+  CHECK((g - wd.transpose() * wd).cwiseAbs().maxCoeff() < 1e-9);
+  CHECK((g - g.transpose()).cwiseAbs().maxCoeff() == 0.0);
+  const t::matrix<double> x = t::random_matrix<double>(6, 3, 9);
+  const t::matrix<double> ax = wd * x.cast<T>().template cast<double>();
+  CHECK((backend::multiply(exec, parts, x).template cast<double>() - ax).cwiseAbs().maxCoeff() <
+        100 * t::tolerance<T>());
+  CHECK(backend::squared_norm(exec, whole) == doctest::Approx(wd.squaredNorm()).epsilon(1e-12));
+}
+
+TEST_CASE_TEMPLATE("multiply_in_place replaces a by a x, or by [a parts...] x", T, float, double) {
+  t::matrix<T> a = t::random_matrix<T>(70000, 4, 10);  // several panels
+  const t::matrix<T> c = t::random_matrix<T>(70000, 2, 11);
+  const t::matrix<double> x = t::random_matrix<double>(4, 4, 12), y = t::random_matrix<double>(6, 4, 13);
+  const t::matrix<double> ax = a.template cast<double>() * x.cast<T>().template cast<double>();
+  backend::multiply_in_place(exec, a, x);
+  CHECK((a.template cast<double>() - ax).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  t::matrix<T> joined(70000, 6);
+  joined << a, c;
+  const t::matrix<double> expected = joined.template cast<double>() * y.cast<T>().template cast<double>();
+  std::vector<t::matrix<T>> parts{a, c};
+  backend::multiply_in_place(exec, parts, y);
+  CHECK((parts[0].template cast<double>() - expected).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  CHECK(parts[1] == c);
 }
 
 TEST_CASE_TEMPLATE("thin_qr factors a tall matrix", T, float, double) {
@@ -65,23 +102,68 @@ TEST_CASE("gram_schmidt adds eps to every norm, as the published code does") {
   CHECK(q.col(0).norm() == doctest::Approx(n0 / (n0 + 1e-8)).epsilon(1e-15));
 }
 
-TEST_CASE_TEMPLATE("project removes the subspace component of every column", T, float, double) {
-  for (Eigen::Index k : {1, 3, 17, 64}) {
-    const t::matrix<T> u = t::random_orthonormal<T>(1001, k, 5);
-    t::matrix<T> g = t::random_matrix<T>(1001, 6, 6);
-    const t::matrix<T> before = g;
-    backend::workspace ws;
-    ogpsa::projection_stats stats;
-    backend::project(exec, u, target_columns(ogpsa::view(g), family::left, "t"), ogpsa::orthogonal{},
-                     ws, stats, true);
-    const t::matrix<double> gd = g.template cast<double>(), bd = before.template cast<double>();
-    const t::matrix<double> expected = bd - u.template cast<double>() * (u.template cast<double>().transpose() * bd);
-    CHECK((gd - expected).cwiseAbs().maxCoeff() < 10 * t::tolerance<T>() * bd.cwiseAbs().maxCoeff());
-    CHECK(stats.changed);
-    CHECK(stats.gradient_sq == doctest::Approx(bd.squaredNorm()).epsilon(t::tolerance<T>()));
-    CHECK(stats.coefficient_sq ==
-          doctest::Approx((u.template cast<double>().transpose() * bd).squaredNorm()).epsilon(1e-4));
-    CHECK(stats.remaining_coefficient_sq == doctest::Approx(0.0));
+namespace {
+
+/// Projects `g` (a view's block of one family) with basis `u` through the backend, and checks the
+/// result against the straightforward projection in double of the same (widened) data.
+template <class G, class B, class View, class Rule>
+void check_against_reference(const t::matrix<B>& u, View g, family f, const Rule& rule) {
+  const auto target = target_columns(g, f, "t");
+  const auto as_matrix = [&] {
+    t::matrix<double> m(target.rows, target.cols);
+    for (Eigen::Index j = 0; j < target.cols; ++j)
+      for (Eigen::Index i = 0; i < target.rows; ++i)
+        m(i, j) = ogpsa::detail::widen<double>(target.data[i * target.row_stride + j * target.col_stride]);
+    return m;
+  };
+  const t::matrix<double> before = as_matrix(), ud = t::to_double(u);
+  const t::matrix<double> expected = t::reference_projection(ud, before, rule);
+  backend::workspace ws;
+  ogpsa::projection_stats stats;
+  backend::project(exec, u, target, rule, ws, stats, true);
+  const t::matrix<double> magnitude =
+      before.cwiseAbs() + ud.cwiseAbs() * (ud.cwiseAbs().transpose() * before.cwiseAbs());
+  CHECK(((as_matrix() - expected).cwiseAbs() - t::projection_tolerance<G, B>() * magnitude).maxCoeff() <= 0);
+  CHECK(stats.finite);
+  CHECK(stats.gradient_sq == doctest::Approx(before.squaredNorm()).epsilon(1e-4));
+  CHECK(stats.coefficient_sq == doctest::Approx((ud.transpose() * before).squaredNorm()).epsilon(1e-3));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("project matches the straightforward projection on every family", P, project_types) {
+  using G = typename P::first_type;
+  using B = typename P::second_type;
+  for (Eigen::Index k : {1, 3, 8, 17, 64}) {
+    CAPTURE(k);
+    {  // flat, across several tiles and a partial chunk
+      const Eigen::Index d = 2 * ogpsa::cpu::detail::tile_rows + 2049;
+      t::matrix<G> g = t::random_matrix<G>(d, 1, 1);
+      check_against_reference<G>(t::random_orthonormal<B>(d, k, 2), ogpsa::view(g), family::flat, ogpsa::orthogonal{});
+    }
+    {  // left family of a column-major gradient, more rows than a conversion panel
+      t::matrix<G> g = t::random_matrix<G>(301, 37, 3);
+      check_against_reference<G>(t::random_orthonormal<B>(301, k, 4), ogpsa::view(g), family::left, ogpsa::orthogonal{});
+    }
+    {  // right family of a row-major gradient (a PyTorch weight)
+      Eigen::Matrix<G, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> g = t::random_matrix<G>(29, 270, 5);
+      check_against_reference<G>(t::random_orthonormal<B>(270, k, 6), ogpsa::view(g), family::right, ogpsa::orthogonal{});
+    }
+  }
+}
+TEST_CASE_TEMPLATE_APPLY(project_types, t::element_pairs);
+
+TEST_CASE("project applies every rule column by column") {
+  for (Eigen::Index k : {1, 5}) {
+    t::matrix<float> g = t::random_matrix<float>(301, 37, 7);
+    check_against_reference<float>(t::random_orthonormal<float>(301, k, 8), ogpsa::view(g), family::left,
+                                   ogpsa::soft{.alpha = 0.75});
+    t::matrix<float> flat = t::random_matrix<float>(3000, 1, 9);
+    check_against_reference<float>(t::random_orthonormal<float>(3000, k, 10), ogpsa::view(flat), family::flat,
+                                   ogpsa::conflict_only{});
+    check_against_reference<float>(
+        t::random_orthonormal<float>(3000, k, 11), ogpsa::view(flat), family::flat,
+        ogpsa::conflict_only{.behaviour = ogpsa::conflict_only::mode::threshold, .base_scale = 0.5});
   }
 }
 

@@ -42,3 +42,17 @@ TEST_CASE("views the families cannot use are clear errors") {
   ogpsa::test::check_throws_with<ogpsa::shape_error>(
       [&] { target_columns(ogpsa::view(x, 2, 2, 2), family::right, "t"); }, {"rank-2", "rank 3"});
 }
+
+TEST_CASE("middle_cols selects columns in either layout") {
+  float x[12] = {};
+  const auto v = ogpsa::view(x, 3, 4);  // row-major
+  const auto cols = target_columns(v, family::left, "t").middle_cols(1, 2);
+  CHECK(cols.data == x + 1);
+  CHECK(cols.rows == 3);
+  CHECK(cols.cols == 2);
+  CHECK(cols.row_stride == 4);
+  const auto rows = target_columns(v, family::right, "t").middle_cols(2, 1);
+  CHECK(rows.data == x + 8);
+  CHECK(rows.rows == 4);
+  CHECK(rows.cols == 1);
+}

@@ -1,42 +1,14 @@
 #include <doctest/doctest.h>
 
-#include <Eigen/SVD>
-
-#include <ogpsa/cpu/backend.hpp>
-#include <ogpsa/eigen_view.hpp>
 #include <ogpsa/estimator.hpp>
 #include <ogpsa/estimators/exact_svd.hpp>
 
-#include "support.hpp"
+#include "estimate.hpp"
 
-using backend = ogpsa::cpu::backend;
 using ogpsa::exact_svd;
+using ogpsa::test::estimate;
+using ogpsa::test::reference_basis;
 namespace t = ogpsa::test;
-
-namespace {
-
-template <class T>
-using state = exact_svd::state<backend, T>;
-
-/// Feeds the columns of `data` in chunks of `per_feed` columns, as a stream of snapshots.
-template <class T>
-ogpsa::subspace<T, backend> estimate(const exact_svd& params, const t::matrix<T>& data, Eigen::Index per_feed) {
-  ogpsa::cpu::execution exec;
-  state<T> s(params, data.rows(), "w");
-  for (Eigen::Index j = 0; j < data.cols(); j += per_feed) {
-    const t::matrix<T> chunk = data.middleCols(j, std::min(per_feed, data.cols() - j));
-    s.feed(exec, ogpsa::detail::target_columns(ogpsa::view(chunk), ogpsa::family::left, "t"), 0);
-  }
-  return s.finish(exec);
-}
-
-template <class T>
-t::matrix<double> reference_basis(const t::matrix<T>& data, Eigen::Index k) {
-  Eigen::BDCSVD<t::matrix<double>> svd(data.template cast<double>(), Eigen::ComputeThinU);
-  return svd.matrixU().leftCols(k);
-}
-
-}  // namespace
 
 TEST_CASE("exact_svd is a subspace estimator for every family") {
   static_assert(ogpsa::subspace_estimator<exact_svd>);

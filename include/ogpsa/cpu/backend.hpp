@@ -1,9 +1,11 @@
 #pragma once
 /// \file
-/// The host backend: Eigen for every primitive listed in `ogpsa/backend.hpp`.
+/// The host backend: Eigen for every primitive listed in `ogpsa/backend.hpp`, and ogpsa's own
+/// kernels for projection (`ogpsa/cpu/detail/projection.hpp`).
 ///
-/// Threads: Eigen's matrix products use OpenMP when the program is built with it
-/// (`OMP_NUM_THREADS` or `Eigen::setNbThreads` set their number).
+/// Threads: projections split their work across an OpenMP team of `execution::threads` threads
+/// (OpenMP's default when 0), see `ogpsa/cpu/execution.hpp`; Eigen's own products (estimators)
+/// use OpenMP when the program is built with it (`OMP_NUM_THREADS` or `Eigen::setNbThreads`).
 
 #include <algorithm>
 #include <cmath>
@@ -16,39 +18,82 @@
 #include <Eigen/QR>
 
 #include "ogpsa/backend.hpp"
+#include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/projection.hpp"
+#include "ogpsa/cpu/execution.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/element.hpp"
 #include "ogpsa/memory_space.hpp"
 
 namespace ogpsa::cpu {
 
-/// The CPU execution context. Stateless: Eigen and OpenMP own the threads.
-struct execution {};
-
 namespace detail {
-
-template <class T>
-using dense = Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic>;
-template <class T>
-using dense_row_major =
-    Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class Plain, class T>
-using map_of = Eigen::Map<std::conditional_t<std::is_const_v<T>, const Plain, Plain>, 0,
-                          Eigen::OuterStride<>>;
-
-/// Calls `f` with an Eigen map of `r`, column- or row-major as its strides say.
-template <class T, class F>
-decltype(auto) with_map(const ogpsa::detail::matrix_ref<T, host_memory_tag>& r, F&& f) {
-  if (r.column_major()) {
-    map_of<dense<T>, T> m(r.data, r.rows, r.cols, Eigen::OuterStride<>(r.col_stride));
-    return f(m);
-  }
-  map_of<dense_row_major<T>, T> m(r.data, r.rows, r.cols, Eigen::OuterStride<>(r.row_stride));
-  return f(m);
-}
 
 /// Rows (or columns) per panel when a float product is accumulated in double: small enough to stay in cache.
 inline constexpr index_t gram_panel = 2048;
+
+/// Rows per panel when matrices are widened to double (or gathered side by side) for one pass over
+/// their rows: about 2 MiB of doubles, so that a panel stays in cache however wide the data.
+inline index_t widened_panel_rows(index_t cols) {
+  return std::max<index_t>(64, (index_t{1} << 18) / std::max<index_t>(cols, 1));
+}
+
+/// Rows [row, row + panel.rows()) of `parts` side by side, widened to double, into `panel`.
+template <class T>
+void gather_rows(std::span<const dense<T>> parts, index_t row, host_matrix& panel) {
+  index_t at = 0;
+  for (const auto& p : parts) {
+    panel.middleCols(at, p.cols()) = p.middleRows(row, panel.rows()).template cast<double>();
+    at += p.cols();
+  }
+}
+
+template <class T>
+index_t total_cols(std::span<const dense<T>> parts) {
+  index_t cols = 0;
+  for (const auto& p : parts) cols += p.cols();
+  return cols;
+}
+
+/// a <- [a others...] x in place, panel by panel.
+template <class T>
+void multiply_in_place(dense<T>& a, std::span<const dense<T>> others, const host_matrix& x) {
+  const dense<T> xt = x.template cast<T>();
+  const index_t step = widened_panel_rows(xt.rows() + xt.cols());
+  dense<T> panel;
+  for (index_t r = 0; r < a.rows(); r += step) {
+    const index_t n = std::min(step, a.rows() - r);
+    panel.noalias() = a.middleRows(r, n) * xt.topRows(a.cols());
+    index_t at = a.cols();
+    for (const auto& p : others) {
+      panel.noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
+      at += p.cols();
+    }
+    a.middleRows(r, n) = panel;
+  }
+}
+
+/// [p_1 p_2 ...]^T b, or the Gram matrix of [p_1 p_2 ...] when `b` is null (exactly symmetric),
+/// accumulated in double in one pass over the rows.
+template <class T>
+host_matrix stacked_gram(std::span<const dense<T>> parts, const dense<T>* b) {
+  const index_t cols = total_cols<T>(parts), rows = parts.empty() ? 0 : parts.front().rows();
+  host_matrix g = host_matrix::Zero(cols, b ? b->cols() : cols);
+  const index_t step = widened_panel_rows(cols + (b ? b->cols() : 0));
+  host_matrix pa, pb;
+  for (index_t r = 0; r < rows; r += step) {
+    pa.resize(std::min(step, rows - r), cols);
+    gather_rows<T>(parts, r, pa);
+    if (!b) {
+      g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
+      continue;
+    }
+    pb = b->middleRows(r, pa.rows()).template cast<double>();
+    g.noalias() += pa.transpose() * pb;
+  }
+  if (!b) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
+  return g;
+}
 
 }  // namespace detail
 
@@ -61,31 +106,21 @@ struct backend {
   template <class T>
   using ref = ogpsa::detail::matrix_ref<T, host_memory_tag>;
 
-  /// Reusable buffers for `project`, so that a projection allocates nothing once warm.
+  /// Reusable buffers for the projection primitives, so that a warm projection allocates nothing.
   struct workspace {
-    Eigen::MatrixXf coefficients_f, original_f;
-    Eigen::MatrixXd coefficients_d, original_d;
-    std::vector<float> packed_f;   // coefficients_all / update_all
-    std::vector<double> packed_d;
+    detail::projection_workspace<float> single;
+    detail::projection_workspace<double> double_precision;
     template <class Acc>
-    auto& coefficients() {
-      if constexpr (std::is_same_v<Acc, float>) return coefficients_f;
-      else return coefficients_d;
+    detail::projection_workspace<Acc>& get() {
+      if constexpr (std::is_same_v<Acc, float>) return single;
+      else return double_precision;
     }
-    /// The buffer `coefficients_all` fills and `update_all` reads (layout: `ogpsa/backend.hpp`).
+    /// The coefficients `coefficients_all` packed: for every task in order its k x n block
+    /// (column-major; zeros for an empty target or basis), then, with diagnostics, one |x|^2 per
+    /// task. Acc is the tasks' accumulator type.
     template <class Acc>
     std::span<Acc> packed_coefficients() {
-      return packed<Acc>();
-    }
-    template <class Acc>
-    std::vector<Acc>& packed() {
-      if constexpr (std::is_same_v<Acc, float>) return packed_f;
-      else return packed_d;
-    }
-    template <class Acc>
-    auto& original() {
-      if constexpr (std::is_same_v<Acc, float>) return original_f;
-      else return original_d;
+      return get<Acc>().coefficients;
     }
   };
 
@@ -106,28 +141,50 @@ struct backend {
 
   template <class S>
   static bool all_finite(execution&, ref<const S> src) {
-    return detail::with_map(src, [](const auto& s) { return s.allFinite(); });
+    // 16-bit types have no arithmetic of their own: test them as floats.
+    return detail::with_map(src, [](const auto& s) { return s.template cast<working_t<S>>().allFinite(); });
   }
 
   /// a^T b accumulated in double (float data is widened panel by panel); exactly symmetric when
   /// `a` and `b` are the same matrix.
   template <class T>
   static host_matrix gram(execution&, const matrix<T>& a, const matrix<T>& b) {
-    const bool self = &a == &b;
-    host_matrix g = host_matrix::Zero(a.cols(), b.cols());
     if constexpr (std::is_same_v<T, double>) {
-      if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
-      else g.noalias() = a.transpose() * b;
-    } else {
-      for (index_t r = 0; r < a.rows(); r += detail::gram_panel) {
-        const index_t n = std::min(detail::gram_panel, a.rows() - r);
-        const host_matrix pa = a.middleRows(r, n).template cast<double>();
-        if (self) g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
-        else g.noalias() += pa.transpose() * b.middleRows(r, n).template cast<double>();
-      }
+      if (&a != &b) return a.transpose() * b;
     }
-    if (self) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
-    return g;
+    return detail::stacked_gram<T>(std::span(&a, 1), &a == &b ? nullptr : &b);
+  }
+
+  /// The same for the parts side by side, [p_1 p_2 ...]^T b, in one pass over the rows.
+  template <class T>
+  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
+    return detail::stacked_gram<T>(parts, &b);
+  }
+
+  /// The Gram matrix of the parts side by side, [p_1 p_2 ...]^T [p_1 p_2 ...], in one pass over the
+  /// rows (however many parts: a stream of single snapshots is read once, not once per pair).
+  template <class T>
+  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts) {
+    return detail::stacked_gram<T>(parts, nullptr);
+  }
+
+  /// |a|_F^2 accumulated in double.
+  template <class T>
+  static double squared_norm(execution&, const matrix<T>& a) {
+    if constexpr (std::is_same_v<T, double>) {
+      return a.squaredNorm();
+    } else {
+      // Widened a cache-sized segment at a time, so that the reduction runs on packets.
+      constexpr index_t segment = 4096;
+      const auto flat = a.reshaped();
+      host_vector wide;
+      double sum = 0;
+      for (index_t i = 0; i < flat.size(); i += segment) {
+        wide = flat.segment(i, std::min(segment, flat.size() - i)).template cast<double>();
+        sum += wide.squaredNorm();
+      }
+      return sum;
+    }
   }
 
   /// a a^T accumulated in double: the Gram matrix of the rows, for wide data.
@@ -152,6 +209,37 @@ struct backend {
   template <class T>
   static void multiply_add(execution&, const matrix<T>& a, const host_matrix& x, matrix<T>& out) {
     out.noalias() += a * x.template cast<T>();
+  }
+
+  /// [p_1 p_2 ...] x, in one pass over the rows (x has one row per column of all parts).
+  template <class T>
+  static matrix<T> multiply(execution&, const std::vector<matrix<T>>& parts, const host_matrix& x) {
+    const matrix<T> xt = x.template cast<T>();
+    const index_t rows = parts.empty() ? 0 : parts.front().rows();
+    matrix<T> out = matrix<T>::Zero(rows, x.cols());
+    const index_t step = detail::widened_panel_rows(xt.rows() + xt.cols());
+    for (index_t r = 0; r < rows; r += step) {
+      const index_t n = std::min(step, rows - r);
+      index_t at = 0;
+      for (const matrix<T>& p : parts) {
+        out.middleRows(r, n).noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
+        at += p.cols();
+      }
+    }
+    return out;
+  }
+
+  /// a <- a x in place, for a square x (cols(a) x cols(a)): no second matrix of a's size.
+  template <class T>
+  static void multiply_in_place(execution&, matrix<T>& a, const host_matrix& x) {
+    detail::multiply_in_place<T>(a, {}, x);
+  }
+
+  /// p_1 <- [p_1 p_2 ...] x in place, in one pass over the rows (x has one row per column of all
+  /// parts and cols(p_1) columns); the other parts are only read.
+  template <class T>
+  static void multiply_in_place(execution&, std::vector<matrix<T>>& parts, const host_matrix& x) {
+    detail::multiply_in_place<T>(parts.front(), std::span(parts).subspan(1), x);
   }
 
   template <class T>
@@ -230,120 +318,48 @@ struct backend {
 
   /// Projects every column of `target` (the block's target-space vectors) in place:
   /// c = U^T x, then x <- s x - U r where the rule turns c into (r, s), column by column.
-  /// A column whose rule removes nothing and keeps the scale is not written. NaN/Inf in the
+  /// A block whose rule removes nothing and keeps the scale is not written. NaN/Inf in the
   /// gradient leave it untouched and are reported through `stats.finite`.
+  /// \throws shape_error when the basis and the target differ in their number of rows.
   template <class Basis, class G, class Rule>
-  static void project(execution&, const matrix<Basis>& basis, ref<G> target, const Rule& rule,
+  static void project(execution& exec, const matrix<Basis>& basis, ref<G> target, const Rule& rule,
                       workspace& ws, projection_stats& stats, bool diagnostics) {
-    using acc = accumulator_t<G, Basis>;
-    stats = projection_stats{};
-    if (basis.cols() == 0 || target.size() == 0) return;
-    detail::with_map(target, [&](auto& x) {
-      auto& c = ws.template coefficients<acc>();
-      c.noalias() = basis.template cast<acc>().transpose() * x.template cast<acc>();
-      if (diagnostics) stats.gradient_sq = static_cast<double>(x.template cast<acc>().squaredNorm());
-      update(basis, x, c, rule, ws, stats, diagnostics);
-    });
+    projection_task<matrix<Basis>, ref<G>> task{&basis, target, {}};
+    project_all(exec, std::span(&task, 1), rule, ws, diagnostics);
+    stats = task.stats;
   }
 
-  /// Projects every task's target with its basis (see `project`), filling each task's stats.
+  /// Projects every task's target with its basis (see `project`), filling each task's stats:
+  /// `coefficients_all`, then `update_all`. Each half is one team of threads that splits the work
+  /// by bytes, not by task. Dot products accumulate in `accumulator_t<G, Basis>` (float for float
+  /// and 16-bit data) within chunks of rows and in double across them; results do not depend on
+  /// the number of threads.
+  /// \throws shape_error when a basis and its target differ in their number of rows (before
+  ///         anything is written).
   template <class Basis, class G, class Rule>
   static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                           const Rule& rule, workspace& ws, bool diagnostics) {
-    for (auto& task : tasks) project(exec, *task.basis, task.target, rule, ws, task.stats, diagnostics);
+    coefficients_all(exec, tasks, ws, diagnostics);
+    update_all(exec, tasks, rule, ws, diagnostics);
   }
 
-  // ---- Two-phase projection for distributed reducers (issue 7) ---------------------------------
-  // Minimal versions of the primitives NOTES.md asks the kernel work (issue 3) for; that work's
-  // one-pass kernels replace these when it lands. Layout of the packed buffer: ogpsa/backend.hpp.
-
-  /// Phase 1: c = U^T x of every task (and |x|^2 with diagnostics) into `ws.packed_coefficients`.
+  /// The first half of `project_all`: every task's coefficients c = U^T x, packed into
+  /// `ws.packed_coefficients<Acc>()`, which a distributed run may all-reduce before `update_all`.
+  /// \throws shape_error as `project_all`.
   template <class Basis, class G>
-  static void coefficients_all(execution&, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+  static void coefficients_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                                workspace& ws, bool diagnostics) {
     using acc = accumulator_t<G, Basis>;
-    auto& packed = ws.template packed<acc>();
-    packed.assign(static_cast<std::size_t>(packed_size(tasks, diagnostics)), acc(0));
-    acc* c = packed.data();
-    acc* squares = c + packed_size(tasks, false);
-    for (auto& task : tasks) {
-      const index_t k = task.basis->cols(), n = task.target.cols;
-      if (k > 0 && task.target.size() > 0)
-        detail::with_map(task.target, [&](auto& x) {
-          Eigen::Map<Eigen::Matrix<acc, Eigen::Dynamic, Eigen::Dynamic>>(c, k, n).noalias() =
-              task.basis->template cast<acc>().transpose() * x.template cast<acc>();
-          if (diagnostics) *squares = x.template cast<acc>().squaredNorm();
-        });
-      c += k * n;
-      ++squares;
-    }
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).coefficients(exec);
   }
 
-  /// Phase 2: the rule and x <- s x - U r for every task, from the packed coefficients (summed
-  /// across ranks in between, for sharded blocks); fills each task's stats as `project` does.
+  /// The second half of `project_all`, for the same tasks and diagnostics flag: applies the rule
+  /// to the packed coefficients and writes x <- s x - U r, filling each task's stats.
   template <class Basis, class G, class Rule>
-  static void update_all(execution&, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
+  static void update_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                          const Rule& rule, workspace& ws, bool diagnostics) {
     using acc = accumulator_t<G, Basis>;
-    acc* c = ws.template packed<acc>().data();
-    const acc* squares = c + packed_size(tasks, false);
-    for (auto& task : tasks) {
-      const index_t k = task.basis->cols(), n = task.target.cols;
-      task.stats = projection_stats{};
-      if (k > 0 && task.target.size() > 0)
-        detail::with_map(task.target, [&](auto& x) {
-          Eigen::Map<Eigen::Matrix<acc, Eigen::Dynamic, Eigen::Dynamic>> coefficients(c, k, n);
-          if (diagnostics) task.stats.gradient_sq = static_cast<double>(*squares);
-          update(*task.basis, x, coefficients, rule, ws, task.stats, diagnostics);
-        });
-      c += k * n;
-      ++squares;
-    }
-  }
-
- private:
-  /// Elements of the packed buffer: every task's k x cols coefficients, then |x|^2 per task.
-  template <class Task>
-  static index_t packed_size(std::span<Task> tasks, bool diagnostics) {
-    index_t size = diagnostics ? static_cast<index_t>(tasks.size()) : 0;
-    for (const Task& task : tasks) size += task.basis->cols() * task.target.cols;
-    return size;
-  }
-
-  /// The rule and the update of one block, given its coefficients c = U^T x (rewritten into r).
-  template <class Basis, class X, class C, class Rule>
-  static void update(const matrix<Basis>& basis, X& x, C& c, const Rule& rule, workspace& ws,
-                     projection_stats& stats, bool diagnostics) {
-    using acc = typename C::Scalar;
-    using value = typename X::Scalar;
-    stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
-    if (!stats.finite) return;
-    stats.coefficient_sq = static_cast<double>(c.squaredNorm());
-    auto& original = ws.template original<acc>();
-    if (diagnostics) original = c;
-    const index_t k = c.rows();
-    bool any_removed = false;
-    for (index_t j = 0; j < c.cols(); ++j) {
-      const acc s = rule.apply(c.col(j).data(), k);
-      stats.scale = static_cast<double>(s);
-      if (s != acc(1)) x.col(j) *= static_cast<value>(s);
-      any_removed = any_removed || s != acc(1) || !c.col(j).isZero(0);
-    }
-    if (diagnostics) record(stats, original, c);
-    if (!any_removed) return;
-    stats.changed = true;
-    if constexpr (std::is_same_v<value, Basis> && std::is_same_v<Basis, acc>)
-      x.noalias() -= basis * c;
-    else
-      x -= (basis.template cast<acc>() * c).template cast<value>();
-  }
-
-  template <class M, class R>
-  static void record(projection_stats& stats, const M& original, const R& removed) {
-    stats.removed_dot = static_cast<double>(original.cwiseProduct(removed).sum());
-    stats.removed_sq = static_cast<double>(removed.squaredNorm());
-    stats.remaining_coefficient_sq =
-        static_cast<double>((original * static_cast<typename M::Scalar>(stats.scale) - removed).squaredNorm());
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).update(exec, rule);
   }
 };
 

@@ -25,6 +25,10 @@ struct matrix_ref {
   index_t size() const noexcept { return rows * cols; }
   bool column_major() const noexcept { return row_stride == 1; }
   matrix_ref transposed() const noexcept { return {data, cols, rows, col_stride, row_stride}; }
+  /// Columns [first, first + count).
+  matrix_ref middle_cols(index_t first, index_t count) const noexcept {
+    return {data + first * col_stride, rows, count, row_stride, col_stride};
+  }
 };
 
 /// Number of rows of the target space of a view of these extents, for `f` (flat: numel).

@@ -1,18 +1,22 @@
 #pragma once
 /// \file
-/// Small dense spectral helpers shared by the SVD-type estimators: descending eigen-pairs, rank
-/// selection (fixed or by energy), numerical rank, and deterministic orientation of directions.
+/// Spectral helpers shared by the SVD-type estimators: descending eigen-pairs, rank selection
+/// (fixed or by energy), numerical rank, deterministic orientation of directions, and the final
+/// re-orthonormalization of a basis on its backend.
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <string_view>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/config.hpp"
 #include "ogpsa/error.hpp"
+#include "ogpsa/subspace.hpp"
 
 namespace ogpsa::detail {
 
@@ -43,6 +47,12 @@ inline index_t numerical_rank(const host_vector& sigma, index_t limit, double ep
   while (r < sigma.size() && sigma(r) > tol) ++r;
   return r;
 }
+
+/// The relative precision of singular values taken from a Gram matrix accumulated in double, for
+/// data held in Work: the rounding of the data (eps_Work) or that of the Gram matrix's eigenvalues
+/// (about eps_64 s_1^2, so sqrt(eps_64) = 2^-26 on the singular values), whichever is larger.
+template <class Work>
+inline constexpr double gram_route_eps = std::max(static_cast<double>(std::numeric_limits<Work>::epsilon()), 0x1p-26);
 
 /// Checks the rank-selection hyper-parameters common to SVD estimators.
 inline void validate_rank_selection(index_t rank, const std::optional<double>& energy,
@@ -97,6 +107,56 @@ inline host_vector orientation(const host_vector& along, const host_matrix& tie_
 /// Fraction of `total` held by the first k squared values.
 inline double energy_fraction(const host_vector& sigma, index_t k, double total) {
   return total > 0 ? sigma.head(k).squaredNorm() / total : 0.0;
+}
+
+/// The rank-selection step every SVD estimator ends with: keeps at most the numerically non-zero
+/// directions of `sigma` (relative to `eps`, the working precision), chooses k by `rank` / `energy`
+/// (see `choose_rank`) and records strengths, captured energy and dropped directions in `out`.
+template <class Work, class Backend>
+index_t select_rank(const host_vector& sigma, double total, index_t rank, const std::optional<double>& energy,
+                    index_t limit, double eps, std::string_view where, std::string_view block,
+                    subspace<Work, Backend>& out) {
+  const index_t usable = numerical_rank(sigma, limit, eps);
+  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable, where, block);
+  out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
+  out.captured_energy = energy_fraction(sigma, choice.kept, total);
+  out.dropped = choice.dropped;
+  return choice.kept;
+}
+
+/// One Cholesky-QR pass in place, u <- u R^-1 with R^T R = u^T u (the Gram matrix accumulated in
+/// double). Returns false, leaving u as it was, when u is too ill-conditioned for one pass to
+/// bring it within 1e-3 of orthonormal: its estimated condition number must stay below
+/// 1e-3 / eps (rounding of u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix
+/// squares it).
+template <class Backend, class Matrix>
+bool cholesky_qr(typename Backend::execution& exec, Matrix& u) {
+  using work = typename Matrix::Scalar;
+  const Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
+  if (llt.info() != Eigen::Success) return false;
+  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
+  const double floor = std::max(1e3 * std::numeric_limits<work>::epsilon(),
+                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
+  if (!(r.minCoeff() > floor * r.maxCoeff())) return false;
+  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
+  return true;
+}
+
+/// Restores orthonormality to working precision in place, for a basis that is orthonormal to within
+/// its rounding (one built through a Gram matrix): one Cholesky-QR pass, or modified Gram-Schmidt
+/// if that fails.
+template <class Backend, class Matrix>
+void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
+  if (u.cols() > 0 && !cholesky_qr<Backend>(exec, u)) Backend::gram_schmidt(exec, u, 0.0, 0.0);
+}
+
+/// An orthonormal basis of the range of a tall y (d x l, l <= d): two Cholesky-QR passes
+/// (CholeskyQR2: a pass over y each, against Householder QR's several), or Householder QR when y is
+/// too ill-conditioned for them (or rank deficient: its basis then completes the range).
+template <class Backend, class Matrix>
+Matrix orthonormal_basis(typename Backend::execution& exec, Matrix y) {
+  if (y.cols() > 0 && cholesky_qr<Backend>(exec, y) && cholesky_qr<Backend>(exec, y)) return y;
+  return Backend::thin_qr(exec, y).first;
 }
 
 }  // namespace ogpsa::detail

@@ -8,7 +8,6 @@
 #include <span>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/QR>
@@ -17,6 +16,7 @@
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/rounds.hpp"
+#include "ogpsa/detail/snapshots.hpp"
 #include "ogpsa/detail/spectral.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/estimator.hpp"
@@ -36,15 +36,16 @@ class exact_svd_state;
 /// Route: the Gram matrix of the short side (A^T A for tall data, A A^T for wide), always
 /// accumulated in double, and a symmetric eigen-solver; its error in a direction is about
 /// eps_double * (s_1/s_k)^2, so when (s_k/s_1)^2 < sqrt(eps_double) the estimator falls back to Householder QR followed by an
-/// SVD of the small triangular factor. Gram-route bases are re-orthonormalized (Cholesky QR; the QR route if that fails).
+/// SVD of the small triangular factor. Gram-route bases are re-orthonormalized (Cholesky QR).
 /// Directions with s_i <= min(d, m) * eps * s_1 are numerically zero: never kept, and reported as
 /// dropped when a fixed rank asked for them. Memory: d x m snapshots plus the basis.
 ///
 /// Sharded blocks (`ogpsa/sharding.hpp`, `estimate`): with the target rows split, the m x m Gram
-/// matrix A^T A is summed across ranks and each rank computes its own rows of U, the QR route
-/// becoming TSQR (every rank's R, one slot per rank, summed into one stack and factored again);
-/// with the columns split, A A^T (d x d) and the column sum that orients U are summed and every
-/// rank gets all of U. At most two rounds of sums per refresh, shared by all blocks.
+/// matrix A^T A is summed across ranks and each rank computes its own rows of U (re-orthonormalized
+/// with the summed U^T U; the QR route becomes TSQR: every rank's R, one slot per rank, summed into
+/// one stack and factored again); with the columns split, A A^T (d x d) and the column sum that
+/// orients U are summed and every rank gets all of U. At most two rounds of sums per refresh,
+/// shared by all blocks of the model.
 ///
 /// | hyper-parameter | type                  | default | meaning                                    |
 /// |-----------------|-----------------------|---------|--------------------------------------------|
@@ -78,37 +79,104 @@ class exact_svd_state {
   template <class S>
   void feed(execution& exec, detail::matrix_ref<const S, typename Backend::memory_space> columns,
             index_t /*set*/) {
-    matrix chunk = Backend::template zeros<Work>(exec, dimension_, columns.cols);
-    Backend::copy_into(exec, columns, chunk, 0);
-    columns_ += columns.cols;
-    chunks_.push_back(std::move(chunk));
+    data_.add(exec, columns);
   }
 
-  subspace<Work, Backend> finish(execution& exec) { return detail::run_locally(estimate(exec, {})); }
+  subspace<Work, Backend> finish(execution& exec) {
+    OGPSA_REQUIRE(data_.columns > 0, state_error, "ogpsa::exact_svd::finish",
+                  "block '" << block_ << "': no reference snapshot was fed");
+    return dimension_ <= data_.columns ? wide(exec) : tall(exec);
+  }
 
-  /// The estimate, awaiting sums across ranks when the block is sharded: with the target rows
-  /// split, A^T A is a sum of the ranks' parts (the tall route); with the columns split, A A^T is
-  /// (the wide route). `layout.split == none`: the short side's route, nothing awaited.
+  /// The estimate of a sharded block, awaiting sums across ranks: with the target rows split,
+  /// A^T A is a sum of the ranks' parts (the tall route); with the columns split, A A^T is (the
+  /// wide route). An unsplit layout is `finish`, nothing awaited.
   detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
-    OGPSA_REQUIRE(columns_ > 0 || layout.split == target_split::columns, state_error,
-                  "ogpsa::exact_svd::finish", "block '" << block_ << "': no reference snapshot was fed");
-    const bool tall_route = layout.split == target_split::rows ||
-                            (layout.split == target_split::none && dimension_ > columns_);
-    return tall_route ? tall(exec, layout) : wide(exec, layout);
+    if (layout.split == target_split::rows) return split_rows(exec, layout.position);
+    if (layout.split == target_split::columns) return split_columns(exec, layout.position);
+    return unsplit(exec);
   }
 
  private:
-  using result = subspace<Work, Backend>;
   static constexpr double work_eps = std::numeric_limits<Work>::epsilon();
 
-  /// Eigen-decomposition of A^T A (m x m); U = A V S^-1, re-orthonormalized (Cholesky QR). With
-  /// the rows of A split, each rank computes its rows of U from its rows of A.
-  detail::rounds<result> tall(execution& exec, shard_layout layout) {
-    const bool sharded = layout.split == target_split::rows;
-    host_matrix g = block_gram(exec);
+  index_t limit() const { return std::min(dimension_, data_.columns); }
+
+  /// d > m: eigen-decomposition of A^T A; U = A V S^-1.
+  subspace<Work, Backend> tall(execution& exec) {
+    const host_matrix g = Backend::gram(exec, data_.parts);
+    const detail::spectrum s = detail::gram_spectrum(g);
+    subspace<Work, Backend> out;
+    const index_t k = select(s.values, g.trace(), out);
+    if (k > 0 && ill_conditioned(s.values, k)) return tall_by_qr(exec, g.trace(), out);
+    host_matrix v = s.vectors.leftCols(k);
+    const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
+    for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
+    out.basis = Backend::multiply(exec, data_.parts, v);
+    detail::reorthonormalize<Backend>(exec, out.basis);
+    return out;
+  }
+
+  subspace<Work, Backend> tall_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
+    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
+    Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
+    out = {};
+    const index_t k = select(svd.singularValues(), total, out);
+    host_matrix ur = svd.matrixU().leftCols(k);
+    // A^T U = R^T U_R: the data's coefficients on each direction.
+    const host_vector sign =
+        detail::orientation((r.transpose() * ur).colwise().sum().transpose(), ur);
+    ur = ur * sign.asDiagonal();
+    out.basis = Backend::multiply(exec, q, ur);
+    return out;
+  }
+
+  /// d <= m: eigen-decomposition of A A^T gives U directly.
+  subspace<Work, Backend> wide(execution& exec) {
+    host_matrix g = host_matrix::Zero(dimension_, dimension_);
+    for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
+    const detail::spectrum s = detail::gram_spectrum(g);
+    subspace<Work, Backend> out;
+    const index_t k = select(s.values, g.trace(), out);
+    if (k > 0 && ill_conditioned(s.values, k)) return wide_by_qr(exec, g.trace(), out);
+    return with_basis(exec, s.vectors.leftCols(k), out);
+  }
+
+  /// A^T = Q R, so A = R^T Q^T and A's left singular vectors are R's right singular vectors.
+  subspace<Work, Backend> wide_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
+    auto qr = Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts)));
+    Eigen::JacobiSVD<host_matrix> svd(qr.second, Eigen::ComputeFullV);
+    out = {};
+    const index_t k = select(svd.singularValues(), total, out);
+    return with_basis(exec, svd.matrixV().leftCols(k), out);
+  }
+
+  subspace<Work, Backend> with_basis(execution& exec, host_matrix u, subspace<Work, Backend>& out) {
+    const host_vector sign = detail::orientation(u.transpose() * column_sum(exec), u);
+    u = u * sign.asDiagonal();
+    out.basis = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(u.template cast<Work>()));
+    return out;
+  }
+
+  /// Chooses k, records strengths, energy and dropped directions.
+  index_t select(const host_vector& sigma, double total, subspace<Work, Backend>& out) const {
+    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit(), work_eps,
+                               "ogpsa::exact_svd::finish", block_, out);
+  }
+
+  // ---- sharded blocks: the same routes, with the partial sums awaited ---------------------------
+  using result = subspace<Work, Backend>;
+
+  detail::rounds<result> unsplit(execution& exec) { co_return finish(exec); }
+
+  /// Rows of A split: G = A^T A (m x m, m the same on every rank) and d are sums over ranks; each
+  /// rank computes its rows of U = A V S^-1 and they are re-orthonormalized with the summed U^T U.
+  detail::rounds<result> split_rows(execution& exec, rank_position position) {
+    require_snapshots(data_.columns);
+    host_matrix g = Backend::gram(exec, data_.parts);
     double dimension = static_cast<double>(dimension_);
-    if (sharded) co_await detail::summed(span_of(g), std::span<double>(&dimension, 1));
-    const index_t limit = std::min(static_cast<index_t>(dimension), columns_);
+    co_await detail::summed(span_of(g), std::span<double>(&dimension, 1));
+    const index_t limit = std::min(static_cast<index_t>(dimension), data_.columns);
     const detail::spectrum s = detail::gram_spectrum(g);
     result out;
     const index_t k = select(s.values, g.trace(), limit, out);
@@ -120,92 +188,78 @@ class exact_svd_state {
       host_matrix v = s.vectors.leftCols(k);
       const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
       for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
-      out.basis = multiply_chunks(exec, v);
+      out.basis = Backend::multiply(exec, data_.parts, v);
       host_matrix uu = Backend::gram(exec, out.basis, out.basis);
-      if (sharded) co_await detail::summed(span_of(uu));
-      Eigen::LLT<host_matrix> llt(uu);
-      if (llt.info() == Eigen::Success) {  // else the QR route below
+      co_await detail::summed(span_of(uu));
+      const Eigen::LLT<host_matrix> llt(uu);
+      if (llt.info() == Eigen::Success) {  // the same on every rank: uu is; else the QR route
         out.basis = Backend::multiply(exec, out.basis, llt.matrixU().solve(host_matrix::Identity(k, k)));
         co_return out;
       }
     }
-    // Householder QR of A, then an SVD of the small triangular factor. Split rows: each rank
-    // factors its rows, A_r = Q_r R_r, and the stacked R_r (one slot per rank, summed into place)
-    // are factored again, [R_1; ...; R_p] = Q_s R (TSQR), so that A = diag(Q_r) Q_s R.
-    auto factors = Backend::thin_qr(exec, Backend::concatenate(exec, chunks_));
-    matrix q = std::move(factors.first);
-    host_matrix r = std::move(factors.second);
-    if (sharded) {
-      host_matrix stack = host_matrix::Zero(layout.position.ranks * columns_, columns_);
-      const index_t slot = layout.position.rank * columns_;
-      stack.middleRows(slot, r.rows()) = r;
-      co_await detail::summed(span_of(stack));
-      const std::pair<host_matrix, host_matrix> stacked = host_qr(stack);
-      q = Backend::multiply(exec, q, stacked.first.middleRows(slot, r.rows()));
-      r = stacked.second;
-    }
-    Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
+    // TSQR: each rank factors its rows, A_r = Q_r R_r; the stacked R_r (one slot per rank, summed
+    // into place) are factored again, [R_1; ...; R_p] = Q_s R, so that A = diag(Q_r) Q_s R.
+    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
+    const index_t m = data_.columns;
+    host_matrix stack = host_matrix::Zero(position.ranks * m, m);
+    const index_t slot = position.rank * m;
+    stack.middleRows(slot, r.rows()) = r;
+    co_await detail::summed(span_of(stack));
+    const auto [qs, rs] = host_qr(stack);
+    q = Backend::multiply(exec, q, qs.middleRows(slot, r.rows()));
+    const Eigen::JacobiSVD<host_matrix> svd(rs, Eigen::ComputeFullU);
     out = {};
     const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
     host_matrix ur = svd.matrixU().leftCols(kept);
-    // A^T U = R^T U_R: the data's coefficients on each direction.
-    const host_vector sign = detail::orientation((r.transpose() * ur).colwise().sum().transpose(), ur);
+    const host_vector sign = detail::orientation((rs.transpose() * ur).colwise().sum().transpose(), ur);
     out.basis = Backend::multiply(exec, q, ur * sign.asDiagonal());
     co_return out;
   }
 
-  /// Eigen-decomposition of A A^T (d x d) gives U directly; with the columns of A split, A A^T
-  /// and the column sum that orients U are sums over the ranks, and every rank gets all of U.
-  detail::rounds<result> wide(execution& exec, shard_layout layout) {
-    const bool sharded = layout.split == target_split::columns;
+  /// Columns of A split: A A^T (d x d), the column sum that orients U and m are sums over ranks
+  /// (a rank may hold no column at all); every rank gets all of U.
+  detail::rounds<result> split_columns(execution& exec, rank_position position) {
     host_matrix g = host_matrix::Zero(dimension_, dimension_);
-    for (const matrix& c : chunks_) g += Backend::row_gram(exec, c);
-    host_vector along = column_sum(exec);
-    double columns = static_cast<double>(columns_);
-    if (sharded) co_await detail::summed(span_of(g), span_of(along), std::span<double>(&columns, 1));
-    OGPSA_REQUIRE(columns > 0, state_error, "ogpsa::exact_svd::finish",
-                  "block '" << block_ << "': no reference snapshot was fed");
+    for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
+    host_vector along = data_.columns > 0 ? column_sum(exec) : host_vector::Zero(dimension_);
+    double columns = static_cast<double>(data_.columns);
+    co_await detail::summed(span_of(g), span_of(along), std::span<double>(&columns, 1));
+    require_snapshots(static_cast<index_t>(columns));
     const index_t limit = std::min(dimension_, static_cast<index_t>(columns));
     const detail::spectrum s = detail::gram_spectrum(g);
     result out;
     const index_t k = select(s.values, g.trace(), limit, out);
-    if (k == 0 || !ill_conditioned(s.values, k)) co_return with_basis(exec, s.vectors.leftCols(k), along, out);
-    // A^T = Q R, so A = R^T Q^T and A's left singular vectors are R's right singular vectors.
-    // Split columns are split rows of A^T: only R is needed, so TSQR's second factor suffices.
-    host_matrix r = Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, chunks_))).second;
-    if (sharded) {
-      host_matrix stack = host_matrix::Zero(layout.position.ranks * dimension_, dimension_);
-      stack.middleRows(layout.position.rank * dimension_, r.rows()) = r;
-      co_await detail::summed(span_of(stack));
-      r = host_qr(stack).second;
+    if (k == 0 || !ill_conditioned(s.values, k)) co_return oriented(exec, s.vectors.leftCols(k), along, out);
+    // A^T = Q R and A's left singular vectors are R's right ones; split columns of A are split
+    // rows of A^T, so TSQR's R (the stack of the ranks' R factors, factored again) is all we need.
+    host_matrix stack = host_matrix::Zero(position.ranks * dimension_, dimension_);
+    if (data_.columns > 0) {
+      const host_matrix r =
+          Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts))).second;
+      stack.middleRows(position.rank * dimension_, r.rows()) = r;
     }
-    Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullV);
+    co_await detail::summed(span_of(stack));
+    const Eigen::JacobiSVD<host_matrix> svd(host_qr(stack).second, Eigen::ComputeFullV);
     out = {};
     const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
-    co_return with_basis(exec, svd.matrixV().leftCols(kept), along, out);
+    co_return oriented(exec, svd.matrixV().leftCols(kept), along, out);
   }
 
-  result with_basis(execution& exec, host_matrix u, const host_vector& along, result& out) {
+  result oriented(execution& exec, host_matrix u, const host_vector& along, result& out) const {
     const host_vector sign = detail::orientation(u.transpose() * along, u);
     u = u * sign.asDiagonal();
     out.basis = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(u.template cast<Work>()));
     return std::move(out);
   }
 
-  /// Chooses k, records strengths, energy and dropped directions; `limit` is min(d, m) of all of A.
   index_t select(const host_vector& sigma, double total, index_t limit, result& out) const {
-    const index_t usable = detail::numerical_rank(sigma, limit, work_eps);
-    const auto choice = detail::choose_rank(sigma, total, params_.rank, params_.energy, limit,
-                                            usable, "ogpsa::exact_svd::finish", block_);
-    out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
-    out.captured_energy = detail::energy_fraction(sigma, choice.kept, total);
-    out.dropped = choice.dropped;
-    return choice.kept;
+    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
+                               "ogpsa::exact_svd::finish", block_, out);
   }
 
-  bool ill_conditioned(const host_vector& sigma, index_t k) const {
-    const double ratio = sigma(k - 1) / sigma(0);
-    return ratio * ratio < std::sqrt(std::numeric_limits<double>::epsilon());
+  void require_snapshots(index_t columns) const {
+    OGPSA_REQUIRE(columns > 0, state_error, "ogpsa::exact_svd::finish",
+                  "block '" << block_ << "': no reference snapshot was fed");
   }
 
   static std::span<double> span_of(host_matrix& m) { return {m.data(), static_cast<std::size_t>(m.size())}; }
@@ -219,47 +273,20 @@ class exact_svd_state {
     return {std::move(q), std::move(r)};
   }
 
-  host_matrix block_gram(execution& exec) const {
-    host_matrix g(columns_, columns_);
-    index_t row = 0;
-    for (std::size_t i = 0; i < chunks_.size(); ++i) {
-      index_t col = row;
-      for (std::size_t j = i; j < chunks_.size(); ++j) {
-        const host_matrix b = Backend::gram(exec, chunks_[i], chunks_[j]);
-        g.block(row, col, b.rows(), b.cols()) = b;
-        g.block(col, row, b.cols(), b.rows()) = b.transpose();
-        col += chunks_[j].cols();
-      }
-      row += chunks_[i].cols();
-    }
-    return g;
-  }
-
-  /// A X for X stacked to match the chunks: sum over chunks of chunk_c X_c.
-  matrix multiply_chunks(execution& exec, const host_matrix& x) const {
-    matrix u = Backend::template zeros<Work>(exec, dimension_, x.cols());
-    index_t row = 0;
-    for (const matrix& c : chunks_) {
-      Backend::multiply_add(exec, c, x.middleRows(row, c.cols()), u);
-      row += c.cols();
-    }
-    return u;
+  bool ill_conditioned(const host_vector& sigma, index_t k) const {
+    const double ratio = sigma(k - 1) / sigma(0);
+    return ratio * ratio < std::sqrt(std::numeric_limits<double>::epsilon());
   }
 
   host_vector column_sum(execution& exec) const {
-    host_vector s = host_vector::Zero(dimension_);
-    for (const matrix& c : chunks_)
-      s += Backend::to_host(exec, Backend::multiply(exec, c, host_matrix::Ones(c.cols(), 1)))
-               .col(0)
-               .template cast<double>();
-    return s;
+    const host_matrix ones = host_matrix::Ones(data_.columns, 1);
+    return Backend::to_host(exec, Backend::multiply(exec, data_.parts, ones)).col(0).template cast<double>();
   }
 
   exact_svd params_;
   index_t dimension_;
   std::string block_;
-  std::vector<matrix> chunks_;
-  index_t columns_ = 0;
+  detail::snapshots<Backend, Work> data_;
 };
 
 }  // namespace ogpsa

@@ -1,0 +1,81 @@
+// The benchmark binary: Google Benchmark's flags, plus --ogpsa_summary=<file.md>, which writes the
+// markdown summary of the run (needs --benchmark_out=<file.json>, which it writes as well).
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench.hpp"
+#include "summary.hpp"
+
+namespace ogpsa::bench {
+
+namespace {
+
+int kind_rank(const std::string& kind) {
+  const char* order[] = {"roofline", "flat", "matrix", "model"};
+  const auto it = std::find(std::begin(order), std::end(order), kind);
+  return static_cast<int>(it - std::begin(order));
+}
+
+/// ogpsa first, then the peers, then reference runs of ogpsa (the model as one block).
+int implementation_rank(const std::string& implementation) {
+  return implementation == "ogpsa" ? 0 : implementation.rfind("ogpsa", 0) == 0 ? 2 : 1;
+}
+
+std::string name_of(const entry& e) {
+  return e.kind + "/" + e.implementation + (e.variant.empty() ? "" : "/" + e.variant);
+}
+
+}  // namespace
+
+void register_cases() {
+  using case_key = std::tuple<int, std::string, std::string, std::vector<std::int64_t>>;
+  std::vector<case_key> cases;
+  for (const entry& e : entries())
+    for (const auto& a : e.args) {
+      case_key c{kind_rank(e.kind), e.kind, e.variant, a};
+      if (std::find(cases.begin(), cases.end(), c) == cases.end()) cases.push_back(c);
+    }
+  std::stable_sort(cases.begin(), cases.end(),
+                   [](const case_key& a, const case_key& b) { return std::get<0>(a) < std::get<0>(b); });
+  std::vector<const entry*> ordered;
+  for (const entry& e : entries()) ordered.push_back(&e);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const entry* a, const entry* b) {
+    return implementation_rank(a->implementation) < implementation_rank(b->implementation);
+  });
+  for (const auto& [rank, kind, variant, args] : cases)
+    for (const entry* e : ordered)
+      if (e->kind == kind && e->variant == variant && std::find(e->args.begin(), e->args.end(), args) != e->args.end())
+        benchmark::RegisterBenchmark(name_of(*e).c_str(), e->run)
+            ->Args(args)
+            ->ArgNames(e->arg_names)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace ogpsa::bench
+
+int main(int argc, char** argv) {
+  const std::string flag = "--ogpsa_summary=";
+  std::string summary;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], flag.c_str(), flag.size()) == 0) summary = argv[i] + flag.size();
+    else argv[kept++] = argv[i];
+  }
+  argc = kept;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  ogpsa::bench::register_cases();
+  if (summary.empty()) {
+    benchmark::RunSpecifiedBenchmarks();
+  } else {
+    ogpsa::bench::summary_reporter reporter(summary);
+    benchmark::RunSpecifiedBenchmarks(nullptr, &reporter);
+    std::cout << "summary written to " << summary << '\n';
+  }
+  benchmark::Shutdown();
+}

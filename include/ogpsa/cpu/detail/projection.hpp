@@ -1,0 +1,381 @@
+#pragma once
+/// \file
+/// Projection of many blocks in one call, split across threads by bytes.
+///
+/// Each block's target (a d x 1 flat gradient, or the m x n matrix of a matrix-side block) is cut
+/// into tiles: row ranges of one-column targets, column ranges of the others. The projection runs
+/// in two halves, each one team of threads with a barrier in the middle, so that a distributed
+/// run can all-reduce every block's coefficients in one call between them:
+///
+/// - `coefficients`: each member takes consecutive tiles worth an equal share of the bytes read
+///   and computes their part of C = U^T X (partial dot products of a row range, or the columns of
+///   C that a column range owns); then each block's partial sums are added in tile order and
+///   packed, with |X|^2 when diagnostics are on, into one buffer;
+/// - `update`: each block's packed coefficients are checked for NaN/Inf and turned by the rule
+///   into the coefficients to remove and a scale per column; then members take equal shares of
+///   the bytes moved and write X <- X diag(s) - U R.
+///
+/// Tiles depend on the shapes only, so every sum is formed in the same order whatever the number
+/// of threads: results are bit-identical on 1 thread or 64.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "ogpsa/backend.hpp"
+#include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/gemm.hpp"
+#include "ogpsa/cpu/detail/parallel.hpp"
+#include "ogpsa/cpu/detail/vector_kernels.hpp"
+#include "ogpsa/cpu/execution.hpp"
+#include "ogpsa/detail/convert.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/element.hpp"
+#include "ogpsa/error.hpp"
+
+namespace ogpsa::cpu::detail {
+
+/// Rows per tile of a one-column target (a multiple of `chunk_rows`, see vector_kernels.hpp).
+inline constexpr index_t tile_rows = 16 * chunk_rows;
+/// Elements per tile of a multi-column target: whole columns, about 1 MiB of float.
+inline constexpr index_t tile_elements = index_t{1} << 18;
+/// Rows of a GEMM operand converted at a time when it is stored in a 16-bit type.
+inline constexpr index_t panel_rows = 256;
+/// Bytes of traffic per thread below which waking another thread costs more than it saves.
+inline constexpr index_t bytes_per_thread = index_t{1} << 20;
+
+/// A unit of work: rows [begin, end) of a one-column target, or columns [begin, end) of another.
+struct tile {
+  std::size_t task = 0;
+  index_t begin = 0;
+  index_t end = 0;
+  index_t partial = 0;  ///< offset of the tile's partial sums in `projection_workspace::partials`
+};
+
+/// Where a task's tiles and numbers live in the workspace.
+struct task_layout {
+  std::size_t first_tile = 0;
+  std::size_t end_tile = 0;
+  index_t coefficients = 0;  ///< offset of the k x n coefficients (column-major) in the packed buffer
+  index_t columns = 0;       ///< offset of the n per-column scales
+  bool one_column = false;   ///< a contiguous single column, for the vector kernels
+};
+
+/// Buffers reused across calls, so that a warm projection allocates nothing.
+template <class A>
+struct projection_workspace {
+  std::vector<task_layout> tasks;
+  std::vector<tile> tiles;
+  std::vector<index_t> dot_bytes, update_bytes, task_work;  ///< running totals, for `share`
+  std::vector<double> partials;  ///< per tile: k dot products and |g|^2, or |X_tile|^2
+  /// The packed coefficients: for every task in order its k x n block (column-major, zeros when
+  /// its target or basis is empty), then, with diagnostics, one |X|^2 per task.
+  std::vector<A> coefficients;
+  std::vector<A> original, scales;
+  std::vector<std::vector<A>> panels;  ///< per team member: converted 16-bit GEMM operands
+};
+
+/// The projection of a span of tasks whose bases hold `Basis` and targets `G`, accumulating in `A`.
+template <class A, class Basis, class G>
+class many_block_projection {
+ public:
+  using basis_matrix = Eigen::Matrix<Basis, Eigen::Dynamic, Eigen::Dynamic>;
+  using target_ref = ogpsa::detail::matrix_ref<G, host_memory_tag>;
+  using task = projection_task<basis_matrix, target_ref>;
+
+  many_block_projection(std::span<task> tasks, projection_workspace<A>& ws, bool diagnostics)
+      : tasks_(tasks), ws_(ws), diagnostics_(diagnostics) {
+    plan();
+  }
+
+  /// Packs every task's coefficients C = U^T X (and |X|^2 with diagnostics) into ws.coefficients.
+  void coefficients(const execution& exec) {
+    std::fill(ws_.partials.begin(), ws_.partials.end(), 0.0);
+    run_team(team_size(exec, ws_.dot_bytes.back()), [&](int member, int members) {
+      const auto [first_tile, end_tile] = share(ws_.dot_bytes, member, members);
+      for (std::size_t t = first_tile; t < end_tile; ++t) compute_coefficients(ws_.tiles[t], member);
+      team_barrier();
+      const auto [first_task, end_task] = share(ws_.task_work, member, members);
+      for (std::size_t i = first_task; i < end_task; ++i) gather_partials(i);
+    });
+  }
+
+  /// Applies the rule to the packed coefficients (as `coefficients` left them, or all-reduced
+  /// since) and writes every target, filling each task's stats.
+  template <class Rule>
+  void update(const execution& exec, const Rule& rule) {
+    run_team(team_size(exec, ws_.update_bytes.back()), [&](int member, int members) {
+      const auto [first_task, end_task] = share(ws_.task_work, member, members);
+      for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
+      team_barrier();
+      const auto [first_tile, end_tile] = share(ws_.update_bytes, member, members);
+      for (std::size_t t = first_tile; t < end_tile; ++t) update_tile(ws_.tiles[t], member);
+    });
+  }
+
+ private:
+  static constexpr bool needs_panels = !std::is_same_v<Basis, A> || !std::is_same_v<G, A>;
+  static constexpr auto basis_size = static_cast<index_t>(sizeof(Basis));
+  static constexpr auto gradient_size = static_cast<index_t>(sizeof(G));
+
+  /// Cuts every task into tiles and sizes the buffers; the only step that may throw.
+  /// \throws shape_error when a basis and its target disagree on the dimension.
+  void plan() {
+    ws_.tasks.assign(tasks_.size(), {});
+    ws_.tiles.clear();
+    ws_.dot_bytes.assign(1, 0);
+    ws_.update_bytes.assign(1, 0);
+    ws_.task_work.assign(1, 0);
+    index_t partials = 0, coefficients = 0, columns = 0;
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+      const task& t = tasks_[i];
+      const basis_matrix& u = *t.basis;
+      OGPSA_REQUIRE(u.rows() == t.target.rows, shape_error, "ogpsa::cpu::backend::project_all",
+                    "task " << i << ": the basis has " << u.rows() << " rows, its target "
+                            << t.target.rows);
+      task_layout& layout = ws_.tasks[i];
+      layout.one_column = t.target.cols == 1 && t.target.row_stride == 1;
+      layout.coefficients = coefficients;
+      layout.columns = columns;
+      layout.first_tile = ws_.tiles.size();
+      if (u.cols() > 0 && t.target.size() > 0) add_tiles(i, u.cols(), partials);
+      layout.end_tile = ws_.tiles.size();
+      coefficients += u.cols() * t.target.cols;
+      columns += t.target.cols;
+      ws_.task_work.push_back(ws_.task_work.back() + u.cols() * t.target.cols + 1);
+    }
+    ws_.partials.resize(static_cast<std::size_t>(partials));
+    packed_ = coefficients;
+    ws_.coefficients.resize(static_cast<std::size_t>(coefficients + (diagnostics_ ? index_t(tasks_.size()) : 0)));
+    if (diagnostics_) ws_.original.resize(static_cast<std::size_t>(coefficients));
+    ws_.scales.resize(static_cast<std::size_t>(columns));
+  }
+
+  int team_size(const execution& exec, index_t bytes) {
+    const int threads = static_cast<int>(std::clamp<index_t>(bytes / bytes_per_thread, 1, max_threads(exec)));
+    if (needs_panels && ws_.panels.size() < static_cast<std::size_t>(threads))
+      ws_.panels.resize(static_cast<std::size_t>(threads));
+    return threads;
+  }
+
+  void add_tiles(std::size_t i, index_t k, index_t& partials) {
+    const target_ref& x = tasks_[i].target;
+    const bool one_column = ws_.tasks[i].one_column;
+    const index_t length = one_column ? x.rows : x.cols;
+    const index_t step = one_column ? tile_rows : std::max<index_t>(1, tile_elements / std::max<index_t>(x.rows, 1));
+    const index_t rows_per_unit = one_column ? 1 : x.rows;
+    for (index_t begin = 0; begin < length; begin += step) {
+      const index_t end = std::min(length, begin + step);
+      ws_.tiles.push_back(tile{i, begin, end, partials});
+      partials += one_column ? k + 1 : 1;
+      const index_t elements = (end - begin) * rows_per_unit;
+      // The basis counts fully for one-column tiles; a multi-column tile reads its rows of U
+      // once, from cache after the first tile.
+      const index_t basis_rows = one_column ? elements : 0;
+      ws_.dot_bytes.push_back(ws_.dot_bytes.back() + elements * gradient_size + basis_rows * k * basis_size);
+      ws_.update_bytes.push_back(ws_.update_bytes.back() + 2 * elements * gradient_size +
+                                 basis_rows * k * basis_size);
+    }
+  }
+
+  // ---- the coefficients ----------------------------------------------------------------------------
+
+  void compute_coefficients(const tile& tl, int member) {
+    const task& t = tasks_[tl.task];
+    const basis_matrix& u = *t.basis;
+    double* partial = ws_.partials.data() + tl.partial;
+    if (ws_.tasks[tl.task].one_column) {
+      accumulate_dots<A>(t.target.data, u.data(), u.rows(), u.cols(), tl.begin, tl.end, partial,
+                         diagnostics_);
+      return;
+    }
+    with_map(t.target, [&](auto& x) {
+      auto c = coefficient_block(tl.task, tl.begin, tl.end);
+      c.setZero();
+      for_panels(u, x.middleCols(tl.begin, tl.end - tl.begin), member,
+                 [&](const auto& up, const auto& xp) {
+                   gemm_serial(up.transpose(), xp, c, A(1));
+                   if (diagnostics_)
+                     for (index_t j = 0; j < xp.cols(); ++j)
+                       *partial += static_cast<double>(xp.col(j).squaredNorm());
+                 });
+    });
+  }
+
+  /// Calls f(U_p, X_p) for row panels of the basis and a tile's columns, both as `A` matrices:
+  /// the data itself when stored in `A`, else converted copies, one panel at a time.
+  template <class Tile, class F>
+  void for_panels(const basis_matrix& u, const Tile& x, int member, F&& f) {
+    if constexpr (!needs_panels) {
+      f(u, x);
+    } else {
+      for (index_t row = 0; row < u.rows(); row += panel_rows) {
+        const index_t rows = std::min(panel_rows, u.rows() - row);
+        A* buffer = panel_buffer(member, rows * (u.cols() + x.cols()));
+        f(as_work(u.middleRows(row, rows), buffer), as_work(x.middleRows(row, rows), buffer + rows * u.cols()));
+      }
+    }
+  }
+
+  A* panel_buffer(int member, index_t size) {
+    auto& p = ws_.panels[static_cast<std::size_t>(member)];
+    if (p.size() < static_cast<std::size_t>(size)) p.resize(static_cast<std::size_t>(size));
+    return p.data();
+  }
+
+  /// `m` as a matrix of `A`: itself when it holds `A`, else widened into `buffer`.
+  template <class M>
+  static auto as_work(const M& m, A* buffer) {
+    if constexpr (std::is_same_v<typename M::Scalar, A>) {
+      return m;
+    } else {
+      Eigen::Map<dense<A>> out(buffer, m.rows(), m.cols());
+      out = m.unaryExpr([](typename M::Scalar v) { return ogpsa::detail::widen<A>(v); });
+      return out;
+    }
+  }
+
+  Eigen::Map<dense<A>> coefficient_block(std::size_t i, index_t first, index_t end) {
+    const index_t k = tasks_[i].basis->cols();
+    return {ws_.coefficients.data() + ws_.tasks[i].coefficients + first * k, k, end - first};
+  }
+
+  /// Adds a task's partial sums in tile order and packs them: the coefficients of a one-column
+  /// target (a multi-column target's tiles wrote theirs), and |X|^2 with diagnostics. A task
+  /// without tiles packs zeros.
+  void gather_partials(std::size_t i) {
+    const task_layout& layout = ws_.tasks[i];
+    const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
+    A* packed = ws_.coefficients.data() + layout.coefficients;
+    double squares = 0;
+    if (layout.end_tile == layout.first_tile) {
+      std::fill(packed, packed + k * n, A(0));
+    } else {
+      const index_t width = layout.one_column ? k + 1 : 1;
+      double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
+      for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
+        const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
+        for (index_t j = 0; j < width; ++j) total[j] += partial[j];
+      }
+      if (layout.one_column)
+        for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
+      squares = total[width - 1];
+    }
+    if (diagnostics_) ws_.coefficients[static_cast<std::size_t>(packed_) + i] = static_cast<A>(squares);
+  }
+
+  // ---- the update: rules, then targets ----------------------------------------------------------
+
+  template <class Rule>
+  void apply_rule(std::size_t i, const Rule& rule) {
+    const task_layout& layout = ws_.tasks[i];
+    projection_stats& stats = tasks_[i].stats;
+    stats = projection_stats{};
+    if (layout.end_tile == layout.first_tile) return;
+    const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
+    auto c = coefficient_block(i, 0, n);
+    if (diagnostics_) stats.gradient_sq = static_cast<double>(ws_.coefficients[static_cast<std::size_t>(packed_) + i]);
+    stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
+    if (!stats.finite) return;
+    stats.coefficient_sq = squared_norm(c);
+    Eigen::Map<dense<A>> original(ws_.original.data() + layout.coefficients, diagnostics_ ? k : 0,
+                                  diagnostics_ ? n : 0);
+    if (diagnostics_) original = c;
+    A* scales = ws_.scales.data() + layout.columns;
+    for (index_t j = 0; j < n; ++j) {
+      scales[j] = rule.apply(c.col(j).data(), k);
+      stats.scale = static_cast<double>(scales[j]);
+      stats.changed = stats.changed || scales[j] != A(1) || !c.col(j).isZero(0);
+    }
+    if (diagnostics_) record(stats, original, c, scales);
+  }
+
+  template <class M>
+  static double squared_norm(const M& m) {
+    double sum = 0;
+    for (index_t j = 0; j < m.cols(); ++j) sum += static_cast<double>(m.col(j).squaredNorm());
+    return sum;
+  }
+
+  /// The numbers `projection_info` is derived from, with r the removed and c the original
+  /// coefficients, column by column: <c, r>, |r|^2 and |s c - r|^2.
+  template <class M>
+  static void record(projection_stats& stats, const M& original, const M& removed, const A* scales) {
+    for (index_t j = 0; j < original.cols(); ++j) {
+      stats.removed_dot += static_cast<double>(original.col(j).dot(removed.col(j)));
+      stats.removed_sq += static_cast<double>(removed.col(j).squaredNorm());
+      stats.remaining_coefficient_sq +=
+          static_cast<double>((original.col(j) * scales[j] - removed.col(j)).squaredNorm());
+    }
+  }
+
+  void update_tile(const tile& tl, int member) {
+    const task& t = tasks_[tl.task];
+    if (!t.stats.finite || !t.stats.changed) return;
+    const basis_matrix& u = *t.basis;
+    const task_layout& layout = ws_.tasks[tl.task];
+    const A* scales = ws_.scales.data() + layout.columns;
+    if (layout.one_column) {
+      update_rows<A>(t.target.data, u.data(), u.rows(), u.cols(),
+                     ws_.coefficients.data() + layout.coefficients, scales[0], tl.begin, tl.end);
+      return;
+    }
+    const auto r = coefficient_block(tl.task, tl.begin, tl.end);
+    const A* s = scales + tl.begin;
+    if (!tile_changed(r, s)) return;
+    with_map(t.target, [&](auto& x) { update_columns(u, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
+  }
+
+  static bool tile_changed(const Eigen::Map<dense<A>>& r, const A* scales) {
+    for (index_t j = 0; j < r.cols(); ++j)
+      if (scales[j] != A(1) || !r.col(j).isZero(0)) return true;
+    return false;
+  }
+
+  /// X <- X diag(s) - U R for a tile's columns.
+  template <class Tile>
+  void update_columns(const basis_matrix& u, Tile x, const Eigen::Map<dense<A>>& r, const A* s,
+                      int member) {
+    if constexpr (!needs_panels) {
+      scale_columns(x, s);
+      gemm_serial(u, r, x, A(-1));
+    } else if constexpr (std::is_same_v<G, A>) {  // only the basis needs converting
+      scale_columns(x, s);
+      for (index_t row = 0; row < u.rows(); row += panel_rows) {
+        const index_t rows = std::min(panel_rows, u.rows() - row);
+        A* buffer = panel_buffer(member, rows * u.cols());
+        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, x.middleRows(row, rows), A(-1));
+      }
+    } else {
+      for (index_t row = 0; row < u.rows(); row += panel_rows) {
+        const index_t rows = std::min(panel_rows, u.rows() - row);
+        A* buffer = panel_buffer(member, rows * (u.cols() + x.cols()));
+        auto xp = x.middleRows(row, rows);
+        Eigen::Map<dense<A>> work(buffer + rows * u.cols(), rows, x.cols());
+        work = xp.unaryExpr([](G v) { return ogpsa::detail::widen<A>(v); });
+        scale_columns(work, s);
+        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, work, A(-1));
+        xp = work.unaryExpr([](A v) { return ogpsa::detail::narrow<G>(v); });
+      }
+    }
+  }
+
+  template <class M>
+  static void scale_columns(M&& x, const A* s) {
+    for (index_t j = 0; j < x.cols(); ++j)
+      if (s[j] != A(1)) x.col(j) *= s[j];
+  }
+
+  std::span<task> tasks_;
+  projection_workspace<A>& ws_;
+  bool diagnostics_;
+  index_t packed_ = 0;  ///< coefficients in the packed buffer, before the |X|^2 of each task
+};
+
+}  // namespace ogpsa::cpu::detail

@@ -1,0 +1,277 @@
+#pragma once
+/// \file
+/// Streaming top-k left singular vectors in bounded memory (Frequent Directions), mergeable across
+/// workers.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "ogpsa/backend.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/spectral.hpp"
+#include "ogpsa/error.hpp"
+#include "ogpsa/family.hpp"
+#include "ogpsa/subspace.hpp"
+
+namespace ogpsa {
+
+template <class Backend, class Work>
+class incremental_svd_state;
+
+/// An `incremental_svd` state in host memory: what it knows about the columns it has seen, in a
+/// form that can be sent to another worker and merged there (`export_sketch` / `merge`).
+template <class Work>
+struct incremental_svd_sketch {
+  /// d x r sketch B: 0 <= A A^T - B B^T <= shrinkage * I for the columns A summarized.
+  Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic> columns;
+  /// d x 1: the sum of the columns summarized (orients the final directions).
+  Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic> column_sum;
+  double energy = 0;     ///< |A|_F^2
+  double shrinkage = 0;  ///< Delta, the sum of the shrinkage steps
+  index_t count = 0;     ///< number of columns summarized
+  index_t width = 0;     ///< sketch width l of the estimator that made it
+};
+
+/// Frequent Directions (Liberty, KDD 2013; Ghashami, Liberty, Phillips and Woodruff, SIAM J.
+/// Comput. 45(5), 2016) over the stream of reference columns A = [a_1 ... a_m] (d x m). The state
+/// is a sketch B (d x l, orthogonal columns) and a buffer C of b incoming columns; no snapshot is
+/// kept. Each time the buffer fills, the eigen-decomposition of the Gram matrix of [B C]
+/// (accumulated in double) gives its directions and squared singular values lambda_1 >= ..., and
+/// B becomes the top l of them, every squared value shrunk by delta = lambda_{l+1}:
+///
+///     B <- [B C] V_l diag(sqrt(1 - delta / lambda_i))        (in place on the backend)
+///
+/// `finish` returns the top k directions of [B C] (no last shrink). Guarantee, deterministic, for
+/// every stream and every k' <= l, with Delta the sum of the deltas (`shrinkage` when exported):
+///
+///     0 <= A A^T - B B^T <= Delta I,        Delta <= |A - A_k'|_F^2 / (l + 1 - k'),
+///
+/// so (Davis-Kahan) the largest principal-angle sine to the exact top-k directions is at most
+/// Delta / (s_k^2 - s_{k+1}^2). Merged sketches of disjoint shards keep both statements for the
+/// union (their Deltas add up), so merging A's and B's sketches and feeding A then B agree within
+/// them. Strengths are the sketch's singular values (each at most the exact one); `captured_energy`
+/// is a lower bound of the basis's true captured energy, so an energy threshold errs towards a
+/// larger rank. Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m)
+/// max(eps, 2^-26) s_1 are numerically zero (the sketch's spectrum comes from a Gram matrix).
+///
+/// Memory d (l + b + 1) in the working type whatever the number of snapshots (sketch, buffer and
+/// the data's column sum); O(d (l + b)^2 / b) products per column, and per update two reads of B
+/// and C and one write of B. The result depends on where the buffer fills, not on how the columns
+/// were split into `feed` calls.
+///
+/// | hyper-parameter | type                   | default  | meaning                                       |
+/// |-----------------|------------------------|----------|-----------------------------------------------|
+/// | `rank`          | index_t                | 8        | fixed rank k; with `energy`, the largest rank |
+/// | `energy`        | optional<double>       | unset    | smallest k with captured energy >= this, in (0, 1] |
+/// | `sketch_width`  | optional<index_t>      | 2 * rank | l >= k, directions kept between updates       |
+/// | `block`         | optional<index_t>      | rank     | b >= 1, columns gathered between updates      |
+struct incremental_svd {
+  static constexpr const char* name = "incremental_svd";
+
+  index_t rank = 8;
+  std::optional<double> energy{};
+  std::optional<index_t> sketch_width{};
+  std::optional<index_t> block{};
+
+  index_t width() const noexcept { return sketch_width.value_or(2 * rank); }
+  index_t block_columns() const noexcept { return block.value_or(rank); }
+
+  /// \throws invalid_argument for rank < 1, an energy threshold outside (0, 1], a sketch width
+  ///         below the rank or a block below 1.
+  void validate() const {
+    constexpr const char* where = "ogpsa::incremental_svd::validate";
+    detail::validate_rank_selection(rank, energy, where);
+    OGPSA_REQUIRE(width() >= rank, invalid_argument, where,
+                  "sketch_width l must be >= rank k = " << rank << ", got " << width());
+    OGPSA_REQUIRE(block_columns() >= 1, invalid_argument, where,
+                  "block b must be >= 1, got " << block_columns());
+  }
+
+  constexpr bool supports(family) const noexcept { return true; }
+
+  template <class Backend, class Work>
+  using state = incremental_svd_state<Backend, Work>;
+};
+
+/// Per-block state of `incremental_svd` for one reference pass (or one worker's shard of it).
+template <class Backend, class Work>
+class incremental_svd_state {
+ public:
+  using execution = typename Backend::execution;
+  using matrix = typename Backend::template matrix<Work>;
+  using sketch_type = incremental_svd_sketch<Work>;
+
+  incremental_svd_state(const incremental_svd& params, index_t dimension, std::string block)
+      : params_(params), dimension_(dimension), block_(std::move(block)) {}
+
+  template <class S>
+  void feed(execution& exec, detail::matrix_ref<const S, typename Backend::memory_space> columns,
+            index_t /*set*/) {
+    allocate(exec);
+    for (index_t at = 0; at < columns.cols;) {
+      const index_t n = std::min(buffer().cols() - filled_, columns.cols - at);
+      Backend::copy_into(exec, columns.middle_cols(at, n), buffer(), filled_);
+      filled_ += n;
+      at += n;
+      if (filled_ == buffer().cols()) absorb_buffer(exec);
+    }
+  }
+
+  subspace<Work, Backend> finish(execution& exec) {
+    constexpr const char* where = "ogpsa::incremental_svd::finish";
+    OGPSA_REQUIRE(count_ + filled_ > 0, state_error, where,
+                  "block '" << block_ << "': no reference snapshot was fed");
+    Backend::multiply_add(exec, buffer(), filled_columns(), sum_);
+    const joint j = joint_spectrum(exec);
+    subspace<Work, Backend> out;
+    const index_t k = detail::select_rank(j.s.values, energy_ + j.incoming_energy, params_.rank, params_.energy,
+                                          std::min(dimension_, count_ + filled_), eps, where, block_, out);
+    const host_vector along = Backend::gram(exec, parts_, sum_).col(0).head(width() + filled_);  // [B C]^T A 1
+    const host_matrix v = j.s.vectors.leftCols(k);
+    const host_vector sign = detail::orientation(v.transpose() * along, v);
+    host_matrix w = host_matrix::Zero(width() + buffer().cols(), width());
+    for (index_t i = 0; i < k; ++i) w.col(i).head(v.rows()) = v.col(i) * (sign(i) / j.s.values(i));
+    Backend::multiply_in_place(exec, parts_, w);
+    parts_.pop_back();  // the buffer
+    out.basis = k == width() ? std::move(sketch()) : Backend::gather_columns(exec, sketch(), first(k));
+    detail::reorthonormalize<Backend>(exec, out.basis);
+    return out;
+  }
+
+  /// The host form of this state, for another worker's `merge`. Columns still in the buffer are
+  /// first folded into the sketch (one more shrink step, covered by the guarantee).
+  sketch_type export_sketch(execution& exec) {
+    allocate(exec);
+    if (filled_ > 0) absorb_buffer(exec);
+    return {Backend::to_host(exec, sketch()), Backend::to_host(exec, sum_), energy_, shrinkage_, count_, width()};
+  }
+
+  /// Folds in a sketch of other columns of the same block (from `export_sketch`, possibly on
+  /// another worker): the result summarizes both, as Frequent Directions' merge (one shrink step of
+  /// [B B_other]). Merging into a fresh state imports a sketch.
+  /// \throws shape_error for a sketch of another dimension, invalid_argument for another sketch
+  ///         width, numeric_error for NaN/Inf in it.
+  void merge(execution& exec, const sketch_type& other) {
+    check(other);
+    allocate(exec);
+    if (filled_ > 0) absorb_buffer(exec);
+    if (other.columns.cols() > 0) {  // the other sketch takes the buffer's place for one step
+      matrix own_buffer = std::exchange(buffer(), Backend::from_host(exec, other.columns));
+      filled_ = other.columns.cols();
+      shrink(exec);
+      buffer() = std::move(own_buffer);
+      filled_ = 0;
+    }
+    Backend::multiply_add(exec, Backend::from_host(exec, other.column_sum), host_matrix::Ones(1, 1), sum_);
+    energy_ += other.energy;
+    shrinkage_ += other.shrinkage;
+    count_ += other.count;
+  }
+
+ private:
+  static constexpr double eps = detail::gram_route_eps<Work>;
+
+  index_t width() const { return params_.width(); }
+  matrix& sketch() { return parts_.front(); }
+  matrix& buffer() { return parts_.back(); }
+  const matrix& buffer() const { return parts_.back(); }
+
+  void allocate(execution& exec) {
+    if (!parts_.empty()) return;
+    parts_.push_back(Backend::template zeros<Work>(exec, dimension_, width()));
+    parts_.push_back(Backend::template zeros<Work>(exec, dimension_, params_.block_columns()));
+    sum_ = Backend::template zeros<Work>(exec, dimension_, 1);
+    squared_ = host_vector::Zero(width());
+  }
+
+  void absorb_buffer(execution& exec) {
+    Backend::multiply_add(exec, buffer(), filled_columns(), sum_);
+    energy_ += shrink(exec);
+    count_ += filled_;
+    filled_ = 0;
+  }
+
+  /// Selects the filled buffer columns (the others hold stale, finite data).
+  host_matrix filled_columns() const {
+    host_matrix ones = host_matrix::Zero(buffer().cols(), 1);
+    ones.topRows(filled_).setOnes();
+    return ones;
+  }
+
+  struct joint {
+    detail::spectrum s;
+    double incoming_energy;
+  };
+
+  /// The spectrum of [B C[:, :filled]] from its Gram matrix. B^T B is the diagonal of squared
+  /// lengths the last update left (to the rounding of B itself), so one pass over B and C gives the
+  /// rest, [B C]^T C.
+  joint joint_spectrum(execution& exec) const {
+    const index_t l = width(), n = filled_;
+    const host_matrix cross = Backend::gram(exec, parts_, buffer());
+    host_matrix g(l + n, l + n);
+    g.topLeftCorner(l, l) = squared_.asDiagonal();
+    g.rightCols(n) = cross.topLeftCorner(l + n, n);
+    g.bottomLeftCorner(n, l) = cross.topLeftCorner(l, n).transpose();
+    return {detail::gram_spectrum(g), g.bottomRightCorner(n, n).trace()};
+  }
+
+  /// One Frequent Directions step with the filled buffer columns; returns their energy.
+  double shrink(execution& exec) {
+    const index_t l = width();
+    const joint j = joint_spectrum(exec);
+    const double delta = j.s.values(l) * j.s.values(l);
+    host_matrix w = host_matrix::Zero(l + buffer().cols(), l);
+    for (index_t i = 0; i < l; ++i) {
+      const double lambda = j.s.values(i) * j.s.values(i);
+      squared_(i) = std::max(lambda - delta, 0.0);
+      if (lambda > delta) w.col(i).head(l + filled_) = j.s.vectors.col(i) * std::sqrt(1 - delta / lambda);
+    }
+    Backend::multiply_in_place(exec, parts_, w);
+    shrinkage_ += delta;
+    return j.incoming_energy;
+  }
+
+  void check(const sketch_type& other) const {
+    constexpr const char* where = "ogpsa::incremental_svd::merge";
+    OGPSA_REQUIRE(other.columns.rows() == dimension_ && other.column_sum.rows() == dimension_ &&
+                      other.column_sum.cols() == 1,
+                  shape_error, where,
+                  "block '" << block_ << "': the sketch has " << other.columns.rows() << " rows and a "
+                            << other.column_sum.rows() << " x " << other.column_sum.cols()
+                            << " column sum, the block's dimension is " << dimension_);
+    OGPSA_REQUIRE(other.width == width(), invalid_argument, where,
+                  "block '" << block_ << "': sketch width " << other.width
+                            << " differs from this estimator's " << width());
+    OGPSA_REQUIRE(other.columns.allFinite() && other.column_sum.allFinite() && std::isfinite(other.energy) &&
+                      std::isfinite(other.shrinkage),
+                  numeric_error, where, "block '" << block_ << "': the sketch contains NaN or Inf");
+  }
+
+  static std::vector<index_t> first(index_t k) {
+    std::vector<index_t> cols(static_cast<std::size_t>(k));
+    std::iota(cols.begin(), cols.end(), index_t{0});
+    return cols;
+  }
+
+  incremental_svd params_;
+  index_t dimension_;
+  std::string block_;
+  std::vector<matrix> parts_;  ///< {B, C}: the sketch and the buffer, side by side
+  matrix sum_;                 ///< A 1
+  host_vector squared_;        ///< the diagonal of B^T B
+  index_t filled_ = 0;
+  index_t count_ = 0;
+  double energy_ = 0;
+  double shrinkage_ = 0;
+};
+
+}  // namespace ogpsa

@@ -1,0 +1,182 @@
+#include <cmath>
+#include <limits>
+
+#include <Eigen/Eigenvalues>
+#include <doctest/doctest.h>
+
+#include <ogpsa/estimator.hpp>
+#include <ogpsa/estimators/incremental_svd.hpp>
+
+#include "estimate.hpp"
+
+using ogpsa::incremental_svd;
+using ogpsa::test::estimate;
+namespace t = ogpsa::test;
+
+namespace {
+
+ogpsa::cpu::execution exec;
+
+template <class T>
+using state = t::state_of<incremental_svd, T>;
+
+template <class T>
+state<T> fed(const incremental_svd& params, const t::matrix<T>& data, Eigen::Index per_feed) {
+  state<T> s(params, data.rows(), "w");
+  t::feed_columns(s, data, per_feed);
+  return s;
+}
+
+/// The Davis-Kahan bound the estimator documents: Delta / (s_k^2 - s_{k+1}^2), plus rounding.
+template <class T>
+double documented_bound(const t::vector<double>& sigma, Eigen::Index k, double shrinkage) {
+  return shrinkage / (sigma(k - 1) * sigma(k - 1) - sigma(k) * sigma(k)) + 100 * t::tolerance<T>();
+}
+
+}  // namespace
+
+TEST_CASE("incremental_svd is a subspace estimator for every family") {
+  static_assert(ogpsa::subspace_estimator<incremental_svd>);
+  CHECK(incremental_svd{}.supports(ogpsa::family::right));
+  CHECK(incremental_svd{.rank = 4}.width() == 8);
+  CHECK(incremental_svd{.rank = 4}.block_columns() == 4);
+}
+
+TEST_CASE_TEMPLATE("principal angles within the Frequent Directions bound", T, float, double) {
+  struct scenario {
+    Eigen::Index rows, cols, rank, k;
+    double noise, decay;
+    incremental_svd params;
+  };
+  for (const scenario& c : {scenario{3000, 60, 6, 6, 1e-2, 0.7, {.rank = 6}},
+                            scenario{3000, 60, 6, 6, 1e-2, 0.7, {.rank = 6, .sketch_width = 6, .block = 1}},
+                            scenario{400, 500, 200, 8, 0.0, 0.85, {.rank = 8, .sketch_width = 32, .block = 32}}}) {
+    const auto data = t::low_rank_plus_noise<T>(c.rows, c.cols, c.rank, c.noise, 41, c.decay);
+    const auto sigma = t::singular_values(data);
+    state<T> s = fed(c.params, data, 5);
+    state<T> copy = s;
+    const double shrinkage = copy.export_sketch(exec).shrinkage;  // one more step: still a bound
+    const auto sub = s.finish(exec);
+    REQUIRE(sub.rank() == c.k);
+    CHECK(t::orthonormality_error(sub.basis) < 10 * t::tolerance<T>());
+    CHECK(t::sine_to_exact(sub, data) < documented_bound<T>(sigma, c.k, shrinkage));
+    for (Eigen::Index i = 0; i < c.k; ++i) CHECK(sub.strengths[i] <= sigma(i) * (1 + t::tolerance<T>()));
+  }
+}
+
+TEST_CASE_TEMPLATE("the sketch keeps the Frequent Directions guarantee", T, float, double) {
+  const auto data = t::low_rank_plus_noise<T>(500, 300, 100, 0.0, 42, 0.9);
+  const auto sigma = t::singular_values(data);
+  const incremental_svd params{.rank = 6, .sketch_width = 12, .block = 7};
+  state<T> s = fed(params, data, 11);
+  const auto sketch = s.export_sketch(exec);
+  CHECK(sketch.columns.cols() == 12);  // no snapshot kept, whatever the stream's length
+  CHECK(sketch.count == 300);
+  CHECK(sketch.width == 12);
+  CHECK(sketch.energy == doctest::Approx(data.template cast<double>().squaredNorm()).epsilon(10 * t::tolerance<T>()));
+  CHECK((sketch.column_sum - data.rowwise().sum()).cwiseAbs().maxCoeff() < 1e3 * t::tolerance<T>());
+  // 0 <= A A^T - B B^T <= Delta I.
+  const t::matrix<double> a = data.template cast<double>(), b = sketch.columns.template cast<double>();
+  const t::matrix<double> gap = a * a.transpose() - b * b.transpose();
+  const t::vector<double> eig = Eigen::SelfAdjointEigenSolver<t::matrix<double>>(gap).eigenvalues();
+  const double scale = sigma(0) * sigma(0) * 1e3 * t::tolerance<T>();
+  CHECK(eig.minCoeff() >= -scale);
+  CHECK(eig.maxCoeff() <= sketch.shrinkage + scale);
+  // Delta <= |A - A_k'|_F^2 / (l + 1 - k') for every k' <= l.
+  for (Eigen::Index k = 0; k <= 12; ++k) {
+    CAPTURE(k);
+    CHECK(sketch.shrinkage <= sigma.tail(sigma.size() - k).squaredNorm() / static_cast<double>(13 - k) + scale);
+  }
+}
+
+TEST_CASE("the result depends on where the buffer fills, not on how the stream was fed") {
+  const auto data = t::low_rank_plus_noise<float>(1000, 70, 8, 1e-2, 43);
+  const incremental_svd params{.rank = 8, .block = 5};
+  const auto whole = estimate<float>(params, data, 70);
+  for (Eigen::Index per_feed : {1, 3, 9}) CHECK(estimate<float>(params, data, per_feed).basis == whole.basis);
+  // Another block size changes the shrink steps, within the guarantee of each.
+  const auto other = estimate<float>(incremental_svd{.rank = 8, .block = 2}, data, 70);
+  CHECK(t::max_principal_sine(whole.basis.cast<double>(), other.basis.cast<double>()) < 1e-3);
+}
+
+TEST_CASE_TEMPLATE("merging two shards' sketches matches feeding both shards", T, float, double) {
+  const auto data = t::low_rank_plus_noise<T>(2000, 80, 6, 1e-2, 44);
+  const auto sigma = t::singular_values(data);
+  const incremental_svd params{.rank = 6, .block = 4};
+  const t::matrix<T> first = data.leftCols(50), second = data.rightCols(30);
+  state<T> both = fed(params, first, 5);
+  t::feed_columns(both, second, 5);
+  state<T> merged = fed(params, first, 5);
+  state<T> other = fed(params, second, 5);
+  const auto sent = other.export_sketch(exec);  // what a worker would communicate
+  merged.merge(exec, sent);
+  state<T> copy = merged;
+  const double shrinkage = copy.export_sketch(exec).shrinkage;
+  const auto a = both.finish(exec), b = merged.finish(exec);
+  CHECK(t::max_principal_sine(a.basis.template cast<double>(), b.basis.template cast<double>()) <
+        2 * documented_bound<T>(sigma, 6, shrinkage));
+  CHECK(t::sine_to_exact(b, data) < documented_bound<T>(sigma, 6, shrinkage));
+  const Eigen::VectorXd along = b.basis.template cast<double>().transpose() * data.template cast<double>().rowwise().sum();
+  CHECK((along.array() >= 0).all());
+}
+
+TEST_CASE("a sketch imported into a fresh state gives the exporter's subspace") {
+  const auto data = t::low_rank_plus_noise<double>(900, 40, 5, 1e-2, 45);
+  const incremental_svd params{.rank = 5, .block = 3};
+  state<double> origin = fed(params, data, 4);
+  state<double> imported(params, 900, "w");
+  imported.merge(exec, origin.export_sketch(exec));
+  CHECK(t::max_principal_sine(origin.finish(exec).basis, imported.finish(exec).basis) < 1e-12);
+}
+
+TEST_CASE("a sketch that does not fit is rejected") {
+  const incremental_svd params{.rank = 4};
+  state<double> s(params, 100, "w");
+  state<double> longer(params, 120, "w");
+  t::feed_columns(longer, t::random_matrix<double>(120, 5, 46), 5);
+  t::check_throws_with<ogpsa::shape_error>([&] { s.merge(exec, longer.export_sketch(exec)); },
+                                           {"ogpsa::incremental_svd::merge()", "block 'w'", "120 rows",
+                                            "dimension is 100"});
+  state<double> wider(incremental_svd{.rank = 4, .sketch_width = 9}, 100, "w");
+  t::check_throws_with<ogpsa::invalid_argument>([&] { s.merge(exec, wider.export_sketch(exec)); },
+                                                {"sketch width 9 differs from this estimator's 8"});
+  auto poisoned = state<double>(params, 100, "w").export_sketch(exec);
+  poisoned.columns(3, 2) = std::numeric_limits<double>::quiet_NaN();
+  t::check_throws_with<ogpsa::numeric_error>([&] { s.merge(exec, poisoned); }, {"NaN or Inf"});
+}
+
+TEST_CASE("every direction points along the data it came from") {
+  const auto data = t::low_rank_plus_noise<double>(400, 20, 5, 1e-2, 47);
+  const auto sub = estimate<double>(incremental_svd{.rank = 5, .block = 3}, data, 2);
+  const Eigen::VectorXd along = sub.basis.transpose() * data.rowwise().sum();
+  CHECK((along.array() >= 0).all());
+}
+
+TEST_CASE("the energy threshold uses the sketch's lower bound") {
+  // Squared singular values 1, 1/4, 1/16, 1/64 (cumulative 0.753, 0.941, 0.988, 1); rank 4 data
+  // fits the sketch, so nothing is shrunk and the choice is exact.
+  const auto data = t::low_rank_plus_noise<double>(300, 30, 4, 0.0, 48, 0.5);
+  CHECK(estimate<double>(incremental_svd{.rank = 6, .energy = 0.70}, data, 30).rank() == 1);
+  CHECK(estimate<double>(incremental_svd{.rank = 6, .energy = 0.95}, data, 30).rank() == 3);
+  const auto sub = estimate<double>(incremental_svd{.rank = 6, .energy = 1.0}, data, 30);
+  CHECK(sub.rank() == 4);
+  CHECK(sub.captured_energy == doctest::Approx(1.0));
+}
+
+TEST_CASE("degenerate data, a rank beyond the data and bad hyper-parameters") {
+  const auto data = t::low_rank_plus_noise<double>(100, 20, 3, 0.0, 49);
+  const auto sub = estimate<double>(incremental_svd{.rank = 5, .block = 2}, data, 20);
+  CHECK(sub.rank() == 3);
+  CHECK(sub.dropped == 2);
+  t::check_throws_with<ogpsa::invalid_argument>(
+      [&] { (void)estimate<double>(incremental_svd{.rank = 21}, data, 20); },
+      {"ogpsa::incremental_svd::finish()", "rank 21 exceeds min(d, m) = 20"});
+  state<double> empty(incremental_svd{}, 10, "w");
+  t::check_throws_with<ogpsa::state_error>([&] { (void)empty.finish(exec); }, {"no reference snapshot"});
+  t::check_throws_with<ogpsa::invalid_argument>([] { incremental_svd{.rank = 0}.validate(); }, {"got 0"});
+  t::check_throws_with<ogpsa::invalid_argument>([] { incremental_svd{.rank = 8, .sketch_width = 7}.validate(); },
+                                                {"ogpsa::incremental_svd::validate()",
+                                                 "sketch_width l must be >= rank k = 8, got 7"});
+  t::check_throws_with<ogpsa::invalid_argument>([] { incremental_svd{.block = 0}.validate(); },
+                                                {"block b must be >= 1, got 0"});
+}
