@@ -1,0 +1,173 @@
+// Sharded blocks in one process: ranks are threads (tests/thread_reducer.hpp). The projection of
+// every rank's piece must equal the same piece of the single-process projection, with one
+// collective per projection call.
+
+#include <cstdint>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/ogpsa.hpp>
+
+#include "support.hpp"
+#include "thread_reducer.hpp"
+
+using ogpsa::family;
+using ogpsa::sharding;
+namespace t = ogpsa::test;
+
+namespace {
+
+constexpr Eigen::Index rows = 24, cols = 20;
+
+/// Reference gradients with a dominant 3-dimensional target space for family `f` (flat: three
+/// dominant matrices; left: a column space; right: a row space), plus a little noise, so that a
+/// rank-3 estimate is well separated and fp32 rounding moves it by ~eps only.
+std::vector<t::matrix<float>> references(family f) {
+  const t::matrix<double> q = t::random_orthonormal<double>(f == family::right ? cols : rows, 3, 11);
+  const t::matrix<double> flat_parts = t::random_matrix<double>(rows * cols, 3, 12);
+  std::vector<t::matrix<float>> out;
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    t::matrix<double> r = 0.01 * t::random_matrix<double>(rows, cols, 20 + i);
+    if (f == family::left) r += 5 * q * t::random_matrix<double>(3, cols, 30 + i);
+    if (f == family::right) r += 5 * t::random_matrix<double>(rows, 3, 30 + i) * q.transpose();
+    if (f == family::flat) r += (flat_parts * t::random_matrix<double>(3, 1, 30 + i)).reshaped(rows, cols);
+    out.push_back(r.cast<float>());
+  }
+  return out;
+}
+
+/// This rank's rows or columns of m: an even split, the last ranks taking one fewer when uneven.
+t::matrix<float> piece(const t::matrix<float>& m, sharding s, int rank, int ranks) {
+  const Eigen::Index n = s == sharding::rows ? m.rows() : m.cols();
+  const Eigen::Index first = n * rank / ranks, count = n * (rank + 1) / ranks - first;
+  return s == sharding::rows ? t::matrix<float>(m.middleRows(first, count)) : t::matrix<float>(m.middleCols(first, count));
+}
+
+template <class Estimator, class Reducer>
+using projector = ogpsa::projector<Estimator, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<float>, Reducer>;
+
+/// The single-process projection of g.
+template <class Estimator>
+t::matrix<float> single_process(Estimator e, family f, t::matrix<float> g) {
+  projector<Estimator, ogpsa::local_reducer> p(e);
+  const auto id = p.add_block("w", ogpsa::view(g), f);
+  p.begin_reference_pass();
+  for (const auto& r : references(f)) p.feed(id, ogpsa::view(r));
+  p.finish_reference_pass();
+  p.project();
+  return g;
+}
+
+/// Runs the same projection on `ranks` threads, each holding its piece; checks every piece against
+/// the single-process result and that the projection took `collectives` sums.
+template <class Estimator>
+void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t collectives) {
+  CAPTURE(f);
+  CAPTURE(s);
+  CAPTURE(ranks);
+  const t::matrix<float> g = t::random_matrix<float>(rows, cols, 5);
+  const t::matrix<float> expected = single_process(e, f, g);
+  t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
+    projector<Estimator, t::thread_reducer> p(e, {}, {}, {}, reducer);
+    t::matrix<float> mine = piece(g, s, reducer.rank, ranks);
+    const auto id = p.add_block("w", ogpsa::view(mine), f, s);
+    p.begin_reference_pass();
+    for (const auto& r : references(f)) {
+      const t::matrix<float> part = piece(r, s, reducer.rank, ranks);
+      p.feed(id, ogpsa::view(part));
+    }
+    p.finish_reference_pass();
+    const std::size_t before = *reducer.calls;
+    p.project();
+    CHECK(*p.reducer().calls - before == collectives);
+    CHECK((mine - piece(expected, s, reducer.rank, ranks)).cwiseAbs().maxCoeff() < 1e-5);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("sharded exact_svd projections equal the single-process projection") {
+  const ogpsa::exact_svd e{.rank = 3};
+  for (int ranks : {2, 4}) {
+    // Split target rows: one sum of the packed coefficients per projection.
+    check_sharded(e, family::flat, sharding::rows, ranks, 1);
+    check_sharded(e, family::flat, sharding::columns, ranks, 1);
+    check_sharded(e, family::left, sharding::rows, ranks, 1);
+    check_sharded(e, family::right, sharding::columns, ranks, 1);
+    // Split target columns: whole target vectors on each rank, nothing to sum.
+    check_sharded(e, family::left, sharding::columns, ranks, 0);
+    check_sharded(e, family::right, sharding::rows, ranks, 0);
+  }
+}
+
+TEST_CASE("sharded mean_gradient (the published estimator) projections equal the single-process one") {
+  for (int ranks : {2, 4}) check_sharded(ogpsa::mean_gradient{}, family::flat, sharding::rows, ranks, 1);
+}
+
+TEST_CASE("many sharded and replicated blocks share one collective per projection") {
+  t::run_ranks(3, [](t::thread_reducer& reducer) {
+    projector<ogpsa::exact_svd, t::thread_reducer> p(ogpsa::exact_svd{.rank = 2}, {}, {}, {}, reducer);
+    t::matrix<float> a = t::random_matrix<float>(8, 6, 1), b = t::random_matrix<float>(5, 4, 2),
+                     c = t::random_matrix<float>(7, 3, 3);
+    const auto ia = p.add_block("a", ogpsa::view(a), family::flat, sharding::rows);
+    const auto ib = p.add_block("b", ogpsa::view(b), family::left, sharding::rows);
+    const auto ic = p.add_block("c", ogpsa::view(c), family::right);  // replicated
+    p.begin_reference_pass();
+    for (std::uint32_t i = 0; i < 3; ++i) {
+      const t::matrix<float> ra = t::random_matrix<float>(8, 6, 10 + i), rb = t::random_matrix<float>(5, 4, 20 + i),
+                             rc = t::random_matrix<float>(7, 3, 30 + i);
+      p.feed(ia, ogpsa::view(ra));
+      p.feed(ib, ogpsa::view(rb));
+      p.feed(ic, ogpsa::view(rc));
+    }
+    const std::size_t before_pass = *reducer.calls;
+    p.finish_reference_pass();
+    // exact_svd's sharded route: at most two rounds (the Gram matrices, then U^T U), all blocks' at once.
+    CHECK(*reducer.calls - before_pass <= 2);
+    for (int step = 0; step < 3; ++step) {
+      const std::size_t before = *reducer.calls;
+      p.project();
+      CHECK(*reducer.calls - before == 1);
+    }
+  });
+}
+
+TEST_CASE("a projector of only replicated blocks never communicates") {
+  t::run_ranks(2, [](t::thread_reducer& reducer) {
+    projector<ogpsa::exact_svd, t::thread_reducer> p(ogpsa::exact_svd{.rank = 2}, {}, {}, {}, reducer);
+    t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+    const auto id = p.add_block("w", ogpsa::view(g), family::left);
+    p.begin_reference_pass();
+    const t::matrix<float> r = t::random_matrix<float>(6, 5, 2);
+    p.feed(id, ogpsa::view(r));
+    p.finish_reference_pass();
+    p.project();
+    CHECK(*reducer.calls == 0);
+  });
+}
+
+TEST_CASE("sharded blocks need a distributed reducer and an estimator that can split its estimate") {
+  t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+  projector<ogpsa::exact_svd, ogpsa::local_reducer> local;
+  t::check_throws_with<ogpsa::invalid_argument>(
+      [&] { local.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
+      {"ogpsa::projector::add_block", "'w'", "rows", "local"});
+  t::run_ranks(1, [&](t::thread_reducer& reducer) {
+    projector<ogpsa::randomized_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::columns); },
+        {"ogpsa::projector::add_block", "randomized_svd", "'w'", "columns"});
+  });
+}
+
+TEST_CASE("split_of maps each family and sharding to the target-space split") {
+  using ogpsa::split_of;
+  using ogpsa::target_split;
+  CHECK(split_of(family::flat, sharding::replicated) == target_split::none);
+  CHECK(split_of(family::flat, sharding::columns) == target_split::rows);
+  CHECK(split_of(family::left, sharding::rows) == target_split::rows);
+  CHECK(split_of(family::left, sharding::columns) == target_split::columns);
+  CHECK(split_of(family::right, sharding::rows) == target_split::columns);
+  CHECK(split_of(family::right, sharding::columns) == target_split::rows);
+}
