@@ -51,6 +51,12 @@ class backend_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A collective across ranks failed or timed out (a peer died, the network broke).
+class communication_error : public backend_error {
+ public:
+  using backend_error::backend_error;
+};
+
 }  // namespace ogpsa
 
 /// Throws `ogpsa::Kind` with the message `Where(): <streamed message>`.
