@@ -132,3 +132,43 @@ TEST_CASE("split_of maps each family and sharding to the target-space split") {
   CHECK(split_of(family::right, sharding::rows) == target_split::columns);
   CHECK(split_of(family::right, sharding::columns) == target_split::rows);
 }
+
+TEST_CASE("sharded incremental_svd merges the ranks' sketches: every rank ends with the same basis") {
+  const ogpsa::incremental_svd e{.rank = 3};
+  for (int ranks : {2, 4}) {
+    CAPTURE(ranks);
+    t::matrix<float> whole = gradient();
+    projector<ogpsa::incremental_svd, ogpsa::local_reducer> single(e);
+    const auto sid = single.add_block("w", ogpsa::view(whole), family::left);
+    single.begin_reference_pass();
+    for (const auto& r : references(family::left)) single.feed(sid, ogpsa::view(r));
+    single.finish_reference_pass();
+    const t::matrix<double> expected = single.subspace_of(sid)->basis.cast<double>();
+    std::vector<t::matrix<float>> bases(static_cast<std::size_t>(ranks));
+    t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
+      projector<ogpsa::incremental_svd, t::thread_reducer> p(e, {}, {}, {}, reducer);
+      t::matrix<float> mine = piece(gradient(), sharding::columns, reducer.rank, ranks);
+      const auto id = p.add_block("w", ogpsa::view(mine), family::left, sharding::columns);
+      p.begin_reference_pass();
+      for (const auto& r : references(family::left)) {
+        const t::matrix<float> part = piece(r, sharding::columns, reducer.rank, ranks);
+        p.feed(id, ogpsa::view(part));
+      }
+      p.finish_reference_pass();
+      bases[static_cast<std::size_t>(reducer.rank)] = p.subspace_of(id)->basis;
+    });
+    for (const auto& b : bases) CHECK(t::same_bits(b, bases[0]));
+    // Frequent Directions is approximate: merged and streamed sketches agree within its bound.
+    CHECK(t::max_principal_sine(bases[0].cast<double>(), expected) < 1e-2);
+  }
+}
+
+TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
+  t::run_ranks(1, [](t::thread_reducer& reducer) {
+    projector<ogpsa::incremental_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
+        {"ogpsa::projector::add_block", "incremental_svd", "'w'", "splits its target rows"});
+  });
+}

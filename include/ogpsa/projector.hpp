@@ -123,7 +123,7 @@ class projector {
     OGPSA_REQUIRE(kind == family::flat || !rule_.scales_gradient(), invalid_argument, where,
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
-    if (layout != sharding::replicated) check_shardable(name, layout);
+    if (layout != sharding::replicated) check_shardable(name, kind, layout);
     block b{std::move(name), kind, layout, split_of(kind, layout), extents_of(gradient), {}, 0, std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
@@ -542,7 +542,7 @@ class projector {
     return out;
   }
 
-  void check_shardable(const std::string& name, sharding layout) const {
+  void check_shardable(const std::string& name, family kind, sharding layout) const {
     constexpr const char* where = "ogpsa::projector::add_block";
     OGPSA_REQUIRE(Reducer::communicates, invalid_argument, where,
                   "block '" << name << "' is sharded by " << layout
@@ -551,6 +551,11 @@ class projector {
     OGPSA_REQUIRE(estimates_sharded, invalid_argument, where,
                   Estimator::name << " cannot estimate sharded blocks (block '" << name
                                   << "' is sharded by " << layout << ")");
+    if constexpr (requires { Estimator::splits_target_rows; })
+      OGPSA_REQUIRE(Estimator::splits_target_rows || split_of(kind, layout) != target_split::rows, invalid_argument,
+                    where, Estimator::name << " cannot estimate block '" << name << "' (" << kind << ", sharded by "
+                                           << layout << "): that splits its target rows; only blocks whose ranks "
+                                              "hold whole target vectors can merge sketches");
   }
 
   template <class... Callbacks>
