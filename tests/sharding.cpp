@@ -91,6 +91,12 @@ TEST_CASE("many sharded and replicated blocks share one collective per projectio
       p.project();
       CHECK(*reducer.calls - before == 1);
     }
+    // A subset, as the torch wrapper's update placement projects: still one collective, no step.
+    const std::vector<ogpsa::block_id> some{ib, ic, ia};
+    const std::size_t before = *reducer.calls, steps = p.steps();
+    p.project_blocks(std::span<const ogpsa::block_id>(some));
+    CHECK(*reducer.calls - before == 1);
+    CHECK(p.steps() == steps);
   });
 }
 

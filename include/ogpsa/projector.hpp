@@ -505,11 +505,14 @@ class projector {
       require_subspace(b, where);
       (b.split == target_split::rows ? shared_ : local_).push_back(task{&b.basis->basis, t.columns, {}});
     }
-    if (!shared_.empty()) {
-      backend_type::coefficients_all(exec_, std::span<task>(shared_), workspace_, diagnostics);
-      reducer_.sum(workspace_.template packed_coefficients<accumulator>());
-      backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
-    }
+    // A local reducer has no sharded block (add_block refuses them): the two-phase path is not
+    // even compiled then, so that backends whose packed buffer lives on a device need no host sum.
+    if constexpr (Reducer::communicates)
+      if (!shared_.empty()) {
+        backend_type::coefficients_all(exec_, std::span<task>(shared_), workspace_, diagnostics);
+        reducer_.sum(workspace_.template packed_coefficients<accumulator>());
+        backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
+      }
     backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
     std::size_t next_shared = 0, next_local = 0;
     for (const target& t : targets_) {
