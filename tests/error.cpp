@@ -13,6 +13,7 @@ TEST_CASE("the exception hierarchy derives from the standard exceptions") {
   CHECK(std::is_base_of_v<std::logic_error, ogpsa::state_error>);
   CHECK(std::is_base_of_v<std::runtime_error, ogpsa::backend_error>);
   CHECK(std::is_base_of_v<ogpsa::backend_error, ogpsa::out_of_memory>);
+  CHECK(std::is_base_of_v<ogpsa::backend_error, ogpsa::communication_error>);
 }
 
 TEST_CASE("OGPSA_REQUIRE formats where, what and the value seen") {

@@ -52,7 +52,14 @@ class backend_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A device allocation failed: the device (or its allocator) ran out of memory.
 class out_of_memory : public backend_error {
+ public:
+  using backend_error::backend_error;
+};
+
+/// A collective across ranks failed or timed out (a peer died, the network broke).
+class communication_error : public backend_error {
  public:
   using backend_error::backend_error;
 };

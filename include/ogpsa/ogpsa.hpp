@@ -16,6 +16,8 @@
 #include "ogpsa/tensor_view.hpp"
 #include "ogpsa/eigen_view.hpp"
 #include "ogpsa/family.hpp"
+#include "ogpsa/sharding.hpp"
+#include "ogpsa/reducer.hpp"
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/backend.hpp"
 #include "ogpsa/subspace.hpp"

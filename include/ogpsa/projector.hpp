@@ -17,14 +17,17 @@
 #include "ogpsa/backend.hpp"
 #include "ogpsa/callbacks.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/estimator.hpp"
 #include "ogpsa/estimators/mean_gradient.hpp"
 #include "ogpsa/family.hpp"
 #include "ogpsa/projector_state.hpp"
+#include "ogpsa/reducer.hpp"
 #include "ogpsa/rule.hpp"
 #include "ogpsa/rules/orthogonal.hpp"
 #include "ogpsa/schedule.hpp"
+#include "ogpsa/sharding.hpp"
 #include "ogpsa/storage.hpp"
 #include "ogpsa/subspace.hpp"
 #include "ogpsa/tensor_view.hpp"
@@ -55,12 +58,21 @@ struct block_id {
 /// would be silently wrong). A block whose estimate came out empty (all its reference gradients
 /// were zero) has rank 0 and is left unchanged, as in the published code.
 ///
+/// **Distributed runs.** With a communicating `Reducer` (`ogpsa::torch::c10d_reducer`), one
+/// projector per rank: replicated blocks (the default: DDP, gradients already all-reduced) cost
+/// no communication; a block registered with `sharding::rows` / `columns` holds this rank's piece
+/// of the gradient and of its basis, and the projection stays exact: the coefficients of every
+/// block whose target rows are split are summed across ranks in one collective per `project()`
+/// call, before the rule applies (see `ogpsa/sharding.hpp` and `ogpsa/reducer.hpp`).
+///
 /// \tparam Estimator  how a subspace is estimated (`mean_gradient`, `exact_svd`, ...)
 /// \tparam Rule       what is removed (`orthogonal`, `soft`, `conflict_only`)
 /// \tparam Schedule   when bases are refreshed (`every_n_steps`, `fixed_basis`)
 /// \tparam Storage    element types and memory space (`storage<Gradient, Basis, Space>`)
+/// \tparam Reducer    how sums cross ranks (`local_reducer`: one process)
 template <subspace_estimator Estimator = mean_gradient, projection_rule Rule = orthogonal,
-          refresh_schedule Schedule = every_n_steps, class Storage = storage<>>
+          refresh_schedule Schedule = every_n_steps, class Storage = storage<>,
+          reducer Reducer = local_reducer>
 class projector {
  public:
   using estimator_type = Estimator;
@@ -74,26 +86,32 @@ class projector {
   using work_type = working_t<basis_type>;
   using subspace_type = subspace<basis_type, backend_type>;
   using state_type = projector_state<basis_type>;
+  using reducer_type = Reducer;
 
   static_assert(backend<backend_type>, "the backend for this memory space is incomplete");
 
   /// \throws invalid_argument when a policy's hyper-parameters are invalid.
   explicit projector(Estimator estimator = {}, Rule rule = {}, Schedule schedule = {},
-                     execution exec = {})
+                     execution exec = {}, Reducer reducer = {})
       : estimator_(std::move(estimator)),
         rule_(std::move(rule)),
         schedule_(std::move(schedule)),
-        exec_(std::move(exec)) {
+        exec_(std::move(exec)),
+        reducer_(std::move(reducer)) {
     estimator_.validate();
     rule_.validate();
     schedule_.validate();
   }
 
-  /// Registers a parameter block whose gradient lives in `gradient` (written in place).
-  /// \throws invalid_argument for a duplicate name or a family the policies do not support,
+  /// Registers a parameter block whose gradient lives in `gradient` (written in place). With
+  /// `layout` other than replicated, `gradient` is this rank's rows or columns of the block's
+  /// gradient (a flat block: any piece of it), laid out as in `ogpsa/sharding.hpp`.
+  /// \throws invalid_argument for a duplicate name, a family the policies do not support, or a
+  ///         sharded block with a local reducer or an estimator that cannot estimate it;
   ///         layout_error / shape_error when the view cannot serve as that family.
   template <tensor_view View>
-  block_id add_block(std::string name, View gradient, family kind = family::flat) {
+  block_id add_block(std::string name, View gradient, family kind = family::flat,
+                     sharding layout = sharding::replicated) {
     check_gradient_view<View>();
     constexpr const char* where = "ogpsa::projector::add_block";
     OGPSA_REQUIRE(!pass_, state_error, where,
@@ -105,7 +123,8 @@ class projector {
     OGPSA_REQUIRE(kind == family::flat || !rule_.scales_gradient(), invalid_argument, where,
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
-    block b{std::move(name), kind, extents_of(gradient), {}, 0, std::nullopt};
+    if (layout != sharding::replicated) check_shardable(name, kind, layout);
+    block b{std::move(name), kind, layout, split_of(kind, layout), extents_of(gradient), {}, 0, std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
     blocks_.push_back(std::move(b));
@@ -130,6 +149,7 @@ class projector {
   std::size_t block_count() const noexcept { return blocks_.size(); }
   const std::string& name(block_id id) const { return at(id, "ogpsa::projector::name").name; }
   family kind(block_id id) const { return at(id, "ogpsa::projector::kind").kind; }
+  sharding layout(block_id id) const { return at(id, "ogpsa::projector::layout").layout; }
   /// The block's subspace, or nullptr before its first estimate.
   const subspace_type* subspace_of(block_id id) const {
     const auto& s = at(id, "ogpsa::projector::subspace_of").basis;
@@ -140,6 +160,7 @@ class projector {
   const Rule& rule() const noexcept { return rule_; }
   const Schedule& schedule() const noexcept { return schedule_; }
   execution& exec() noexcept { return exec_; }
+  Reducer& reducer() noexcept { return reducer_; }
 
   std::size_t steps() const noexcept { return steps_; }
   std::size_t steps_since_refresh() const noexcept { return steps_since_refresh_; }
@@ -211,28 +232,32 @@ class projector {
     pass finished = std::move(*pass_);
     pass_.reset();
     check_complete(finished, where);
-    std::vector<subspace_type> estimates;
-    estimates.reserve(blocks_.size());
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      estimates.push_back(to_storage(finished.states[i]->finish(exec_)));
-    commit(std::move(estimates), callbacks...);
+    commit(estimate(finished), callbacks...);
   }
 
   /// Projects every registered block in place, in one backend call, and counts one optimizer step.
+  /// Sharded blocks whose target rows are split take one collective, for all of them together.
   /// \throws state_error if some block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
   void project(Callbacks&... callbacks) {
     detail::check_callbacks<Callbacks...>();
-    tasks_.clear();
-    for (const block& b : blocks_) {
-      require_subspace(b, "ogpsa::projector::project");
-      tasks_.push_back(task{&b.basis->basis, b.target, {}});
-    }
-    backend_type::project_all(exec_, std::span<task>(tasks_), rule_, workspace_,
-                              detail::wants_projection_info<Callbacks...>);
-    for (std::size_t i = 0; i < blocks_.size(); ++i) report(i, tasks_[i].stats, callbacks...);
-    ++steps_;
-    ++steps_since_refresh_;
+    targets_.clear();
+    for (std::size_t i = 0; i < blocks_.size(); ++i) targets_.push_back({i, blocks_[i].target});
+    project_targets("ogpsa::projector::project", callbacks...);
+    count_step();
+  }
+
+  /// Projects the listed blocks' registered buffers in place, in one backend call (and at most one
+  /// collective), without counting a step: for callers that project a subset, e.g. the blocks
+  /// whose parameters moved. Every rank must list the same sharded blocks.
+  /// \throws state_error if a listed block has no subspace yet (nothing is modified then).
+  template <class... Callbacks>
+  void project_blocks(std::span<const block_id> ids, Callbacks&... callbacks) {
+    detail::check_callbacks<Callbacks...>();
+    constexpr const char* where = "ogpsa::projector::project_blocks";
+    targets_.clear();
+    for (block_id id : ids) targets_.push_back({id.index, at(id, where).target});
+    project_targets(where, callbacks...);
   }
 
   /// Projects one gradient of a registered block, in place, without counting a step.
@@ -243,8 +268,9 @@ class projector {
     constexpr const char* where = "ogpsa::projector::project";
     const block& b = at(id, where);
     check_extents(b, gradient, where);
-    require_subspace(b, where);
-    project_target(id.index, detail::target_columns(gradient, b.kind, where), callbacks...);
+    targets_.clear();
+    targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
+    project_targets(where, callbacks...);
   }
 
   /// Counts an optimizer step for the schedule, for callers that project block by block.
@@ -293,6 +319,8 @@ class projector {
   struct block {
     std::string name;
     family kind;
+    sharding layout;
+    target_split split;
     std::vector<index_t> extents;
     gradient_ref target;
     index_t dimension;
@@ -304,6 +332,17 @@ class projector {
   };
 
   using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
+  using accumulator = accumulator_t<gradient_type, basis_type>;
+  using estimate_type = ogpsa::subspace<work_type, backend_type>;
+
+  /// A block's target-space columns about to be projected.
+  struct target {
+    std::size_t block;
+    gradient_ref columns;
+  };
+
+  static constexpr bool estimates_sharded =
+      requires(estimator_state& s, execution& e) { s.estimate(e, shard_layout{}); };
 
   /// Checks finiteness (rejecting the whole pass on NaN/Inf) and hands the columns to the block's
   /// estimator state, created on first use.
@@ -392,23 +431,6 @@ class projector {
     return at(id, where);
   }
 
-  /// Feeds target-space columns to the block's estimator state, rejecting the pass on NaN/Inf.
-  template <class T>
-  void feed_target(block_id id, const detail::matrix_ref<const T, memory_space>& columns, index_t set,
-                   const char* where) {
-    const block& b = blocks_[id.index];
-    if (!backend_type::all_finite(exec_, columns)) {
-      pass_.reset();
-      OGPSA_FAIL(numeric_error, where,
-                 "reference data for block '" << b.name << "' (set " << set
-                                              << ") contains NaN or Inf; the reference pass "
-                                                 "was rejected and the current bases are kept");
-    }
-    auto& state = pass_->states[id.index];
-    if (!state) state.emplace(estimator_, b.dimension, b.name);
-    state->feed(exec_, columns, set);
-  }
-
   static void require_subspace(const block& b, const char* where) {
     OGPSA_REQUIRE(b.basis, state_error, where,
                   "block '" << b.name << "' has no subspace yet; finish a reference pass first");
@@ -453,12 +475,73 @@ class projector {
                            callbacks...);
   }
 
+  /// Projects `targets_`: blocks whose target rows are split across ranks in two phases around one
+  /// sum of all their packed coefficients (the rule is nonlinear: it must see the whole sums),
+  /// the others fused and without communication. Reports in `targets_` order.
   template <class... Callbacks>
-  void project_target(std::size_t i, const gradient_ref& target, Callbacks&... callbacks) {
-    projection_stats stats;
-    backend_type::project(exec_, blocks_[i].basis->basis, target, rule_, workspace_, stats,
-                          detail::wants_projection_info<Callbacks...>);
-    report(i, stats, callbacks...);
+  void project_targets(const char* where, Callbacks&... callbacks) {
+    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
+    shared_.clear();
+    local_.clear();
+    for (const target& t : targets_) {
+      const block& b = blocks_[t.block];
+      require_subspace(b, where);
+      (b.split == target_split::rows ? shared_ : local_).push_back(task{&b.basis->basis, t.columns, {}});
+    }
+    // A local reducer has no sharded block (add_block refuses them): the two-phase path is not
+    // even compiled then, so that backends whose packed buffer lives on a device need no host sum.
+    if constexpr (Reducer::communicates)
+      if (!shared_.empty()) {
+        backend_type::coefficients_all(exec_, std::span<task>(shared_), workspace_, diagnostics);
+        reducer_.sum(workspace_.template packed_coefficients<accumulator>());
+        backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
+      }
+    backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
+    std::size_t next_shared = 0, next_local = 0;
+    for (const target& t : targets_) {
+      const bool shared = blocks_[t.block].split == target_split::rows;
+      report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, callbacks...);
+    }
+  }
+
+  /// Every block's estimate from a finished pass. Sharded blocks run as coroutines that await sums
+  /// across ranks, all blocks' sums of a round in one collective; the others finish locally.
+  std::vector<subspace_type> estimate(pass& finished) {
+    std::vector<std::optional<estimate_type>> estimates(blocks_.size());
+    std::vector<std::size_t> sharded;
+    std::vector<detail::rounds<estimate_type>> rounds;
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      if (blocks_[i].split == target_split::none) {
+        estimates[i] = finished.states[i]->finish(exec_);
+        continue;
+      }
+      if constexpr (estimates_sharded) {
+        sharded.push_back(i);
+        rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split, reducer_.position()}));
+      }
+    }
+    detail::run_rounds(rounds, reducer_);
+    for (std::size_t j = 0; j < sharded.size(); ++j) estimates[sharded[j]] = rounds[j].result();
+    std::vector<subspace_type> out;
+    out.reserve(blocks_.size());
+    for (auto& e : estimates) out.push_back(to_storage(std::move(*e)));
+    return out;
+  }
+
+  void check_shardable(const std::string& name, family kind, sharding layout) const {
+    constexpr const char* where = "ogpsa::projector::add_block";
+    OGPSA_REQUIRE(Reducer::communicates, invalid_argument, where,
+                  "block '" << name << "' is sharded by " << layout
+                            << " but the projector's reducer is local (one process): use a "
+                               "distributed reducer such as ogpsa::torch::c10d_reducer");
+    OGPSA_REQUIRE(estimates_sharded, invalid_argument, where,
+                  Estimator::name << " cannot estimate sharded blocks (block '" << name
+                                  << "' is sharded by " << layout << ")");
+    if constexpr (requires { Estimator::splits_target_rows; })
+      OGPSA_REQUIRE(Estimator::splits_target_rows || split_of(kind, layout) != target_split::rows, invalid_argument,
+                    where, Estimator::name << " cannot estimate block '" << name << "' (" << kind << ", sharded by "
+                                           << layout << "): that splits its target rows; only blocks whose ranks "
+                                              "hold whole target vectors can merge sketches");
   }
 
   template <class... Callbacks>
@@ -512,10 +595,13 @@ class projector {
   Rule rule_;
   Schedule schedule_;
   execution exec_;
+  Reducer reducer_;
   std::vector<block> blocks_;
   std::optional<pass> pass_;
   typename backend_type::workspace workspace_;
-  std::vector<task> tasks_;  // reused by project() so that a step allocates nothing once warm
+  std::vector<target> targets_;  // reused by every projection, so that a step allocates nothing
+  std::vector<task> shared_;     // once warm: blocks whose coefficients are summed across ranks,
+  std::vector<task> local_;      // and the others
   std::size_t steps_ = 0;
   std::size_t steps_since_refresh_ = 0;
   std::size_t refreshes_ = 0;

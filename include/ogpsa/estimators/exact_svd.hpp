@@ -5,16 +5,21 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
+#include <Eigen/Cholesky>
+#include <Eigen/QR>
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/detail/snapshots.hpp"
 #include "ogpsa/detail/spectral.hpp"
 #include "ogpsa/error.hpp"
+#include "ogpsa/estimator.hpp"
 #include "ogpsa/family.hpp"
 #include "ogpsa/subspace.hpp"
 
@@ -34,6 +39,13 @@ class exact_svd_state;
 /// SVD of the small triangular factor. Gram-route bases are re-orthonormalized (Cholesky QR).
 /// Directions with s_i <= min(d, m) * eps * s_1 are numerically zero: never kept, and reported as
 /// dropped when a fixed rank asked for them. Memory: d x m snapshots plus the basis.
+///
+/// Sharded blocks (`ogpsa/sharding.hpp`, `estimate`): with the target rows split, the m x m Gram
+/// matrix A^T A is summed across ranks and each rank computes its own rows of U (re-orthonormalized
+/// with the summed U^T U; the QR route becomes TSQR: every rank's R, one slot per rank, summed into
+/// one stack and factored again); with the columns split, A A^T (d x d) and the column sum that
+/// orients U are summed and every rank gets all of U. At most two rounds of sums per refresh,
+/// shared by all blocks of the model.
 ///
 /// | hyper-parameter | type                  | default | meaning                                    |
 /// |-----------------|-----------------------|---------|--------------------------------------------|
@@ -74,6 +86,15 @@ class exact_svd_state {
     OGPSA_REQUIRE(data_.columns > 0, state_error, "ogpsa::exact_svd::finish",
                   "block '" << block_ << "': no reference snapshot was fed");
     return dimension_ <= data_.columns ? wide(exec) : tall(exec);
+  }
+
+  /// The estimate of a sharded block, awaiting sums across ranks: with the target rows split,
+  /// A^T A is a sum of the ranks' parts (the tall route); with the columns split, A A^T is (the
+  /// wide route). An unsplit layout is `finish`, nothing awaited.
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
+    if (layout.split == target_split::rows) return split_rows(exec, layout.position);
+    if (layout.split == target_split::columns) return split_columns(exec, layout.position);
+    return unsplit(exec);
   }
 
  private:
@@ -141,6 +162,115 @@ class exact_svd_state {
   index_t select(const host_vector& sigma, double total, subspace<Work, Backend>& out) const {
     return detail::select_rank(sigma, total, params_.rank, params_.energy, limit(), work_eps,
                                "ogpsa::exact_svd::finish", block_, out);
+  }
+
+  // ---- sharded blocks: the same routes, with the partial sums awaited ---------------------------
+  using result = subspace<Work, Backend>;
+
+  detail::rounds<result> unsplit(execution& exec) { co_return finish(exec); }
+
+  /// Rows of A split: G = A^T A (m x m, m the same on every rank) and d are sums over ranks; each
+  /// rank computes its rows of U = A V S^-1 and they are re-orthonormalized with the summed U^T U.
+  detail::rounds<result> split_rows(execution& exec, rank_position position) {
+    require_snapshots(data_.columns);
+    host_matrix g = Backend::gram(exec, data_.parts);
+    double dimension = static_cast<double>(dimension_);
+    co_await detail::summed(span_of(g), std::span<double>(&dimension, 1));
+    const index_t limit = std::min(static_cast<index_t>(dimension), data_.columns);
+    const detail::spectrum s = detail::gram_spectrum(g);
+    result out;
+    const index_t k = select(s.values, g.trace(), limit, out);
+    if (k == 0) {
+      out.basis = Backend::template zeros<Work>(exec, dimension_, 0);
+      co_return out;
+    }
+    if (!ill_conditioned(s.values, k)) {
+      host_matrix v = s.vectors.leftCols(k);
+      const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
+      for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
+      out.basis = Backend::multiply(exec, data_.parts, v);
+      host_matrix uu = Backend::gram(exec, out.basis, out.basis);
+      co_await detail::summed(span_of(uu));
+      const Eigen::LLT<host_matrix> llt(uu);
+      if (llt.info() == Eigen::Success) {  // the same on every rank: uu is; else the QR route
+        out.basis = Backend::multiply(exec, out.basis, llt.matrixU().solve(host_matrix::Identity(k, k)));
+        co_return out;
+      }
+    }
+    // TSQR: each rank factors its rows, A_r = Q_r R_r; the stacked R_r (one slot per rank, summed
+    // into place) are factored again, [R_1; ...; R_p] = Q_s R, so that A = diag(Q_r) Q_s R.
+    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
+    const index_t m = data_.columns;
+    host_matrix stack = host_matrix::Zero(position.ranks * m, m);
+    const index_t slot = position.rank * m;
+    stack.middleRows(slot, r.rows()) = r;
+    co_await detail::summed(span_of(stack));
+    const auto [qs, rs] = host_qr(stack);
+    q = Backend::multiply(exec, q, qs.middleRows(slot, r.rows()));
+    const Eigen::JacobiSVD<host_matrix> svd(rs, Eigen::ComputeFullU);
+    out = {};
+    const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
+    host_matrix ur = svd.matrixU().leftCols(kept);
+    const host_vector sign = detail::orientation((rs.transpose() * ur).colwise().sum().transpose(), ur);
+    out.basis = Backend::multiply(exec, q, ur * sign.asDiagonal());
+    co_return out;
+  }
+
+  /// Columns of A split: A A^T (d x d), the column sum that orients U and m are sums over ranks
+  /// (a rank may hold no column at all); every rank gets all of U.
+  detail::rounds<result> split_columns(execution& exec, rank_position position) {
+    host_matrix g = host_matrix::Zero(dimension_, dimension_);
+    for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
+    host_vector along = data_.columns > 0 ? column_sum(exec) : host_vector::Zero(dimension_);
+    double columns = static_cast<double>(data_.columns);
+    co_await detail::summed(span_of(g), span_of(along), std::span<double>(&columns, 1));
+    require_snapshots(static_cast<index_t>(columns));
+    const index_t limit = std::min(dimension_, static_cast<index_t>(columns));
+    const detail::spectrum s = detail::gram_spectrum(g);
+    result out;
+    const index_t k = select(s.values, g.trace(), limit, out);
+    if (k == 0 || !ill_conditioned(s.values, k)) co_return oriented(exec, s.vectors.leftCols(k), along, out);
+    // A^T = Q R and A's left singular vectors are R's right ones; split columns of A are split
+    // rows of A^T, so TSQR's R (the stack of the ranks' R factors, factored again) is all we need.
+    host_matrix stack = host_matrix::Zero(position.ranks * dimension_, dimension_);
+    if (data_.columns > 0) {
+      const host_matrix r =
+          Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts))).second;
+      stack.middleRows(position.rank * dimension_, r.rows()) = r;
+    }
+    co_await detail::summed(span_of(stack));
+    const Eigen::JacobiSVD<host_matrix> svd(host_qr(stack).second, Eigen::ComputeFullV);
+    out = {};
+    const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
+    co_return oriented(exec, svd.matrixV().leftCols(kept), along, out);
+  }
+
+  result oriented(execution& exec, host_matrix u, const host_vector& along, result& out) const {
+    const host_vector sign = detail::orientation(u.transpose() * along, u);
+    u = u * sign.asDiagonal();
+    out.basis = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(u.template cast<Work>()));
+    return std::move(out);
+  }
+
+  index_t select(const host_vector& sigma, double total, index_t limit, result& out) const {
+    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
+                               "ogpsa::exact_svd::finish", block_, out);
+  }
+
+  void require_snapshots(index_t columns) const {
+    OGPSA_REQUIRE(columns > 0, state_error, "ogpsa::exact_svd::finish",
+                  "block '" << block_ << "': no reference snapshot was fed");
+  }
+
+  static std::span<double> span_of(host_matrix& m) { return {m.data(), static_cast<std::size_t>(m.size())}; }
+  static std::span<double> span_of(host_vector& v) { return {v.data(), static_cast<std::size_t>(v.size())}; }
+
+  /// Q (rows x cols) and R (cols x cols) of a tall host matrix.
+  static std::pair<host_matrix, host_matrix> host_qr(const host_matrix& a) {
+    const Eigen::HouseholderQR<host_matrix> qr(a);
+    host_matrix q = qr.householderQ() * host_matrix::Identity(a.rows(), a.cols());
+    host_matrix r = qr.matrixQR().topRows(a.cols()).template triangularView<Eigen::Upper>();
+    return {std::move(q), std::move(r)};
   }
 
   bool ill_conditioned(const host_vector& sigma, index_t k) const {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,8 +17,10 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/detail/spectral.hpp"
 #include "ogpsa/error.hpp"
+#include "ogpsa/estimator.hpp"
 #include "ogpsa/family.hpp"
 #include "ogpsa/subspace.hpp"
 
@@ -97,6 +100,11 @@ struct incremental_svd {
 
   constexpr bool supports(family) const noexcept { return true; }
 
+  /// Sketches of disjoint columns merge, but a sketch cannot be cut by rows (Frequent
+  /// Directions' shrink needs whole target vectors): blocks whose target rows are split across
+  /// ranks (`ogpsa/sharding.hpp`) are refused.
+  static constexpr bool splits_target_rows = false;
+
   template <class Backend, class Work>
   using state = incremental_svd_state<Backend, Work>;
 };
@@ -146,6 +154,16 @@ class incremental_svd_state {
     return out;
   }
 
+  /// The estimate of a block whose target columns are split across ranks (each rank fed its own
+  /// snapshots): every rank's sketch, one slot per rank, is summed into one buffer (one round) and
+  /// merged in rank order into a fresh state, so that every rank finishes the same sketch.
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
+    OGPSA_REQUIRE(layout.split != target_split::rows, invalid_argument, "ogpsa::incremental_svd::finish",
+                  "block '" << block_ << "': sketches cannot be split by target rows");
+    if (layout.split == target_split::none) return unsplit(exec);
+    return merged(exec, layout.position);
+  }
+
   /// The host form of this state, for another worker's `merge`. Columns still in the buffer are
   /// first folded into the sketch (one more shrink step, covered by the guarantee).
   sketch_type export_sketch(execution& exec) {
@@ -178,6 +196,29 @@ class incremental_svd_state {
 
  private:
   static constexpr double eps = detail::gram_route_eps<Work>;
+
+  detail::rounds<subspace<Work, Backend>> unsplit(execution& exec) { co_return finish(exec); }
+
+  detail::rounds<subspace<Work, Backend>> merged(execution& exec, rank_position position) {
+    const sketch_type mine = export_sketch(exec);
+    const index_t d = dimension_, l = width(), slot = d * l + d + 3;
+    std::vector<double> all(static_cast<std::size_t>(position.ranks * slot), 0.0);
+    double* at = all.data() + position.rank * slot;
+    Eigen::Map<host_matrix>(at, d, l) = mine.columns.template cast<double>();
+    Eigen::Map<host_matrix>(at + d * l, d, 1) = mine.column_sum.template cast<double>();
+    at[d * l + d] = mine.energy;
+    at[d * l + d + 1] = mine.shrinkage;
+    at[d * l + d + 2] = static_cast<double>(mine.count);
+    co_await detail::summed(std::span<double>(all));
+    incremental_svd_state whole(params_, dimension_, block_);
+    for (int r = 0; r < position.ranks; ++r) {
+      const double* from = all.data() + r * slot;
+      whole.merge(exec, {Eigen::Map<const host_matrix>(from, d, l).template cast<Work>(),
+                         Eigen::Map<const host_matrix>(from + d * l, d, 1).template cast<Work>(), from[d * l + d],
+                         from[d * l + d + 1], static_cast<index_t>(from[d * l + d + 2]), l});
+    }
+    co_return whole.finish(exec);
+  }
 
   index_t width() const { return params_.width(); }
   matrix& sketch() { return parts_.front(); }

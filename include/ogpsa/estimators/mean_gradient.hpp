@@ -3,12 +3,15 @@
 /// The published estimator: one unit direction per reference data set.
 
 #include <cmath>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/rounds.hpp"
+#include "ogpsa/estimator.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/family.hpp"
 #include "ogpsa/subspace.hpp"
@@ -81,16 +84,26 @@ class mean_gradient_state {
     ++counts_[s];
   }
 
-  subspace<Work, Backend> finish(execution& exec) {
-    subspace<Work, Backend> out;
-    std::vector<matrix> directions;
-    double kept_energy = 0, total_energy = 0;
+  subspace<Work, Backend> finish(execution& exec) { return detail::run_locally(estimate(exec, {})); }
+
+  /// The estimate, awaiting sums across ranks of the norms and dot products of a sharded block
+  /// (a flat block's pieces split the target rows); `layout.split == none`: nothing is awaited.
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
+    const bool sharded = layout.split != target_split::none;
+    std::vector<double> squares(sums_.size());
     for (std::size_t s = 0; s < sums_.size(); ++s) {
       OGPSA_REQUIRE(counts_[s] > 0, invalid_argument, "ogpsa::mean_gradient::finish",
                     "block '" << block_ << "': reference set " << s
                               << " received no gradient (sets must be numbered 0, 1, ...)");
+      squares[s] = Backend::gram(exec, sums_[s], sums_[s])(0, 0);
+    }
+    if (sharded) co_await detail::summed(std::span<double>(squares));
+    subspace<Work, Backend> out;
+    std::vector<matrix> directions;
+    double kept_energy = 0, total_energy = 0;
+    for (std::size_t s = 0; s < sums_.size(); ++s) {
       const auto count = static_cast<double>(counts_[s]);
-      const double mean_norm = std::sqrt(Backend::gram(exec, sums_[s], sums_[s])(0, 0)) / count;
+      const double mean_norm = std::sqrt(squares[s]) / count;
       total_energy += mean_norm * mean_norm;
       if (!(mean_norm > params_.norm_epsilon)) {
         ++out.dropped;
@@ -102,36 +115,47 @@ class mean_gradient_state {
       out.strengths.push_back(mean_norm);
     }
     out.captured_energy = total_energy > 0 ? kept_energy / total_energy : 0.0;
-    out.basis = orthonormalize(exec, directions, out);
-    return out;
-  }
-
- private:
-  matrix orthonormalize(execution& exec, const std::vector<matrix>& b, subspace<Work, Backend>& out) {
-    if (b.empty()) return Backend::template zeros<Work>(exec, dimension_, 0);
-    if (b.size() == 1) {
-      const double bb = Backend::gram(exec, b[0], b[0])(0, 0);
-      return Backend::multiply(
-          exec, b[0],
-          host_matrix::Constant(1, 1, 1.0 / std::sqrt(bb + params_.orthogonalization_epsilon)));
+    if (directions.size() == 1) {
+      double bb = Backend::gram(exec, directions[0], directions[0])(0, 0);
+      if (sharded) co_await detail::summed(std::span<double>(&bb, 1));
+      out.basis = Backend::multiply(exec, directions[0],
+                                    host_matrix::Constant(1, 1, 1.0 / std::sqrt(bb + params_.orthogonalization_epsilon)));
+      co_return out;
     }
-    matrix q = Backend::concatenate(exec, b);
-    const std::vector<double> norms = Backend::gram_schmidt(
-        exec, q, params_.orthogonalization_epsilon, params_.parallel_tolerance);
+    // Modified Gram-Schmidt with one re-orthogonalization pass: w_j is direction j minus its
+    // components along the kept directions before it, u_j = w_j / (|w_j| + eps), and w_j is
+    // parallel to them (dropped) when |w_j| + eps < parallel_tolerance. Each dot product is a sum
+    // over the ranks' pieces, awaited before it is used.
     std::vector<index_t> kept;
     std::vector<double> strengths;
-    for (std::size_t j = 0; j < norms.size(); ++j) {
-      if (norms[j] < 0) {
+    for (std::size_t j = 0; j < directions.size(); ++j) {
+      for (int pass = 0; pass < 2; ++pass)
+        for (index_t i : kept) {
+          double dot = Backend::gram(exec, directions[static_cast<std::size_t>(i)], directions[j])(0, 0);
+          if (sharded) co_await detail::summed(std::span<double>(&dot, 1));
+          Backend::multiply_add(exec, directions[static_cast<std::size_t>(i)], host_matrix::Constant(1, 1, -dot),
+                                directions[j]);
+        }
+      double norm = Backend::gram(exec, directions[j], directions[j])(0, 0);
+      if (sharded) co_await detail::summed(std::span<double>(&norm, 1));
+      norm = std::sqrt(norm);
+      if (!(norm + params_.orthogonalization_epsilon >= params_.parallel_tolerance)) {
         ++out.dropped;
         continue;
       }
+      directions[j] = Backend::multiply(exec, directions[j],
+                                        host_matrix::Constant(1, 1, 1.0 / (norm + params_.orthogonalization_epsilon)));
       kept.push_back(static_cast<index_t>(j));
       strengths.push_back(out.strengths[j]);
     }
     out.strengths = std::move(strengths);
-    return kept.size() == norms.size() ? std::move(q) : Backend::gather_columns(exec, q, kept);
+    std::vector<matrix> basis;
+    for (index_t i : kept) basis.push_back(std::move(directions[static_cast<std::size_t>(i)]));
+    out.basis = basis.empty() ? Backend::template zeros<Work>(exec, dimension_, 0) : Backend::concatenate(exec, basis);
+    co_return out;
   }
 
+ private:
   mean_gradient params_;
   index_t dimension_;
   std::string block_;

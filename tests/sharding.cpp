@@ -1,0 +1,180 @@
+// Sharded blocks in one process: ranks are threads (tests/thread_reducer.hpp). The projection of
+// every rank's piece must equal the same piece of the single-process projection, with one
+// collective per projection call.
+
+#include <cstdint>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <ogpsa/ogpsa.hpp>
+
+#include "sharded_case.hpp"
+#include "support.hpp"
+#include "thread_reducer.hpp"
+
+using ogpsa::family;
+using ogpsa::sharding;
+namespace t = ogpsa::test;
+using namespace ogpsa::test::sharded;
+
+namespace {
+
+/// Runs the same projection on `ranks` threads, each holding its piece; checks every piece against
+/// the single-process result and that the projection took `collectives` sums.
+template <class Estimator>
+void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t collectives) {
+  CAPTURE(f);
+  CAPTURE(s);
+  CAPTURE(ranks);
+  const t::matrix<float> g = gradient();
+  const t::matrix<float> expected = single_process(e, f, g);
+  t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
+    projector<Estimator, t::thread_reducer> p(e, {}, {}, {}, reducer);
+    t::matrix<float> mine = piece(g, s, reducer.rank, ranks);
+    const auto id = p.add_block("w", ogpsa::view(mine), f, s);
+    p.begin_reference_pass();
+    for (const auto& r : references(f)) {
+      const t::matrix<float> part = piece(r, s, reducer.rank, ranks);
+      p.feed(id, ogpsa::view(part));
+    }
+    p.finish_reference_pass();
+    const std::size_t before = *reducer.calls;
+    p.project();
+    CHECK(*p.reducer().calls - before == collectives);
+    CHECK((mine - piece(expected, s, reducer.rank, ranks)).cwiseAbs().maxCoeff() < 1e-5);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("sharded exact_svd projections equal the single-process projection") {
+  const ogpsa::exact_svd e{.rank = 3};
+  for (int ranks : {2, 4}) {
+    // Split target rows: one sum of the packed coefficients per projection.
+    check_sharded(e, family::flat, sharding::rows, ranks, 1);
+    check_sharded(e, family::flat, sharding::columns, ranks, 1);
+    check_sharded(e, family::left, sharding::rows, ranks, 1);
+    check_sharded(e, family::right, sharding::columns, ranks, 1);
+    // Split target columns: whole target vectors on each rank, nothing to sum.
+    check_sharded(e, family::left, sharding::columns, ranks, 0);
+    check_sharded(e, family::right, sharding::rows, ranks, 0);
+  }
+}
+
+TEST_CASE("sharded mean_gradient (the published estimator) projections equal the single-process one") {
+  for (int ranks : {2, 4}) check_sharded(ogpsa::mean_gradient{}, family::flat, sharding::rows, ranks, 1);
+}
+
+TEST_CASE("many sharded and replicated blocks share one collective per projection") {
+  t::run_ranks(3, [](t::thread_reducer& reducer) {
+    projector<ogpsa::exact_svd, t::thread_reducer> p(ogpsa::exact_svd{.rank = 2}, {}, {}, {}, reducer);
+    t::matrix<float> a = t::random_matrix<float>(8, 6, 1), b = t::random_matrix<float>(5, 4, 2),
+                     c = t::random_matrix<float>(7, 3, 3);
+    const auto ia = p.add_block("a", ogpsa::view(a), family::flat, sharding::rows);
+    const auto ib = p.add_block("b", ogpsa::view(b), family::left, sharding::rows);
+    const auto ic = p.add_block("c", ogpsa::view(c), family::right);  // replicated
+    p.begin_reference_pass();
+    for (std::uint32_t i = 0; i < 3; ++i) {
+      const t::matrix<float> ra = t::random_matrix<float>(8, 6, 10 + i), rb = t::random_matrix<float>(5, 4, 20 + i),
+                             rc = t::random_matrix<float>(7, 3, 30 + i);
+      p.feed(ia, ogpsa::view(ra));
+      p.feed(ib, ogpsa::view(rb));
+      p.feed(ic, ogpsa::view(rc));
+    }
+    const std::size_t before_pass = *reducer.calls;
+    p.finish_reference_pass();
+    // exact_svd's sharded route: at most two rounds (the Gram matrices, then U^T U), all blocks' at once.
+    CHECK(*reducer.calls - before_pass <= 2);
+    for (int step = 0; step < 3; ++step) {
+      const std::size_t before = *reducer.calls;
+      p.project();
+      CHECK(*reducer.calls - before == 1);
+    }
+    // A subset, as the torch wrapper's update placement projects: still one collective, no step.
+    const std::vector<ogpsa::block_id> some{ib, ic, ia};
+    const std::size_t before = *reducer.calls, steps = p.steps();
+    p.project_blocks(std::span<const ogpsa::block_id>(some));
+    CHECK(*reducer.calls - before == 1);
+    CHECK(p.steps() == steps);
+  });
+}
+
+TEST_CASE("a projector of only replicated blocks never communicates") {
+  t::run_ranks(2, [](t::thread_reducer& reducer) {
+    projector<ogpsa::exact_svd, t::thread_reducer> p(ogpsa::exact_svd{.rank = 2}, {}, {}, {}, reducer);
+    t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+    const auto id = p.add_block("w", ogpsa::view(g), family::left);
+    p.begin_reference_pass();
+    const t::matrix<float> r = t::random_matrix<float>(6, 5, 2);
+    p.feed(id, ogpsa::view(r));
+    p.finish_reference_pass();
+    p.project();
+    CHECK(*reducer.calls == 0);
+  });
+}
+
+TEST_CASE("sharded blocks need a distributed reducer and an estimator that can split its estimate") {
+  t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+  projector<ogpsa::exact_svd, ogpsa::local_reducer> local;
+  t::check_throws_with<ogpsa::invalid_argument>(
+      [&] { local.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
+      {"ogpsa::projector::add_block", "'w'", "rows", "local"});
+  t::run_ranks(1, [&](t::thread_reducer& reducer) {
+    projector<ogpsa::randomized_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::columns); },
+        {"ogpsa::projector::add_block", "randomized_svd", "'w'", "columns"});
+  });
+}
+
+TEST_CASE("split_of maps each family and sharding to the target-space split") {
+  using ogpsa::split_of;
+  using ogpsa::target_split;
+  CHECK(split_of(family::flat, sharding::replicated) == target_split::none);
+  CHECK(split_of(family::flat, sharding::columns) == target_split::rows);
+  CHECK(split_of(family::left, sharding::rows) == target_split::rows);
+  CHECK(split_of(family::left, sharding::columns) == target_split::columns);
+  CHECK(split_of(family::right, sharding::rows) == target_split::columns);
+  CHECK(split_of(family::right, sharding::columns) == target_split::rows);
+}
+
+TEST_CASE("sharded incremental_svd merges the ranks' sketches: every rank ends with the same basis") {
+  const ogpsa::incremental_svd e{.rank = 3};
+  for (int ranks : {2, 4}) {
+    CAPTURE(ranks);
+    t::matrix<float> whole = gradient();
+    projector<ogpsa::incremental_svd, ogpsa::local_reducer> single(e);
+    const auto sid = single.add_block("w", ogpsa::view(whole), family::left);
+    single.begin_reference_pass();
+    for (const auto& r : references(family::left)) single.feed(sid, ogpsa::view(r));
+    single.finish_reference_pass();
+    const t::matrix<double> expected = single.subspace_of(sid)->basis.cast<double>();
+    std::vector<t::matrix<float>> bases(static_cast<std::size_t>(ranks));
+    t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
+      projector<ogpsa::incremental_svd, t::thread_reducer> p(e, {}, {}, {}, reducer);
+      t::matrix<float> mine = piece(gradient(), sharding::columns, reducer.rank, ranks);
+      const auto id = p.add_block("w", ogpsa::view(mine), family::left, sharding::columns);
+      p.begin_reference_pass();
+      for (const auto& r : references(family::left)) {
+        const t::matrix<float> part = piece(r, sharding::columns, reducer.rank, ranks);
+        p.feed(id, ogpsa::view(part));
+      }
+      p.finish_reference_pass();
+      bases[static_cast<std::size_t>(reducer.rank)] = p.subspace_of(id)->basis;
+    });
+    for (const auto& b : bases) CHECK(t::same_bits(b, bases[0]));
+    // Frequent Directions is approximate: merged and streamed sketches agree within its bound.
+    CHECK(t::max_principal_sine(bases[0].cast<double>(), expected) < 1e-2);
+  }
+}
+
+TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
+  t::run_ranks(1, [](t::thread_reducer& reducer) {
+    projector<ogpsa::incremental_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
+    t::check_throws_with<ogpsa::invalid_argument>(
+        [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
+        {"ogpsa::projector::add_block", "incremental_svd", "'w'", "splits its target rows"});
+  });
+}
