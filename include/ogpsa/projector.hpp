@@ -528,21 +528,27 @@ class projector {
     return out;
   }
 
+  // `if constexpr` rather than a condition the compiler knows: nvcc rejects the code after an
+  // unconditional throw as unreachable.
   void check_shardable(const std::string& name, family kind, sharding layout) const {
     constexpr const char* where = "ogpsa::projector::add_block";
-    OGPSA_REQUIRE(Reducer::communicates, invalid_argument, where,
-                  "block '" << name << "' is sharded by " << layout
-                            << " but the projector's reducer is local (one process): use a "
-                               "distributed reducer such as ogpsa::torch::c10d_reducer");
-    OGPSA_REQUIRE(estimates_sharded, invalid_argument, where,
-                  Estimator::name << " cannot estimate sharded blocks (block '" << name
-                                  << "' is sharded by " << layout << ")");
-    if constexpr (requires { Estimator::splits_target_rows; })
+    if constexpr (!Reducer::communicates) {
+      OGPSA_FAIL(invalid_argument, where,
+                 "block '" << name << "' is sharded by " << layout
+                           << " but the projector's reducer is local (one process): use a "
+                              "distributed reducer such as ogpsa::torch::c10d_reducer");
+    } else if constexpr (!estimates_sharded) {
+      OGPSA_FAIL(invalid_argument, where,
+                 Estimator::name << " cannot estimate sharded blocks (block '" << name << "' is sharded by "
+                                 << layout << ")");
+    } else if constexpr (requires { Estimator::splits_target_rows; }) {
       OGPSA_REQUIRE(Estimator::splits_target_rows || split_of(kind, layout) != target_split::rows, invalid_argument,
                     where, Estimator::name << " cannot estimate block '" << name << "' (" << kind << ", sharded by "
                                            << layout << "): that splits its target rows; only blocks whose ranks "
                                               "hold whole target vectors can merge sketches");
+    }
   }
+
 
   template <class... Callbacks>
   void report(std::size_t i, const projection_stats& stats, Callbacks&... callbacks) {
