@@ -56,7 +56,7 @@ TEST_CASE("device pointers are tagged with their memory space") {
   CHECK(std::is_same_v<decltype(v)::memory_space, ogpsa::cuda_memory_tag>);
 }
 
-TEST_CASE("spans and vectors give rank-1 views; const vectors give read-only views") {
+TEST_CASE("spans and vectors give rank-1 views, const vectors give read-only views") {
   std::vector<double> data(7, 1.0);
   const auto a = ogpsa::view(data);
   CHECK(std::is_same_v<decltype(a)::element_type, double>);

@@ -6,7 +6,7 @@
 
 namespace t = ogpsa::test;
 
-TEST_CASE("execution::threads caps the threads of a call; 0 takes OpenMP's default") {
+TEST_CASE("execution::threads caps the threads of a call, 0 takes OpenMP's default") {
   CHECK(ogpsa::cpu::max_threads({.threads = 0}) >= 1);
 #if defined(_OPENMP)
   CHECK(ogpsa::cpu::max_threads({.threads = 3}) == 3);

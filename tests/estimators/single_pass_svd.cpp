@@ -70,7 +70,7 @@ TEST_CASE_TEMPLATE("principal angles shrink like one power iteration", T, float,
   CHECK(t::sine_to_exact(estimate<T>(single_pass_svd{.rank = 5}, low, 50), low) < 100 * t::tolerance<T>());
 }
 
-TEST_CASE("the same seed gives a bit-identical basis; chunking changes only rounding") {
+TEST_CASE("the same seed gives a bit-identical basis, chunking changes only rounding") {
   const auto data = t::low_rank_plus_noise<float>(2000, 60, 8, 1e-2, 34);
   const auto a = estimate<float>(single_pass_svd{.rank = 8, .seed = 3}, data, 6);
   const auto b = estimate<float>(single_pass_svd{.rank = 8, .seed = 3}, data, 6);

@@ -169,7 +169,7 @@ TEST_CASE("with an empty subspace the wrapper steps exactly like the plain optim
   }
 }
 
-TEST_CASE("step() alone projects exactly as project(); step() does") {
+TEST_CASE("step() alone projects exactly as project(), step() does") {
   net a = make_net(4), b = make_net(4);
   torch::optim::Adam inner_a(a->parameters()), inner_b(b->parameters());
   ot::projected_optimizer opt_a(inner_a, a->named_parameters(), reference(a), rank_two(2));
