@@ -122,8 +122,10 @@ matrix<double> reference_projection(const matrix<double>& u, matrix<double> x, c
 /// Whether two dense matrices hold the same bits (what "bit-identical" claims mean).
 template <class M>
 bool same_bits(const M& a, const M& b) {
+  // memcmp must not see the null data of an empty matrix, even for zero bytes.
   return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), sizeof(typename M::Scalar) * static_cast<std::size_t>(a.size())) == 0;
+         (a.size() == 0 ||
+          std::memcmp(a.data(), b.data(), sizeof(typename M::Scalar) * static_cast<std::size_t>(a.size())) == 0);
 }
 
 /// |U^T U - I|, entrywise maximum.
