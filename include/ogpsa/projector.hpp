@@ -392,23 +392,6 @@ class projector {
     return at(id, where);
   }
 
-  /// Feeds target-space columns to the block's estimator state, rejecting the pass on NaN/Inf.
-  template <class T>
-  void feed_target(block_id id, const detail::matrix_ref<const T, memory_space>& columns, index_t set,
-                   const char* where) {
-    const block& b = blocks_[id.index];
-    if (!backend_type::all_finite(exec_, columns)) {
-      pass_.reset();
-      OGPSA_FAIL(numeric_error, where,
-                 "reference data for block '" << b.name << "' (set " << set
-                                              << ") contains NaN or Inf; the reference pass "
-                                                 "was rejected and the current bases are kept");
-    }
-    auto& state = pass_->states[id.index];
-    if (!state) state.emplace(estimator_, b.dimension, b.name);
-    state->feed(exec_, columns, set);
-  }
-
   static void require_subspace(const block& b, const char* where) {
     OGPSA_REQUIRE(b.basis, state_error, where,
                   "block '" << b.name << "' has no subspace yet; finish a reference pass first");
