@@ -59,4 +59,12 @@ double sine_to_exact(const subspace<T, cpu_backend>& s, const matrix<T>& data) {
   return max_principal_sine(s.basis.template cast<double>(), reference_basis(data, s.rank()));
 }
 
+/// Whether every direction points along the data it came from (u_i^T sum_j a_j >= 0), the
+/// orientation all SVD estimators promise.
+template <class T>
+bool points_along_data(const subspace<T, cpu_backend>& s, const matrix<T>& data) {
+  const vector<double> along = s.basis.template cast<double>().transpose() * data.template cast<double>().rowwise().sum();
+  return (along.array() >= 0).all();
+}
+
 }  // namespace ogpsa::test
