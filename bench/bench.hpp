@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -106,6 +107,64 @@ void set_random_bases(Projector& p, index_t k, std::uint64_t seed) {
   p.restore(state);
 }
 
+/// Bytes of the largest data cache (the last level's size from Linux's sysfs; 32 MiB elsewhere).
+inline double detected_cache_bytes() {
+  double largest = 0;
+  for (int index = 0; index < 8; ++index) {
+    std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+    std::string size;
+    if (!(in >> size) || size.empty()) continue;
+    const double unit = size.back() == 'K' ? 1024.0 : size.back() == 'M' ? 1024.0 * 1024 : 1.0;
+    largest = std::max(largest, std::stod(size) * unit);
+  }
+  return largest > 0 ? largest : 32.0 * 1024 * 1024;
+}
+
+/// The cache size that every case's data is replicated to exceed twice over (`rotation`); set by
+/// --ogpsa_cache_bytes (0: one copy of every case, as the smoke test runs).
+inline double& cache_bytes() {
+  static double bytes = detected_cache_bytes();
+  return bytes;
+}
+
+/// Copies of one case's data (`Data(args...)`, which reports its size as `bytes()`), together at
+/// least twice the size of the last-level cache, used in turn by successive iterations.
+///
+/// Why: a 16M-element case is 64 MiB per array, and the last-level cache of a server can hold
+/// several of them, so that an implementation run again and again on one copy is served partly
+/// from cache, by how much depending on its working set (a copy's 128 MiB stays, a rank-8
+/// projection's 576 MiB does not). STREAM's rule avoids that by sizing arrays to at least four
+/// times the cache; rotating through copies does the same without changing the case's shape, and
+/// in the steady state every iteration also pays for writing back its predecessor's stores, as
+/// an optimizer step does. Every roofline, ogpsa and peer benchmark reads its data this way, so
+/// their ratios compare transfers from memory with transfers from memory.
+template <class Data>
+class rotation {
+ public:
+  template <class... Args>
+  explicit rotation(const Args&... args) {
+    double bytes = 0;
+    do {
+      copies_.push_back(std::make_unique<Data>(args...));
+      bytes += static_cast<double>(copies_.back()->bytes());
+    } while (bytes < 2 * cache_bytes());
+  }
+
+  /// The copy the next iteration works on.
+  Data& next() {
+    Data& d = *copies_[next_];
+    next_ = (next_ + 1) % copies_.size();
+    return d;
+  }
+  /// The first copy (for set-up that depends on the shape only).
+  Data& first() { return *copies_.front(); }
+  std::size_t size() const { return copies_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Data>> copies_;
+  std::size_t next_ = 0;
+};
+
 /// Holds the data of the latest `shared_data` request, whatever its type.
 struct data_slot {
   std::string key;
@@ -116,19 +175,19 @@ inline data_slot& the_data_slot() {
   return slot;
 }
 
-/// The data of the latest request, constructed from `args` when `key` differs from the previous
-/// request's, whose data is freed first. Google Benchmark calls a benchmark several times (to
-/// size its iteration count, and once per repetition): this builds its data once and keeps only
-/// one set alive. The key must name the data's type and shape.
+/// The copies (`rotation`) of the latest request's data, constructed from `args` when `key`
+/// differs from the previous request's, whose data is freed first. Google Benchmark calls a
+/// benchmark several times (to size its iteration count, and once per repetition): this builds
+/// its data once and keeps only one case's data alive. The key must name the data's type and shape.
 template <class Data, class... Args>
-Data& shared_data(const std::string& key, const Args&... args) {
+rotation<Data>& shared_data(const std::string& key, const Args&... args) {
   data_slot& s = the_data_slot();
   if (!s.data || s.key != key) {
     s.data.reset();
-    s.data = std::make_shared<Data>(args...);
+    s.data = std::make_shared<rotation<Data>>(args...);
     s.key = key;
   }
-  return *static_cast<Data*>(s.data.get());
+  return *static_cast<rotation<Data>*>(s.data.get());
 }
 
 /// One parameter tensor of the benchmark model.
@@ -198,6 +257,7 @@ struct flat_case {
     return "flat/" + label<B>() + "/" + std::to_string(d) + "/" + std::to_string(k);
   }
   const auto& basis() const { return projector.subspace_of(block_id{0})->basis; }
+  std::size_t bytes() const { return gradient.size() * sizeof(float) + basis().size() * sizeof(B); }
 };
 
 /// One matrix-side block: a column-major m x n float gradient G with a left basis U (m x k),
@@ -215,6 +275,7 @@ struct matrix_case {
     return "matrix/" + std::to_string(m) + "x" + std::to_string(n) + "/" + std::to_string(k);
   }
   const auto& basis() const { return projector.subspace_of(block_id{0})->basis; }
+  std::size_t bytes() const { return (gradient.size() + basis().size()) * sizeof(float); }
 };
 
 /// The benchmark decoder: every tensor its own flat block of one gradient buffer, rank k each.
@@ -238,6 +299,11 @@ struct model_case {
   }
   static std::string key(index_t k) { return "model/" + label<B>() + "/" + std::to_string(k); }
   const auto& basis(std::size_t i) const { return projector.subspace_of(block_id{i})->basis; }
+  std::size_t bytes() const {
+    std::size_t n = gradient.size() * sizeof(float);
+    for (std::size_t i = 0; i < tensors.size(); ++i) n += basis(i).size() * sizeof(B);
+    return n;
+  }
 };
 
 /// Argument lists: every flat size with every rank; every matrix shape with every rank.

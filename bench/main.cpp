@@ -1,6 +1,9 @@
 // The benchmark binary: Google Benchmark's flags, plus --ogpsa_summary=<file.md>, which writes the
-// markdown summary of the run (needs --benchmark_out=<file.json>, which it writes as well).
+// markdown summary of the run (needs --benchmark_out=<file.json>, which it writes as well), and
+// --ogpsa_cache_bytes=<n>, the cache size every case's data is replicated to exceed twice over
+// (default: the last-level cache's size; 0 for one copy of every case, see `rotation` in bench.hpp).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -59,12 +62,24 @@ void register_cases() {
 }  // namespace ogpsa::bench
 
 int main(int argc, char** argv) {
-  const std::string flag = "--ogpsa_summary=";
+  const std::string summary_flag = "--ogpsa_summary=", cache_flag = "--ogpsa_cache_bytes=";
   std::string summary;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], flag.c_str(), flag.size()) == 0) summary = argv[i] + flag.size();
-    else argv[kept++] = argv[i];
+    if (std::strncmp(argv[i], summary_flag.c_str(), summary_flag.size()) == 0) {
+      summary = argv[i] + summary_flag.size();
+    } else if (std::strncmp(argv[i], cache_flag.c_str(), cache_flag.size()) == 0) {
+      char* end = nullptr;
+      const double bytes = std::strtod(argv[i] + cache_flag.size(), &end);
+      if (*end != '\0' || bytes < 0) {
+        std::cerr << "ogpsa_bench: " << cache_flag << " needs a number of bytes >= 0, got '"
+                  << argv[i] + cache_flag.size() << "'\n";
+        return 1;
+      }
+      ogpsa::bench::cache_bytes() = bytes;
+    } else {
+      argv[kept++] = argv[i];
+    }
   }
   argc = kept;
   benchmark::Initialize(&argc, argv);

@@ -26,11 +26,11 @@ void eigen_project(float* gradient, const U& u, Eigen::VectorXf& coefficients) {
 template <class B>
 void eigen_flat(benchmark::State& state) {
   const index_t d = state.range(0), k = state.range(1);
-  auto& c = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
-  const auto u = eigen_basis(c.basis().data(), d, k);
+  auto& data = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
   Eigen::VectorXf coefficients(k);
   for (auto _ : state) {
-    eigen_project(c.gradient.data(), u, coefficients);
+    auto& c = data.next();
+    eigen_project(c.gradient.data(), eigen_basis(c.basis().data(), d, k), coefficients);
     benchmark::ClobberMemory();
   }
   set_traffic(state, flat_traffic<float, B>(d, k), static_cast<double>(d));
@@ -38,11 +38,12 @@ void eigen_flat(benchmark::State& state) {
 
 void eigen_matrix(benchmark::State& state) {
   const index_t m = state.range(0), n = state.range(1), k = state.range(2);
-  auto& c = shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k);
-  Eigen::Map<Eigen::MatrixXf> g(c.gradient.data(), m, n);
-  const Eigen::MatrixXf& u = c.basis();
+  auto& data = shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k);
   Eigen::MatrixXf coefficients(k, n);
   for (auto _ : state) {
+    auto& c = data.next();
+    Eigen::Map<Eigen::MatrixXf> g(c.gradient.data(), m, n);
+    const Eigen::MatrixXf& u = c.basis();
     coefficients.noalias() = u.transpose() * g;
     g.noalias() -= u * coefficients;
     benchmark::ClobberMemory();
@@ -53,15 +54,16 @@ void eigen_matrix(benchmark::State& state) {
 template <class B>
 void eigen_model(benchmark::State& state) {
   const index_t k = state.range(0);
-  auto& c = shared_data<model_case<B>>(model_case<B>::key(k), k);
+  auto& data = shared_data<model_case<B>>(model_case<B>::key(k), k);
   Eigen::VectorXf coefficients(k);
   for (auto _ : state) {
+    auto& c = data.next();
     for (std::size_t i = 0; i < c.tensors.size(); ++i)
       eigen_project(c.gradient.data() + c.offsets[i], eigen_basis(c.basis(i).data(), c.tensors[i].size(), k),
                     coefficients);
     benchmark::ClobberMemory();
   }
-  const index_t total = total_size(c.tensors);
+  const index_t total = total_size(decoder_tensors());
   set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
 }
 
@@ -91,9 +93,10 @@ void published_project(float* gradient, const B* host_basis, index_t d, index_t 
 template <class B>
 void published_flat(benchmark::State& state) {
   const index_t d = state.range(0), k = state.range(1);
-  auto& c = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
+  auto& data = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
   Eigen::MatrixXf device(d, k);
   for (auto _ : state) {
+    auto& c = data.next();
     published_project(c.gradient.data(), c.basis().data(), d, k, device);
     benchmark::ClobberMemory();
   }
@@ -103,14 +106,15 @@ void published_flat(benchmark::State& state) {
 template <class B>
 void published_model(benchmark::State& state) {
   const index_t k = state.range(0);
-  auto& c = shared_data<model_case<B>>(model_case<B>::key(k), k);
+  auto& data = shared_data<model_case<B>>(model_case<B>::key(k), k);
   Eigen::MatrixXf device;
   for (auto _ : state) {
+    auto& c = data.next();
     for (std::size_t i = 0; i < c.tensors.size(); ++i)
       published_project(c.gradient.data() + c.offsets[i], c.basis(i).data(), c.tensors[i].size(), k, device);
     benchmark::ClobberMemory();
   }
-  const index_t total = total_size(c.tensors);
+  const index_t total = total_size(decoder_tensors());
   set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
 }
 

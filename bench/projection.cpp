@@ -6,9 +6,9 @@ namespace ogpsa::bench {
 namespace {
 
 template <class Case>
-void project_repeatedly(benchmark::State& state, Case& c) {
+void project_repeatedly(benchmark::State& state, rotation<Case>& data) {
   for (auto _ : state) {
-    c.projector.project();
+    data.next().projector.project();
     benchmark::ClobberMemory();
   }
 }
@@ -29,9 +29,8 @@ void matrix(benchmark::State& state) {
 template <class B>
 void model(benchmark::State& state) {
   const index_t k = state.range(0);
-  auto& c = shared_data<model_case<B>>(model_case<B>::key(k), k);
-  project_repeatedly(state, c);
-  const index_t total = total_size(c.tensors);
+  project_repeatedly(state, shared_data<model_case<B>>(model_case<B>::key(k), k));
+  const index_t total = total_size(decoder_tensors());
   set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
 }
 

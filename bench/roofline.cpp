@@ -14,6 +14,7 @@ struct arrays {
   std::vector<float> a, b, c;
   explicit arrays(index_t n)
       : a(static_cast<std::size_t>(n), 1.0f), b(static_cast<std::size_t>(n), 2.0f), c(static_cast<std::size_t>(n), 3.0f) {}
+  std::size_t bytes() const { return (a.size() + b.size() + c.size()) * sizeof(float); }
 };
 
 /// Runs f(first, last) on equal parts of [0, n), one per thread of the same team size ogpsa uses.
@@ -26,8 +27,9 @@ void split(index_t n, F f) {
 
 void copy(benchmark::State& state) {
   const index_t n = state.range(0);
-  arrays& x = shared_data<arrays>("roofline/" + std::to_string(n), n);
+  rotation<arrays>& data = shared_data<arrays>("roofline/" + std::to_string(n), n);
   for (auto _ : state) {
+    arrays& x = data.next();
     split(n, [&](index_t first, index_t last) { std::copy(x.a.data() + first, x.a.data() + last, x.b.data() + first); });
     benchmark::ClobberMemory();
   }
@@ -36,9 +38,10 @@ void copy(benchmark::State& state) {
 
 void triad(benchmark::State& state) {
   const index_t n = state.range(0);
-  arrays& x = shared_data<arrays>("roofline/" + std::to_string(n), n);
+  rotation<arrays>& data = shared_data<arrays>("roofline/" + std::to_string(n), n);
   const float s = 0.5f;
   for (auto _ : state) {
+    arrays& x = data.next();
     split(n, [&](index_t first, index_t last) {
       for (index_t i = first; i < last; ++i) x.a[static_cast<std::size_t>(i)] = x.b[static_cast<std::size_t>(i)] + s * x.c[static_cast<std::size_t>(i)];
     });

@@ -82,7 +82,9 @@ class writer {
 
   void roofline(std::ostream& os) const {
     os << "## Memory roofline\n\nSTREAM-style copy (b = a: 2 x 4 bytes per element) and triad "
-          "(a = b + s c: 3 x 4 bytes), on every core.\n\n"
+          "(a = b + s c: 3 x 4 bytes), on every core. Every benchmark cycles through copies of its "
+          "data that together exceed twice the last-level cache (--ogpsa_cache_bytes), so that rates "
+          "are from memory, not from cache.\n\n"
        << "| float elements | copy GB/s | triad GB/s |\n|---:|---:|---:|\n";
     for (const auto& [n, rate] : copy_) {
       const auto triad = triad_.find(n);

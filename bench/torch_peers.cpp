@@ -27,11 +27,11 @@ template <class B>
 void torch_flat(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t d = state.range(0), k = state.range(1);
-  auto& c = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
-  at::Tensor g = wrap(c.gradient.data(), {d});
-  const at::Tensor rows = wrap(c.basis().data(), {k, d});
+  auto& data = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
   for (auto _ : state) {
-    torch_project(g, rows);
+    auto& c = data.next();
+    at::Tensor g = wrap(c.gradient.data(), {d});
+    torch_project(g, wrap(c.basis().data(), {k, d}));
     benchmark::ClobberMemory();
   }
   set_traffic(state, flat_traffic<float, B>(d, k), static_cast<double>(d));
@@ -40,11 +40,12 @@ void torch_flat(benchmark::State& state) {
 void torch_matrix(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t m = state.range(0), n = state.range(1), k = state.range(2);
-  auto& c = shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k);
-  // Column-major G (m x n) and U (m x k) are row-major G^T and U^T: G^T - (G^T U) U^T.
-  at::Tensor gt = wrap(c.gradient.data(), {n, m});
-  const at::Tensor ut = wrap(c.basis().data(), {k, m});
+  auto& data = shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k);
   for (auto _ : state) {
+    // Column-major G (m x n) and U (m x k) are row-major G^T and U^T: G^T - (G^T U) U^T.
+    auto& c = data.next();
+    at::Tensor gt = wrap(c.gradient.data(), {n, m});
+    const at::Tensor ut = wrap(c.basis().data(), {k, m});
     const at::Tensor coefficients = gt.mm(ut.t());
     gt.sub_(coefficients.mm(ut));
     benchmark::ClobberMemory();
@@ -56,17 +57,23 @@ template <class B>
 void torch_model(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t k = state.range(0);
-  auto& c = shared_data<model_case<B>>(model_case<B>::key(k), k);
-  std::vector<at::Tensor> gradients, bases;
-  for (std::size_t i = 0; i < c.tensors.size(); ++i) {
-    gradients.push_back(wrap(c.gradient.data() + c.offsets[i], {c.tensors[i].size()}));
-    bases.push_back(wrap(c.basis(i).data(), {k, c.tensors[i].size()}));
+  auto& data = shared_data<model_case<B>>(model_case<B>::key(k), k);
+  // The tensors over every copy's buffers, made before timing as a trainer holds its parameters'.
+  std::vector<std::vector<at::Tensor>> gradients(data.size()), bases(data.size());
+  for (std::size_t r = 0; r < data.size(); ++r) {
+    auto& c = data.next();
+    for (std::size_t i = 0; i < c.tensors.size(); ++i) {
+      gradients[r].push_back(wrap(c.gradient.data() + c.offsets[i], {c.tensors[i].size()}));
+      bases[r].push_back(wrap(c.basis(i).data(), {k, c.tensors[i].size()}));
+    }
   }
+  std::size_t r = 0;
   for (auto _ : state) {
-    for (std::size_t i = 0; i < gradients.size(); ++i) torch_project(gradients[i], bases[i]);
+    for (std::size_t i = 0; i < gradients[r].size(); ++i) torch_project(gradients[r][i], bases[r][i]);
+    r = (r + 1) % data.size();
     benchmark::ClobberMemory();
   }
-  const index_t total = total_size(c.tensors);
+  const index_t total = total_size(decoder_tensors());
   set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
 }
 
