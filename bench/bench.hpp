@@ -20,6 +20,10 @@
 
 #include <benchmark/benchmark.h>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include <ogpsa/ogpsa.hpp>
 
 namespace ogpsa::bench {
@@ -48,6 +52,24 @@ inline bool add(entry e) {
 /// Registers every entry with Google Benchmark, ordered by kind, then case, then implementation
 /// (ogpsa, the peers, reference runs).
 void register_cases();
+
+/// Functions that set a library's thread count (LibTorch's, when the torch peers are built), so
+/// that `use_threads` gives every implementation the same number of threads.
+inline std::vector<void (*)(int)>& thread_setters() {
+  static std::vector<void (*)(int)> all;
+  return all;
+}
+
+/// Runs ogpsa, Eigen's GEMM and, through `thread_setters`, the peers on `threads` threads. Set once
+/// before any benchmark runs: LibTorch sets OpenMP's thread count to its own intra-op default (the
+/// number of physical cores, one on a two-vCPU VM) the first time it runs an operation, which would
+/// otherwise change the thread count of everything measured after its first peer.
+inline void use_threads(int threads) {
+#if defined(_OPENMP)
+  omp_set_num_threads(threads);
+#endif
+  for (auto set : thread_setters()) set(threads);
+}
 
 /// Reports the bytes one iteration moves as a rate (bytes_per_second in the JSON, GB/s in the
 /// summary), and the gradient's element count, which picks the copy roofline of the same size.

@@ -1,12 +1,14 @@
 // The benchmark binary: Google Benchmark's flags, plus --ogpsa_summary=<file.md>, which writes the
 // markdown summary of the run (needs --benchmark_out=<file.json>, which it writes as well), and
 // --ogpsa_cache_bytes=<n>, the cache size every case's data is replicated to exceed twice over
-// (default: the last-level cache's size; 0 for one copy of every case, see `rotation` in bench.hpp).
+// (default: the last-level cache's size; 0 for one copy of every case, see `rotation` in bench.hpp),
+// and --ogpsa_threads=<n>, the threads every implementation runs on (default: every hardware thread).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -62,8 +64,10 @@ void register_cases() {
 }  // namespace ogpsa::bench
 
 int main(int argc, char** argv) {
-  const std::string summary_flag = "--ogpsa_summary=", cache_flag = "--ogpsa_cache_bytes=";
+  const std::string summary_flag = "--ogpsa_summary=", cache_flag = "--ogpsa_cache_bytes=",
+                    threads_flag = "--ogpsa_threads=";
   std::string summary;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], summary_flag.c_str(), summary_flag.size()) == 0) {
@@ -77,11 +81,21 @@ int main(int argc, char** argv) {
         return 1;
       }
       ogpsa::bench::cache_bytes() = bytes;
+    } else if (std::strncmp(argv[i], threads_flag.c_str(), threads_flag.size()) == 0) {
+      char* end = nullptr;
+      const long n = std::strtol(argv[i] + threads_flag.size(), &end, 10);
+      if (*end != '\0' || n < 1 || n > 4096) {
+        std::cerr << "ogpsa_bench: " << threads_flag << " needs a thread count from 1 to 4096, got '"
+                  << argv[i] + threads_flag.size() << "'\n";
+        return 1;
+      }
+      threads = static_cast<int>(n);
     } else {
       argv[kept++] = argv[i];
     }
   }
   argc = kept;
+  ogpsa::bench::use_threads(threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   ogpsa::bench::register_cases();

@@ -2,6 +2,7 @@
 // project a gradient, with a 16-bit basis converted to float first (LibTorch's products need one
 // dtype). Built when LibTorch is found (OGPSA_ENABLE_TORCH).
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include "bench.hpp"
@@ -82,6 +83,11 @@ bool add_peers(const std::string& variant) {
   return add({"flat", "torch", variant, torch_flat<B>, flat_args(), flat_arg_names}) &&
          add({"model", "torch", variant, torch_model<B>, {{model_rank}}, model_arg_names});
 }
+
+const bool threads_registered = [] {
+  thread_setters().push_back([](int threads) { at::set_num_threads(threads); });
+  return true;
+}();
 
 const bool registered = add_peers<float>("f32") && add_peers<bfloat16>("bf16") &&
                         add({"matrix", "torch", "f32", torch_matrix, matrix_args(), matrix_arg_names});
