@@ -43,8 +43,12 @@ namespace ogpsa::cpu::detail {
 
 /// Rows per tile of a one-column target (a multiple of `chunk_rows`, see vector_kernels.hpp).
 inline constexpr index_t tile_rows = 16 * chunk_rows;
-/// Elements per tile of a multi-column target: whole columns, about 1 MiB of float.
+/// Elements per tile of a multi-column target: whole columns, about 1 MiB of float...
 inline constexpr index_t tile_elements = index_t{1} << 18;
+/// ...but at least this many columns per basis direction: each tile's two GEMMs pack the basis
+/// (m x k) again, which costs as much as the products themselves when a tile has few columns
+/// (tall m, large k: 11008 x 64 packed for every 23 columns).
+inline constexpr index_t tile_columns_per_direction = 4;
 /// Rows of a GEMM operand converted at a time when it is stored in a 16-bit type.
 inline constexpr index_t panel_rows = 256;
 /// Bytes of traffic per thread below which waking another thread costs more than it saves.
@@ -168,7 +172,9 @@ class many_block_projection {
     const target_ref& x = tasks_[i].target;
     const bool one_column = ws_.tasks[i].one_column;
     const index_t length = one_column ? x.rows : x.cols;
-    const index_t step = one_column ? tile_rows : std::max<index_t>(1, tile_elements / std::max<index_t>(x.rows, 1));
+    const index_t step = one_column ? tile_rows
+                                    : std::max<index_t>({1, tile_elements / std::max<index_t>(x.rows, 1),
+                                                         tile_columns_per_direction * k});
     const index_t rows_per_unit = one_column ? 1 : x.rows;
     for (index_t begin = 0; begin < length; begin += step) {
       const index_t end = std::min(length, begin + step);
