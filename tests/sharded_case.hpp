@@ -36,10 +36,11 @@ inline std::vector<t::matrix<float>> references(family f) {
 }
 
 /// This rank's rows or columns of m: an even split, the last ranks taking one fewer when uneven.
-inline t::matrix<float> piece(const t::matrix<float>& m, sharding s, int rank, int ranks) {
+template <class T>
+t::matrix<T> piece(const t::matrix<T>& m, sharding s, int rank, int ranks) {
   const Eigen::Index n = s == sharding::rows ? m.rows() : m.cols();
   const Eigen::Index first = n * rank / ranks, count = n * (rank + 1) / ranks - first;
-  return s == sharding::rows ? t::matrix<float>(m.middleRows(first, count)) : t::matrix<float>(m.middleCols(first, count));
+  return s == sharding::rows ? t::matrix<T>(m.middleRows(first, count)) : t::matrix<T>(m.middleCols(first, count));
 }
 
 template <class Estimator, class Reducer>

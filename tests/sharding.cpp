@@ -3,6 +3,7 @@
 // collective per projection call.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -64,6 +65,52 @@ TEST_CASE("sharded exact_svd projections equal the single-process projection") {
 
 TEST_CASE("sharded mean_gradient (the published estimator) projections equal the single-process one") {
   for (int ranks : {2, 4}) check_sharded(ogpsa::mean_gradient{}, family::flat, sharding::rows, ranks, 1);
+}
+
+TEST_CASE("sharded exact_svd takes the QR route (TSQR) on ill-conditioned data as one process does") {
+  // Singular values 1, 1e-2 and 1e-5: (s_3 / s_1)^2 is below sqrt(eps), so both the Gram route of
+  // split target rows and that of split target columns fall back to QR. In double, the weakest
+  // direction is then still exact to ~1e-11.
+  using double_projector = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps,
+                                            ogpsa::storage<double>, t::thread_reducer>;
+  const auto references = [](family f) {
+    const Eigen::Index d = f == family::flat ? rows * cols : rows, n = f == family::flat ? 1 : cols;
+    const t::matrix<double> q = t::random_orthonormal<double>(d, 3, 11);
+    const Eigen::Vector3d strengths(1, 1e-2, 1e-5);
+    std::vector<t::matrix<double>> out;
+    for (std::uint32_t i = 0; i < 4; ++i)
+      out.push_back((q * strengths.asDiagonal() * t::random_matrix<double>(3, n, 30 + i)).reshaped(rows, cols));
+    return out;
+  };
+  const t::matrix<double> g = t::random_matrix<double>(rows, cols, 5);
+  // flat by rows: split target rows (TSQR of the stacked R factors); left by columns: split
+  // target columns (the summed A A^T, then TSQR of A^T).
+  for (const auto& [f, s] : {std::pair{family::flat, sharding::rows}, std::pair{family::left, sharding::columns}}) {
+    CAPTURE(f);
+    t::matrix<double> expected = g;
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> one(
+        ogpsa::exact_svd{.rank = 3});
+    const auto id = one.add_block("w", ogpsa::view(expected), f);
+    one.begin_reference_pass();
+    for (const auto& r : references(f)) one.feed(id, ogpsa::view(r));
+    one.finish_reference_pass();
+    one.project();
+    REQUIRE(one.subspace_of(id)->rank() == 3);
+    t::run_ranks(2, [&](t::thread_reducer& reducer) {
+      double_projector p(ogpsa::exact_svd{.rank = 3}, {}, {}, {}, reducer);
+      t::matrix<double> mine = piece(g, s, reducer.rank, 2);
+      const auto block = p.add_block("w", ogpsa::view(mine), f, s);
+      p.begin_reference_pass();
+      for (const auto& r : references(f)) {
+        const t::matrix<double> part = piece(r, s, reducer.rank, 2);
+        p.feed(block, ogpsa::view(part));
+      }
+      p.finish_reference_pass();
+      p.project();
+      CHECK(p.subspace_of(block)->rank() == 3);
+      CHECK((mine - piece(expected, s, reducer.rank, 2)).cwiseAbs().maxCoeff() < 1e-9);
+    });
+  }
 }
 
 TEST_CASE("many sharded and replicated blocks share one collective per projection") {

@@ -83,8 +83,7 @@ class exact_svd_state {
   }
 
   subspace<Work, Backend> finish(execution& exec) {
-    OGPSA_REQUIRE(data_.columns > 0, state_error, "ogpsa::exact_svd::finish",
-                  "block '" << block_ << "': no reference snapshot was fed");
+    require_snapshots(data_.columns);
     return dimension_ <= data_.columns ? wide(exec) : tall(exec);
   }
 
@@ -107,28 +106,38 @@ class exact_svd_state {
     const host_matrix g = Backend::gram(exec, data_.parts);
     const detail::spectrum s = detail::gram_spectrum(g);
     subspace<Work, Backend> out;
-    const index_t k = select(s.values, g.trace(), out);
-    if (k > 0 && ill_conditioned(s.values, k)) return tall_by_qr(exec, g.trace(), out);
-    host_matrix v = s.vectors.leftCols(k);
-    const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
-    for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
-    out.basis = Backend::multiply(exec, data_.parts, v);
+    const index_t k = select(s.values, g.trace(), limit(), out);
+    if (k > 0 && ill_conditioned(s.values, k)) {
+      auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
+      return from_qr(exec, q, r, g.trace(), limit(), out);
+    }
+    out.basis = Backend::multiply(exec, data_.parts, oriented_inverse_scaled(s, k));
     detail::reorthonormalize<Backend>(exec, out.basis);
     return out;
   }
 
-  subspace<Work, Backend> tall_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
-    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
+  /// V S^-1 for the top k eigenpairs of A^T A, each column signed so that A's columns have a
+  /// non-negative sum of coefficients on the direction A V S^-1 gives.
+  static host_matrix oriented_inverse_scaled(const detail::spectrum& s, index_t k) {
+    host_matrix v = s.vectors.leftCols(k);
+    const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
+    for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
+    return v;
+  }
+
+  /// The basis from A = Q R (Q d x m with orthonormal columns, R m x m): A's left singular vectors
+  /// are Q times R's.
+  subspace<Work, Backend> from_qr(execution& exec, const matrix& q, const host_matrix& r, double total,
+                                  index_t limit, subspace<Work, Backend>& out) const {
     Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
     out = {};
-    const index_t k = select(svd.singularValues(), total, out);
+    const index_t k = select(svd.singularValues(), total, limit, out);
     host_matrix ur = svd.matrixU().leftCols(k);
     // A^T U = R^T U_R: the data's coefficients on each direction.
     const host_vector sign =
         detail::orientation((r.transpose() * ur).colwise().sum().transpose(), ur);
-    ur = ur * sign.asDiagonal();
-    out.basis = Backend::multiply(exec, q, ur);
-    return out;
+    out.basis = Backend::multiply(exec, q, ur * sign.asDiagonal());
+    return std::move(out);
   }
 
   /// d <= m: eigen-decomposition of A A^T gives U directly.
@@ -137,30 +146,37 @@ class exact_svd_state {
     for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
     const detail::spectrum s = detail::gram_spectrum(g);
     subspace<Work, Backend> out;
-    const index_t k = select(s.values, g.trace(), out);
-    if (k > 0 && ill_conditioned(s.values, k)) return wide_by_qr(exec, g.trace(), out);
-    return with_basis(exec, s.vectors.leftCols(k), out);
+    const index_t k = select(s.values, g.trace(), limit(), out);
+    if (k > 0 && ill_conditioned(s.values, k)) {
+      const host_matrix r =
+          Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts))).second;
+      return from_transposed_r(exec, r, g.trace(), limit(), column_sum(exec), out);
+    }
+    return oriented(exec, s.vectors.leftCols(k), column_sum(exec), out);
   }
 
-  /// A^T = Q R, so A = R^T Q^T and A's left singular vectors are R's right singular vectors.
-  subspace<Work, Backend> wide_by_qr(execution& exec, double total, subspace<Work, Backend>& out) {
-    auto qr = Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts)));
-    Eigen::JacobiSVD<host_matrix> svd(qr.second, Eigen::ComputeFullV);
+  /// The basis from the R of A^T = Q R: A = R^T Q^T, so A's left singular vectors are R's right
+  /// singular vectors.
+  subspace<Work, Backend> from_transposed_r(execution& exec, const host_matrix& r, double total, index_t limit,
+                                            const host_vector& along, subspace<Work, Backend>& out) const {
+    Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullV);
     out = {};
-    const index_t k = select(svd.singularValues(), total, out);
-    return with_basis(exec, svd.matrixV().leftCols(k), out);
+    const index_t k = select(svd.singularValues(), total, limit, out);
+    return oriented(exec, svd.matrixV().leftCols(k), along, out);
   }
 
-  subspace<Work, Backend> with_basis(execution& exec, host_matrix u, subspace<Work, Backend>& out) {
-    const host_vector sign = detail::orientation(u.transpose() * column_sum(exec), u);
+  /// `out` with the basis u, each direction signed to point along `along` (the data's column sum).
+  subspace<Work, Backend> oriented(execution& exec, host_matrix u, const host_vector& along,
+                                   subspace<Work, Backend>& out) const {
+    const host_vector sign = detail::orientation(u.transpose() * along, u);
     u = u * sign.asDiagonal();
     out.basis = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(u.template cast<Work>()));
-    return out;
+    return std::move(out);
   }
 
-  /// Chooses k, records strengths, energy and dropped directions.
-  index_t select(const host_vector& sigma, double total, subspace<Work, Backend>& out) const {
-    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit(), work_eps,
+  /// Chooses k (at most `limit`), records strengths, energy and dropped directions.
+  index_t select(const host_vector& sigma, double total, index_t limit, subspace<Work, Backend>& out) const {
+    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
                                "ogpsa::exact_svd::finish", block_, out);
   }
 
@@ -185,10 +201,7 @@ class exact_svd_state {
       co_return out;
     }
     if (!ill_conditioned(s.values, k)) {
-      host_matrix v = s.vectors.leftCols(k);
-      const host_vector sign = detail::orientation(v.colwise().sum().transpose(), v);
-      for (index_t i = 0; i < k; ++i) v.col(i) *= sign(i) / s.values(i);
-      out.basis = Backend::multiply(exec, data_.parts, v);
+      out.basis = Backend::multiply(exec, data_.parts, oriented_inverse_scaled(s, k));
       host_matrix uu = Backend::gram(exec, out.basis, out.basis);
       co_await detail::summed(span_of(uu));
       const Eigen::LLT<host_matrix> llt(uu);
@@ -206,14 +219,7 @@ class exact_svd_state {
     stack.middleRows(slot, r.rows()) = r;
     co_await detail::summed(span_of(stack));
     const auto [qs, rs] = host_qr(stack);
-    q = Backend::multiply(exec, q, qs.middleRows(slot, r.rows()));
-    const Eigen::JacobiSVD<host_matrix> svd(rs, Eigen::ComputeFullU);
-    out = {};
-    const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
-    host_matrix ur = svd.matrixU().leftCols(kept);
-    const host_vector sign = detail::orientation((rs.transpose() * ur).colwise().sum().transpose(), ur);
-    out.basis = Backend::multiply(exec, q, ur * sign.asDiagonal());
-    co_return out;
+    co_return from_qr(exec, Backend::multiply(exec, q, qs.middleRows(slot, r.rows())), rs, g.trace(), limit, out);
   }
 
   /// Columns of A split: A A^T (d x d), the column sum that orients U and m are sums over ranks
@@ -239,22 +245,7 @@ class exact_svd_state {
       stack.middleRows(position.rank * dimension_, r.rows()) = r;
     }
     co_await detail::summed(span_of(stack));
-    const Eigen::JacobiSVD<host_matrix> svd(host_qr(stack).second, Eigen::ComputeFullV);
-    out = {};
-    const index_t kept = select(svd.singularValues(), g.trace(), limit, out);
-    co_return oriented(exec, svd.matrixV().leftCols(kept), along, out);
-  }
-
-  result oriented(execution& exec, host_matrix u, const host_vector& along, result& out) const {
-    const host_vector sign = detail::orientation(u.transpose() * along, u);
-    u = u * sign.asDiagonal();
-    out.basis = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(u.template cast<Work>()));
-    return std::move(out);
-  }
-
-  index_t select(const host_vector& sigma, double total, index_t limit, result& out) const {
-    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
-                               "ogpsa::exact_svd::finish", block_, out);
+    co_return from_transposed_r(exec, host_qr(stack).second, g.trace(), limit, along, out);
   }
 
   void require_snapshots(index_t columns) const {
