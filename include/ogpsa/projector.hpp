@@ -124,7 +124,7 @@ class projector {
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, split_of(kind, layout), extents_of(gradient), {}, 0, std::nullopt};
+    block b{std::move(name), kind, layout, extents_of(gradient), {}, 0, std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
     blocks_.push_back(std::move(b));
@@ -320,11 +320,13 @@ class projector {
     std::string name;
     family kind;
     sharding layout;
-    target_split split;
     std::vector<index_t> extents;
     gradient_ref target;
     index_t dimension;
     std::optional<subspace_type> basis;
+
+    /// What the layout does to the target space (`ogpsa/sharding.hpp`).
+    target_split split() const noexcept { return split_of(kind, layout); }
   };
 
   struct pass {
@@ -486,7 +488,7 @@ class projector {
     for (const target& t : targets_) {
       const block& b = blocks_[t.block];
       require_subspace(b, where);
-      (b.split == target_split::rows ? shared_ : local_).push_back(task{&b.basis->basis, t.columns, {}});
+      (b.split() == target_split::rows ? shared_ : local_).push_back(task{&b.basis->basis, t.columns, {}});
     }
     // A local reducer has no sharded block (add_block refuses them): the two-phase path is not
     // even compiled then, so that backends whose packed buffer lives on a device need no host sum.
@@ -499,7 +501,7 @@ class projector {
     backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
     std::size_t next_shared = 0, next_local = 0;
     for (const target& t : targets_) {
-      const bool shared = blocks_[t.block].split == target_split::rows;
+      const bool shared = blocks_[t.block].split() == target_split::rows;
       report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, callbacks...);
     }
   }
@@ -511,13 +513,13 @@ class projector {
     std::vector<std::size_t> sharded;
     std::vector<detail::rounds<estimate_type>> rounds;
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
-      if (blocks_[i].split == target_split::none) {
+      if (blocks_[i].split() == target_split::none) {
         estimates[i] = finished.states[i]->finish(exec_);
         continue;
       }
       if constexpr (estimates_sharded) {
         sharded.push_back(i);
-        rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split, reducer_.position()}));
+        rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split(), reducer_.position()}));
       }
     }
     detail::run_rounds(rounds, reducer_);
@@ -548,7 +550,6 @@ class projector {
                                               "hold whole target vectors can merge sketches");
     }
   }
-
 
   template <class... Callbacks>
   void report(std::size_t i, const projection_stats& stats, Callbacks&... callbacks) {
