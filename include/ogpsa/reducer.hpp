@@ -3,7 +3,8 @@
 /// Reducers: how a projector sums numbers across the ranks of a distributed run. The policy is the
 /// projector's fifth template argument; `local_reducer` (the default) communicates nothing, and
 /// `ogpsa::torch::c10d_reducer` (`<ogpsa/torch/c10d_reducer.hpp>`) sums over a LibTorch
-/// `c10d::ProcessGroup` (Gloo on CPU, NCCL on GPU).
+/// `c10d::ProcessGroup` of host buffers (Gloo; the CUDA backend's device-resident coefficients
+/// are not accepted, so there is no NCCL path yet).
 ///
 /// What a communicating reducer sums, and when:
 /// - `projector::project()`: the coefficients U^T x of every block whose target rows are split
@@ -14,8 +15,8 @@
 /// - `projector::finish_reference_pass()`: the Gram matrices, norms and dot products of sharded
 ///   blocks, all blocks' in one collective per round (at most two rounds for `exact_svd`; one per
 ///   Gram-Schmidt step for `mean_gradient`). Reference gradients of replicated blocks must be
-///   averaged across ranks before they are fed (the LibTorch wrapper does it in one collective per
-///   reference batch), so every rank estimates the same basis.
+///   averaged across ranks by the caller before they are fed (as DDP's backward does), so every
+///   rank estimates the same basis; neither the projector nor the LibTorch wrapper does it.
 ///
 /// Every rank must register the same blocks, in the same order, with the same families, sharding
 /// and ranks of data per pass, and call `project()` / `finish_reference_pass()` together, as with
