@@ -178,8 +178,8 @@ class rotation {
     next_ = (next_ + 1) % copies_.size();
     return d;
   }
-  /// The first copy (for set-up that depends on the shape only).
-  Data& first() { return *copies_.front(); }
+  /// Copy r < size(), for set-up done once per copy before timing.
+  Data& copy(std::size_t r) { return *copies_[r]; }
   std::size_t size() const { return copies_.size(); }
 
  private:

@@ -5,6 +5,9 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
+#include <utility>
+#include <vector>
+
 #include "bench.hpp"
 
 namespace ogpsa::bench {
@@ -24,15 +27,27 @@ void torch_project(at::Tensor& g, const at::Tensor& rows) {
   g.sub_(u.t().mv(coefficients));
 }
 
+/// LibTorch's view of every copy of a case (`rotation`), made before timing as a trainer holds its
+/// parameters' tensors: `make(copy)` for each copy, in order.
+template <class Data, class Make>
+auto tensors_of_copies(rotation<Data>& data, Make make) {
+  std::vector<decltype(make(data.copy(0)))> all;
+  for (std::size_t r = 0; r < data.size(); ++r) all.push_back(make(data.copy(r)));
+  return all;
+}
+
 template <class B>
 void torch_flat(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t d = state.range(0), k = state.range(1);
   auto& data = shared_data<flat_case<B>>(flat_case<B>::key(d, k), d, k);
+  auto copies = tensors_of_copies(data, [&](flat_case<B>& c) {
+    return std::pair{wrap(c.gradient.data(), {d}), wrap(c.basis().data(), {k, d})};
+  });
+  std::size_t r = 0;
   for (auto _ : state) {
-    auto& c = data.next();
-    at::Tensor g = wrap(c.gradient.data(), {d});
-    torch_project(g, wrap(c.basis().data(), {k, d}));
+    torch_project(copies[r].first, copies[r].second);
+    r = (r + 1) % copies.size();
     benchmark::ClobberMemory();
   }
   set_traffic(state, flat_traffic<float, B>(d, k), static_cast<double>(d));
@@ -42,13 +57,16 @@ void torch_matrix(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t m = state.range(0), n = state.range(1), k = state.range(2);
   auto& data = shared_data<matrix_case>(matrix_case::key(m, n, k), m, n, k);
+  // Column-major G (m x n) and U (m x k) are row-major G^T and U^T: G^T - (G^T U) U^T.
+  auto copies = tensors_of_copies(data, [&](matrix_case& c) {
+    return std::pair{wrap(c.gradient.data(), {n, m}), wrap(c.basis().data(), {k, m})};
+  });
+  std::size_t r = 0;
   for (auto _ : state) {
-    // Column-major G (m x n) and U (m x k) are row-major G^T and U^T: G^T - (G^T U) U^T.
-    auto& c = data.next();
-    at::Tensor gt = wrap(c.gradient.data(), {n, m});
-    const at::Tensor ut = wrap(c.basis().data(), {k, m});
+    auto& [gt, ut] = copies[r];
     const at::Tensor coefficients = gt.mm(ut.t());
     gt.sub_(coefficients.mm(ut));
+    r = (r + 1) % copies.size();
     benchmark::ClobberMemory();
   }
   set_traffic(state, matrix_traffic<float, float>(m, n, k), static_cast<double>(m * n));
@@ -59,19 +77,17 @@ void torch_model(benchmark::State& state) {
   c10::InferenceMode guard;
   const index_t k = state.range(0);
   auto& data = shared_data<model_case<B>>(model_case<B>::key(k), k);
-  // The tensors over every copy's buffers, made before timing as a trainer holds its parameters'.
-  std::vector<std::vector<at::Tensor>> gradients(data.size()), bases(data.size());
-  for (std::size_t r = 0; r < data.size(); ++r) {
-    auto& c = data.next();
-    for (std::size_t i = 0; i < c.tensors.size(); ++i) {
-      gradients[r].push_back(wrap(c.gradient.data() + c.offsets[i], {c.tensors[i].size()}));
-      bases[r].push_back(wrap(c.basis(i).data(), {k, c.tensors[i].size()}));
-    }
-  }
+  auto copies = tensors_of_copies(data, [&](model_case<B>& c) {
+    std::vector<std::pair<at::Tensor, at::Tensor>> tensors;
+    for (std::size_t i = 0; i < c.tensors.size(); ++i)
+      tensors.emplace_back(wrap(c.gradient.data() + c.offsets[i], {c.tensors[i].size()}),
+                           wrap(c.basis(i).data(), {k, c.tensors[i].size()}));
+    return tensors;
+  });
   std::size_t r = 0;
   for (auto _ : state) {
-    for (std::size_t i = 0; i < gradients[r].size(); ++i) torch_project(gradients[r][i], bases[r][i]);
-    r = (r + 1) % data.size();
+    for (auto& [g, u] : copies[r]) torch_project(g, u);
+    r = (r + 1) % copies.size();
     benchmark::ClobberMemory();
   }
   const index_t total = total_size(decoder_tensors());
