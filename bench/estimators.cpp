@@ -211,8 +211,9 @@ const int registered = [] {
   tall("estimators/exact_svd/tall_skinny", with_estimator(ogpsa::exact_svd{.rank = 8}, 1));
   tall("estimators/randomized_svd/tall_skinny", with_estimator(ogpsa::randomized_svd{.rank = 8}, 1));
   tall("estimators/single_pass_svd/tall_skinny", with_estimator(ogpsa::single_pass_svd{.rank = 8}, 1));
-  // Frequent Directions' time-memory trade-off: the least memory (sketch width l = k, one column
-  // buffered) costs the most rotations; l = 1.5 k with b = l is the cheapest in products.
+  // Frequent Directions' time-memory trade-off: the least memory (sketch width l = k, blocks of one
+  // column, read where they lie: no buffer) costs the most rotations; l = 1.5 k with b = l (a
+  // buffer, since the snapshots come one at a time) is the cheapest in products.
   tall("estimators/incremental_svd_l8_b1/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 1}, 1));
   tall("estimators/incremental_svd_l8_b2/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 2}, 1));
   tall("estimators/incremental_svd_l12_b12/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 12, .block = 12}, 1));

@@ -14,11 +14,13 @@
 /// | `all_finite(exec, src)`                | no NaN or Inf in src                                 |
 /// | `gram(exec, a, b)`                     | a^T b, accumulated in double, as a host matrix       |
 /// | `gram(exec, parts, b)` / `gram(exec, parts)` | [p_1 p_2 ...]^T b / the Gram matrix of [p_1 p_2 ...] (a vector of equal-height matrices seen side by side), in one pass over the rows |
+/// | `gram(exec, a, tail)`                  | [a tail]^T tail for a column-major `ref` tail read where it lies (a caller's columns) |
 /// | `squared_norm(exec, a)`                | |a|_F^2, accumulated in double                       |
 /// | `multiply(exec, a, x)`                 | a x for a small host matrix x                         |
 /// | `multiply(exec, parts, x)`             | [p_1 p_2 ...] x, in one pass over the rows            |
 /// | `multiply_add(exec, a, x, out)`        | out += a x                                            |
 /// | `multiply_in_place(exec, a, x)`        | a <- a x for a square host x, without a second matrix of a's size |
+/// | `multiply_in_place(exec, parts, x)` / `(exec, a, tail, x)` | p_1 <- [p_1 p_2 ...] x / a <- [a tail] x in place; the other parts and the tail are only read |
 /// | `row_gram(exec, a)` / `transpose`      | a a^T (double, host) / a^T                            |
 /// | `gather_columns(exec, a, cols)`        | the listed columns of a, in order                    |
 /// | `concatenate(exec, parts)`             | [p_1 p_2 ...] side by side                           |

@@ -72,6 +72,24 @@ TEST_CASE_TEMPLATE("multiply_in_place replaces a by a x, or by [a parts...] x", 
   CHECK(parts[1] == c);
 }
 
+TEST_CASE_TEMPLATE("a tail of columns is read where it lies", T, float, double) {
+  t::matrix<T> a = t::random_matrix<T>(70000, 4, 14);
+  const t::matrix<T> caller = t::random_matrix<T>(70000, 3, 15);  // the tail: its last two columns
+  const backend::ref<const T> tail{caller.data() + 70000, 70000, 2, 1, 70000};
+  t::matrix<T> joined(70000, 6);
+  joined << a, caller.rightCols(2);
+  const t::matrix<double> jd = joined.template cast<double>();
+  CHECK((backend::gram(exec, a, tail) - jd.transpose() * jd.rightCols(2)).cwiseAbs().maxCoeff() < 1e-9);
+  const t::matrix<double> y = t::random_matrix<double>(6, 4, 16);
+  backend::multiply_in_place(exec, a, tail, y);
+  CHECK((a.template cast<double>() - jd * y.cast<T>().template cast<double>()).cwiseAbs().maxCoeff() <
+        100 * t::tolerance<T>());
+  const backend::ref<const T> row_major{caller.data(), 2, 70000, 70000, 1};
+  const t::matrix<T> short_a = t::random_matrix<T>(2, 4, 17);
+  t::check_throws_with<ogpsa::layout_error>([&] { backend::gram(exec, short_a, row_major); },
+                                            {"ogpsa::cpu::backend::gram()", "column-major", "row stride 70000"});
+}
+
 TEST_CASE_TEMPLATE("thin_qr factors a tall matrix", T, float, double) {
   const auto a = t::random_matrix<T>(300, 9, 3);
   const auto [q, r] = backend::thin_qr(exec, a);

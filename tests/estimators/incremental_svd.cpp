@@ -99,6 +99,17 @@ TEST_CASE("the result depends on where the buffer fills, not on how the stream w
   CHECK(t::max_principal_sine(whole.basis.cast<double>(), other.basis.cast<double>()) < 1e-3);
 }
 
+TEST_CASE("columns read where they lie and columns copied into the buffer give the same bits") {
+  const auto data = t::low_rank_plus_noise<float>(1000, 40, 8, 1e-2, 47);
+  for (const incremental_svd& params : {incremental_svd{.rank = 8, .sketch_width = 8, .block = 1},
+                                        incremental_svd{.rank = 8, .block = 4}}) {
+    const auto in_place = estimate<float>(params, data, 40);  // whole blocks: never copied
+    state<float> copied(params, data.rows(), "w");           // double columns: converted into the buffer
+    t::feed_columns(copied, t::matrix<double>(data.cast<double>()), 1);
+    CHECK(copied.finish(exec).basis == in_place.basis);
+  }
+}
+
 TEST_CASE_TEMPLATE("merging two shards' sketches matches feeding both shards", T, float, double) {
   const auto data = t::low_rank_plus_noise<T>(2000, 80, 6, 1e-2, 44);
   const auto sigma = t::singular_values(data);

@@ -20,9 +20,11 @@
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/eigen_map.hpp"
 #include "ogpsa/cpu/detail/projection.hpp"
+#include "ogpsa/cpu/detail/stacked.hpp"
 #include "ogpsa/cpu/execution.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/element.hpp"
+#include "ogpsa/error.hpp"
 #include "ogpsa/memory_space.hpp"
 
 namespace ogpsa::cpu {
@@ -32,67 +34,19 @@ namespace detail {
 /// Rows (or columns) per panel when a float product is accumulated in double: small enough to stay in cache.
 inline constexpr index_t gram_panel = 2048;
 
-/// Rows per panel when matrices are widened to double (or gathered side by side) for one pass over
-/// their rows: about 2 MiB of doubles, so that a panel stays in cache however wide the data.
-inline index_t widened_panel_rows(index_t cols) {
-  return std::max<index_t>(64, (index_t{1} << 18) / std::max<index_t>(cols, 1));
-}
+/// Rows per call of an element-wise operation split across threads: at least 64 Ki rows each.
+inline constexpr index_t elementwise_rows = index_t{1} << 16;
 
-/// Rows [row, row + panel.rows()) of `parts` side by side, widened to double, into `panel`.
-template <class T>
-void gather_rows(std::span<const dense<T>> parts, index_t row, host_matrix& panel) {
-  index_t at = 0;
-  for (const auto& p : parts) {
-    panel.middleCols(at, p.cols()) = p.middleRows(row, panel.rows()).template cast<double>();
-    at += p.cols();
-  }
+/// Runs `body(row, n)` over rows [0, rows) in runs of at least `elementwise_rows`, across the team.
+template <class Body>
+void for_row_runs(int threads, index_t rows, Body&& body) {
+  const row_chunks runs(rows, elementwise_rows, threads);
+  for_each_chunk(threads, runs.count, [&](index_t c) { body(runs.begin(c), runs.begin(c + 1) - runs.begin(c)); });
 }
 
 template <class T>
-index_t total_cols(std::span<const dense<T>> parts) {
-  index_t cols = 0;
-  for (const auto& p : parts) cols += p.cols();
-  return cols;
-}
-
-/// a <- [a others...] x in place, panel by panel.
-template <class T>
-void multiply_in_place(dense<T>& a, std::span<const dense<T>> others, const host_matrix& x) {
-  const dense<T> xt = x.template cast<T>();
-  const index_t step = widened_panel_rows(xt.rows() + xt.cols());
-  dense<T> panel;
-  for (index_t r = 0; r < a.rows(); r += step) {
-    const index_t n = std::min(step, a.rows() - r);
-    panel.noalias() = a.middleRows(r, n) * xt.topRows(a.cols());
-    index_t at = a.cols();
-    for (const auto& p : others) {
-      panel.noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
-      at += p.cols();
-    }
-    a.middleRows(r, n) = panel;
-  }
-}
-
-/// [p_1 p_2 ...]^T b, or the Gram matrix of [p_1 p_2 ...] when `b` is null (exactly symmetric),
-/// accumulated in double in one pass over the rows.
-template <class T>
-host_matrix stacked_gram(std::span<const dense<T>> parts, const dense<T>* b) {
-  const index_t cols = total_cols<T>(parts), rows = parts.empty() ? 0 : parts.front().rows();
-  host_matrix g = host_matrix::Zero(cols, b ? b->cols() : cols);
-  const index_t step = widened_panel_rows(cols + (b ? b->cols() : 0));
-  host_matrix pa, pb;
-  for (index_t r = 0; r < rows; r += step) {
-    pa.resize(std::min(step, rows - r), cols);
-    gather_rows<T>(parts, r, pa);
-    if (!b) {
-      g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
-      continue;
-    }
-    pb = b->middleRows(r, pa.rows()).template cast<double>();
-    g.noalias() += pa.transpose() * pb;
-  }
-  if (!b) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
-  return g;
+std::vector<columns_ref<T>> with_tail(const dense<T>& a, const columns_ref<T>& tail) {
+  return {columns_of<T>(a), tail};
 }
 
 }  // namespace detail
@@ -130,13 +84,21 @@ struct backend {
   }
 
   template <class T, class S>
-  static void copy_into(execution&, ref<const S> src, matrix<T>& dst, index_t col) {
-    detail::with_map(src, [&](const auto& s) { dst.middleCols(col, src.cols) = s.template cast<T>(); });
+  static void copy_into(execution& exec, ref<const S> src, matrix<T>& dst, index_t col) {
+    detail::with_map(src, [&](const auto& s) {
+      detail::for_row_runs(max_threads(exec), src.rows, [&](index_t r, index_t n) {
+        dst.block(r, col, n, src.cols) = s.middleRows(r, n).template cast<T>();
+      });
+    });
   }
 
   template <class T, class S>
-  static void add_into(execution&, ref<const S> src, matrix<T>& dst, index_t col) {
-    detail::with_map(src, [&](const auto& s) { dst.middleCols(col, src.cols) += s.template cast<T>(); });
+  static void add_into(execution& exec, ref<const S> src, matrix<T>& dst, index_t col) {
+    detail::with_map(src, [&](const auto& s) {
+      detail::for_row_runs(max_threads(exec), src.rows, [&](index_t r, index_t n) {
+        dst.block(r, col, n, src.cols) += s.middleRows(r, n).template cast<T>();
+      });
+    });
   }
 
   template <class S>
@@ -148,24 +110,31 @@ struct backend {
   /// a^T b accumulated in double (float data is widened panel by panel); exactly symmetric when
   /// `a` and `b` are the same matrix.
   template <class T>
-  static host_matrix gram(execution&, const matrix<T>& a, const matrix<T>& b) {
-    if constexpr (std::is_same_v<T, double>) {
-      if (&a != &b) return a.transpose() * b;
-    }
-    return detail::stacked_gram<T>(std::span(&a, 1), &a == &b ? nullptr : &b);
+  static host_matrix gram(execution& exec, const matrix<T>& a, const matrix<T>& b) {
+    const detail::columns_ref<T> ra = detail::columns_of<T>(a), rb = detail::columns_of<T>(b);
+    return detail::stacked_gram<T>(max_threads(exec), std::span(&ra, 1), &a == &b ? std::span(&rb, 0) : std::span(&rb, 1));
   }
 
   /// The same for the parts side by side, [p_1 p_2 ...]^T b, in one pass over the rows.
   template <class T>
-  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
-    return detail::stacked_gram<T>(parts, &b);
+  static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
+    const detail::columns_ref<T> rb = detail::columns_of<T>(b);
+    return detail::stacked_gram<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), std::span(&rb, 1));
+  }
+
+  /// [a tail]^T tail, in one pass over the rows: `tail` (column-major, in host memory) is read
+  /// where it lies, for example a caller's columns that an estimator does not keep.
+  template <class T>
+  static host_matrix gram(execution& exec, const matrix<T>& a, ref<const T> tail) {
+    require_column_major(tail, "ogpsa::cpu::backend::gram");
+    return detail::stacked_gram<T>(max_threads(exec), detail::with_tail<T>(a, tail), std::span(&tail, 1));
   }
 
   /// The Gram matrix of the parts side by side, [p_1 p_2 ...]^T [p_1 p_2 ...], in one pass over the
   /// rows (however many parts: a stream of single snapshots is read once, not once per pair).
   template <class T>
-  static host_matrix gram(execution&, const std::vector<matrix<T>>& parts) {
-    return detail::stacked_gram<T>(parts, nullptr);
+  static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts) {
+    return detail::stacked_gram<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), {});
   }
 
   /// |a|_F^2 accumulated in double.
@@ -201,45 +170,48 @@ struct backend {
   }
 
   template <class T>
-  static matrix<T> multiply(execution&, const matrix<T>& a, const host_matrix& x) {
-    return a * x.template cast<T>();
+  static matrix<T> multiply(execution& exec, const matrix<T>& a, const host_matrix& x) {
+    matrix<T> out(a.rows(), x.cols());
+    const detail::columns_ref<T> ra = detail::columns_of<T>(a);
+    detail::stacked_product<T>(max_threads(exec), std::span(&ra, 1), x, out, false);
+    return out;
   }
 
   /// out += a x.
   template <class T>
-  static void multiply_add(execution&, const matrix<T>& a, const host_matrix& x, matrix<T>& out) {
-    out.noalias() += a * x.template cast<T>();
+  static void multiply_add(execution& exec, const matrix<T>& a, const host_matrix& x, matrix<T>& out) {
+    const detail::columns_ref<T> ra = detail::columns_of<T>(a);
+    detail::stacked_product<T>(max_threads(exec), std::span(&ra, 1), x, out, true);
   }
 
   /// [p_1 p_2 ...] x, in one pass over the rows (x has one row per column of all parts).
   template <class T>
-  static matrix<T> multiply(execution&, const std::vector<matrix<T>>& parts, const host_matrix& x) {
-    const matrix<T> xt = x.template cast<T>();
-    const index_t rows = parts.empty() ? 0 : parts.front().rows();
-    matrix<T> out = matrix<T>::Zero(rows, x.cols());
-    const index_t step = detail::widened_panel_rows(xt.rows() + xt.cols());
-    for (index_t r = 0; r < rows; r += step) {
-      const index_t n = std::min(step, rows - r);
-      index_t at = 0;
-      for (const matrix<T>& p : parts) {
-        out.middleRows(r, n).noalias() += p.middleRows(r, n) * xt.middleRows(at, p.cols());
-        at += p.cols();
-      }
-    }
+  static matrix<T> multiply(execution& exec, const std::vector<matrix<T>>& parts, const host_matrix& x) {
+    matrix<T> out(parts.empty() ? 0 : parts.front().rows(), x.cols());
+    detail::stacked_product<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), x, out, false);
     return out;
   }
 
   /// a <- a x in place, for a square x (cols(a) x cols(a)): no second matrix of a's size.
   template <class T>
-  static void multiply_in_place(execution&, matrix<T>& a, const host_matrix& x) {
-    detail::multiply_in_place<T>(a, {}, x);
+  static void multiply_in_place(execution& exec, matrix<T>& a, const host_matrix& x) {
+    const detail::columns_ref<T> ra = detail::columns_of<T>(a);
+    detail::stacked_product<T>(max_threads(exec), std::span(&ra, 1), x, a, false);
   }
 
   /// p_1 <- [p_1 p_2 ...] x in place, in one pass over the rows (x has one row per column of all
   /// parts and cols(p_1) columns); the other parts are only read.
   template <class T>
-  static void multiply_in_place(execution&, std::vector<matrix<T>>& parts, const host_matrix& x) {
-    detail::multiply_in_place<T>(parts.front(), std::span(parts).subspan(1), x);
+  static void multiply_in_place(execution& exec, std::vector<matrix<T>>& parts, const host_matrix& x) {
+    detail::stacked_product<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), x, parts.front(), false);
+  }
+
+  /// a <- [a tail] x in place (x has cols(a) + cols(tail) rows and cols(a) columns), in one pass
+  /// over the rows; `tail` (column-major, in host memory) is only read, where it lies.
+  template <class T>
+  static void multiply_in_place(execution& exec, matrix<T>& a, ref<const T> tail, const host_matrix& x) {
+    require_column_major(tail, "ogpsa::cpu::backend::multiply_in_place");
+    detail::stacked_product<T>(max_threads(exec), detail::with_tail<T>(a, tail), x, a, false);
   }
 
   template <class T>
@@ -314,6 +286,12 @@ struct backend {
   template <class T>
   static matrix<T> from_host(execution&, const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>& h) {
     return h;
+  }
+
+  template <class T>
+  static void require_column_major(const ref<const T>& r, const char* where) {
+    OGPSA_REQUIRE(r.column_major(), layout_error, where,
+                  "the columns must be column-major (row stride 1), got row stride " << r.row_stride);
   }
 
   /// Projects every column of `target` (the block's target-space vectors) in place:

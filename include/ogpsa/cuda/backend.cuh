@@ -177,6 +177,29 @@ struct backend {
     return to_host(exec, out);
   }
 
+  /// [a tail]^T tail accumulated in double, in one pass over the rows: `tail` (column-major, in
+  /// device memory) is read where it lies, for example a caller's columns that an estimator does
+  /// not keep. Each panel of rows of a and tail is widened side by side and multiplied once.
+  template <class T>
+  static host_matrix gram(execution& exec, const matrix<T>& a, ref<const T> tail) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram";
+    check_tail(a, tail, where);
+    const index_t rows = a.rows(), cols = a.cols() + tail.cols;
+    host_matrix g = host_matrix::Zero(cols, tail.cols);
+    if (g.size() == 0 || rows == 0) return g;
+    matrix<double> out(cols, tail.cols, exec.stream());
+    const index_t panel = detail::panel_length(rows, cols);
+    matrix<double> pa(panel, cols, exec.stream());
+    for (index_t r = 0; r < rows; r += panel) {
+      const index_t n = std::min(panel, rows - r);
+      stack_rows<double, T>(exec, std::span(&a, 1), r, n, pa.data(), where);
+      stack_tail_rows<double, T>(exec, tail, r, n, pa.data() + a.cols() * n, where);
+      detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, cols, tail.cols, n, 1.0, pa.data(), n,
+                           pa.data() + a.cols() * n, n, r == 0 ? 0.0 : 1.0, out.data(), cols, where);
+    }
+    return to_host(exec, out);
+  }
+
   /// The Gram matrix of [p_1 p_2 ...] accumulated in double, exactly symmetric, in one pass over
   /// the rows (one triangle by syrk per panel, mirrored at the end).
   template <class T>
@@ -275,6 +298,18 @@ struct backend {
     OGPSA_REQUIRE(x.rows() == cols && x.cols() == parts.front().cols(), shape_error, where,
                   "x must be " << cols << " x " << parts.front().cols() << ", got " << x.rows() << " x " << x.cols());
     stacked_product<T>(exec, parts, x, parts.front(), where);
+  }
+
+  /// a <- [a tail] x in place (x has cols(a) + cols(tail) rows and cols(a) columns), panel by
+  /// panel; `tail` (column-major, in device memory) is only read, where it lies.
+  template <class T>
+  static void multiply_in_place(execution& exec, matrix<T>& a, ref<const T> tail, const host_matrix& x) {
+    constexpr const char* where = "ogpsa::cuda::backend::multiply_in_place";
+    check_tail(a, tail, where);
+    OGPSA_REQUIRE(x.rows() == a.cols() + tail.cols && x.cols() == a.cols(), shape_error, where,
+                  "x must be " << a.cols() + tail.cols << " x " << a.cols() << ", got " << x.rows() << " x "
+                               << x.cols());
+    stacked_product<T>(exec, std::span(&a, 1), x, a, where, tail);
   }
 
   template <class T>
@@ -521,12 +556,27 @@ struct backend {
     }
   }
 
+  /// Rows [r, r + n) of `tail`, converted to W, into out (leading dimension n).
+  template <class W, class T>
+  static void stack_tail_rows(execution& exec, const ref<const T>& tail, index_t r, index_t n, W* out, const char* where) {
+    if (tail.cols > 0)
+      detail::convert_into<false>(exec, ref<const T>{tail.data + r, n, tail.cols, 1, tail.col_stride}, out, n, where);
+  }
+
+  template <class T>
+  static void check_tail(const matrix<T>& a, const ref<const T>& tail, const char* where) {
+    OGPSA_REQUIRE(tail.rows == a.rows(), shape_error, where,
+                  "the matrix has " << a.rows() << " rows, the tail " << tail.rows);
+    OGPSA_REQUIRE(tail.column_major(), layout_error, where,
+                  "the tail must be column-major (row stride 1), got row stride " << tail.row_stride);
+  }
+
   /// out <- [parts] x panel by panel, in T: each panel of rows is gathered first, so `out` may be
   /// one of the parts (the in-place products).
   template <class T>
   static void stacked_product(execution& exec, std::span<const matrix<T>> parts, const host_matrix& x, matrix<T>& out,
-                              const char* where) {
-    const index_t rows = out.rows(), cols = total_cols<T>(parts);
+                              const char* where, ref<const T> tail = {}) {
+    const index_t parts_cols = total_cols<T>(parts), rows = out.rows(), cols = parts_cols + tail.cols;
     if (rows == 0 || out.cols() == 0) return;
     if (cols == 0) {
       OGPSA_CUDA_CHECK(where, cudaMemsetAsync(out.data(), 0, out.bytes(), exec.stream()));
@@ -538,6 +588,7 @@ struct backend {
     for (index_t r = 0; r < rows; r += panel) {
       const index_t n = std::min(panel, rows - r);
       stack_rows<T, T>(exec, parts, r, n, gathered.data(), where);
+      stack_tail_rows<T, T>(exec, tail, r, n, gathered.data() + parts_cols * n, where);
       detail::gemm<T>(exec, CUBLAS_OP_N, CUBLAS_OP_N, n, out.cols(), cols, T(1), gathered.data(), n, xt.data(), cols,
                       T(0), out.data() + r, rows, where);
     }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -65,10 +66,11 @@ struct incremental_svd_sketch {
 /// larger rank. Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m)
 /// max(eps, 2^-26) s_1 are numerically zero (the sketch's spectrum comes from a Gram matrix).
 ///
-/// Memory d (l + b + 1) in the working type whatever the number of snapshots (sketch, buffer and
-/// the data's column sum); O(d (l + b)^2 / b) products per column, and per update two reads of B
-/// and C and one write of B. The result depends on where the buffer fills, not on how the columns
-/// were split into `feed` calls.
+/// Memory d (l + 1) in the working type whatever the number of snapshots (the sketch and the data's
+/// column sum), plus d b for the buffer only when it is needed: whole blocks of b columns fed in
+/// the working type (b = 1: one flat gradient per `feed`) are read where they lie, never copied.
+/// O(d (l + b)^2 / b) products per column, and per update two reads of B and C and one write of B.
+/// The result depends on where the blocks end, not on how the columns were split into `feed` calls.
 ///
 /// | hyper-parameter | type                   | default  | meaning                                       |
 /// |-----------------|------------------------|----------|-----------------------------------------------|
@@ -116,20 +118,32 @@ class incremental_svd_state {
   using execution = typename Backend::execution;
   using matrix = typename Backend::template matrix<Work>;
   using sketch_type = incremental_svd_sketch<Work>;
+  template <class S>
+  using column_ref = detail::matrix_ref<const S, typename Backend::memory_space>;
 
   incremental_svd_state(const incremental_svd& params, index_t dimension, std::string block)
       : params_(params), dimension_(dimension), block_(std::move(block)) {}
 
+  /// Whole blocks of b columns in the working type and column-major are absorbed where they lie;
+  /// only the columns of an unfinished block (or of another element type) are copied into the
+  /// buffer, which is allocated when first needed.
   template <class S>
-  void feed(execution& exec, detail::matrix_ref<const S, typename Backend::memory_space> columns,
-            index_t /*set*/) {
+  void feed(execution& exec, column_ref<S> columns, index_t /*set*/) {
     allocate(exec);
+    const index_t b = params_.block_columns();
     for (index_t at = 0; at < columns.cols;) {
-      const index_t n = std::min(buffer().cols() - filled_, columns.cols - at);
-      Backend::copy_into(exec, columns.middle_cols(at, n), buffer(), filled_);
+      const index_t n = std::min(b - filled_, columns.cols - at);
+      if constexpr (std::is_same_v<S, Work>) {
+        if (filled_ == 0 && n == b && columns.column_major()) {
+          absorb(exec, columns.middle_cols(at, n));
+          at += n;
+          continue;
+        }
+      }
+      Backend::copy_into(exec, columns.middle_cols(at, n), buffer(exec), filled_);
       filled_ += n;
       at += n;
-      if (filled_ == buffer().cols()) absorb_buffer(exec);
+      if (filled_ == b) absorb_buffer(exec);
     }
   }
 
@@ -137,19 +151,22 @@ class incremental_svd_state {
     constexpr const char* where = "ogpsa::incremental_svd::finish";
     OGPSA_REQUIRE(count_ + filled_ > 0, state_error, where,
                   "block '" << block_ << "': no reference snapshot was fed");
-    Backend::multiply_add(exec, buffer(), filled_columns(), sum_);
-    const joint j = joint_spectrum(exec);
+    const column_ref<Work> tail = pending();
+    add_columns(exec, tail);
+    const joint j = joint_spectrum(exec, tail);
     subspace<Work, Backend> out;
     const index_t k = detail::select_rank(j.s.values, energy_ + j.incoming_energy, params_.rank, params_.energy,
                                           std::min(dimension_, count_ + filled_), eps, where, block_, out);
-    const host_vector along = Backend::gram(exec, parts_, sum_).col(0).head(width() + filled_);  // [B C]^T A 1
+    host_vector along(width() + filled_);  // [B C]^T A 1
+    along.head(width()) = Backend::gram(exec, sketch_, sum_).col(0);
+    if (filled_ > 0) along.tail(filled_) = Backend::gram(exec, sum_, tail).row(0).tail(filled_).transpose();
     const host_matrix v = j.s.vectors.leftCols(k);
     const host_vector sign = detail::orientation(v.transpose() * along, v);
-    host_matrix w = host_matrix::Zero(width() + buffer().cols(), width());
-    for (index_t i = 0; i < k; ++i) w.col(i).head(v.rows()) = v.col(i) * (sign(i) / j.s.values(i));
-    Backend::multiply_in_place(exec, parts_, w);
-    parts_.pop_back();  // the buffer
-    out.basis = k == width() ? std::move(sketch()) : Backend::gather_columns(exec, sketch(), first(k));
+    host_matrix w = host_matrix::Zero(width() + filled_, width());
+    for (index_t i = 0; i < k; ++i) w.col(i) = v.col(i) * (sign(i) / j.s.values(i));
+    Backend::multiply_in_place(exec, sketch_, tail, w);
+    buffer_.reset();
+    out.basis = k == width() ? std::move(sketch_) : Backend::gather_columns(exec, sketch_, first(k));
     detail::reorthonormalize<Backend>(exec, out.basis);
     return out;
   }
@@ -169,7 +186,7 @@ class incremental_svd_state {
   sketch_type export_sketch(execution& exec) {
     allocate(exec);
     if (filled_ > 0) absorb_buffer(exec);
-    return {Backend::to_host(exec, sketch()), Backend::to_host(exec, sum_), energy_, shrinkage_, count_, width()};
+    return {Backend::to_host(exec, sketch_), Backend::to_host(exec, sum_), energy_, shrinkage_, count_, width()};
   }
 
   /// Folds in a sketch of other columns of the same block (from `export_sketch`, possibly on
@@ -182,13 +199,10 @@ class incremental_svd_state {
     allocate(exec);
     if (filled_ > 0) absorb_buffer(exec);
     if (other.columns.cols() > 0) {  // the other sketch takes the buffer's place for one step
-      matrix own_buffer = std::exchange(buffer(), Backend::from_host(exec, other.columns));
-      filled_ = other.columns.cols();
-      shrink(exec);
-      buffer() = std::move(own_buffer);
-      filled_ = 0;
+      const matrix columns = Backend::from_host(exec, other.columns);
+      shrink(exec, whole(columns));
     }
-    Backend::multiply_add(exec, Backend::from_host(exec, other.column_sum), host_matrix::Ones(1, 1), sum_);
+    Backend::add_into(exec, whole(Backend::from_host(exec, other.column_sum)), sum_, 0);
     energy_ += other.energy;
     shrinkage_ += other.shrinkage;
     count_ += other.count;
@@ -221,30 +235,42 @@ class incremental_svd_state {
   }
 
   index_t width() const { return params_.width(); }
-  matrix& sketch() { return parts_.front(); }
-  matrix& buffer() { return parts_.back(); }
-  const matrix& buffer() const { return parts_.back(); }
+
+  static column_ref<Work> whole(const matrix& m) { return {m.data(), m.rows(), m.cols(), 1, m.rows()}; }
+
+  /// The columns gathered in the buffer since the last update (none when there is no buffer).
+  column_ref<Work> pending() const {
+    return buffer_ ? column_ref<Work>{buffer_->data(), dimension_, filled_, 1, dimension_}
+                   : column_ref<Work>{nullptr, dimension_, 0, 1, dimension_};
+  }
 
   void allocate(execution& exec) {
-    if (!parts_.empty()) return;
-    parts_.push_back(Backend::template zeros<Work>(exec, dimension_, width()));
-    parts_.push_back(Backend::template zeros<Work>(exec, dimension_, params_.block_columns()));
+    if (allocated_) return;
+    sketch_ = Backend::template zeros<Work>(exec, dimension_, width());
     sum_ = Backend::template zeros<Work>(exec, dimension_, 1);
     squared_ = host_vector::Zero(width());
+    allocated_ = true;
+  }
+
+  matrix& buffer(execution& exec) {
+    if (!buffer_) buffer_ = Backend::template zeros<Work>(exec, dimension_, params_.block_columns());
+    return *buffer_;
+  }
+
+  void add_columns(execution& exec, column_ref<Work> columns) {
+    for (index_t j = 0; j < columns.cols; ++j) Backend::add_into(exec, columns.middle_cols(j, 1), sum_, 0);
+  }
+
+  /// One update with the columns `incoming` (the buffer's, or a caller's block read in place).
+  void absorb(execution& exec, column_ref<Work> incoming) {
+    add_columns(exec, incoming);
+    energy_ += shrink(exec, incoming);
+    count_ += incoming.cols;
   }
 
   void absorb_buffer(execution& exec) {
-    Backend::multiply_add(exec, buffer(), filled_columns(), sum_);
-    energy_ += shrink(exec);
-    count_ += filled_;
+    absorb(exec, pending());
     filled_ = 0;
-  }
-
-  /// Selects the filled buffer columns (the others hold stale, finite data).
-  host_matrix filled_columns() const {
-    host_matrix ones = host_matrix::Zero(buffer().cols(), 1);
-    ones.topRows(filled_).setOnes();
-    return ones;
   }
 
   struct joint {
@@ -252,31 +278,31 @@ class incremental_svd_state {
     double incoming_energy;
   };
 
-  /// The spectrum of [B C[:, :filled]] from its Gram matrix. B^T B is the diagonal of squared
-  /// lengths the last update left (to the rounding of B itself), so one pass over B and C gives the
-  /// rest, [B C]^T C.
-  joint joint_spectrum(execution& exec) const {
-    const index_t l = width(), n = filled_;
-    const host_matrix cross = Backend::gram(exec, parts_, buffer());
+  /// The spectrum of [B C] from its Gram matrix. B^T B is the diagonal of squared lengths the
+  /// last update left (to the rounding of B itself), so one pass over B and C gives the rest,
+  /// [B C]^T C.
+  joint joint_spectrum(execution& exec, column_ref<Work> incoming) const {
+    const index_t l = width(), n = incoming.cols;
+    const host_matrix cross = n > 0 ? Backend::gram(exec, sketch_, incoming) : host_matrix(l, 0);
     host_matrix g(l + n, l + n);
     g.topLeftCorner(l, l) = squared_.asDiagonal();
-    g.rightCols(n) = cross.topLeftCorner(l + n, n);
-    g.bottomLeftCorner(n, l) = cross.topLeftCorner(l, n).transpose();
+    g.rightCols(n) = cross;
+    g.bottomLeftCorner(n, l) = cross.topRows(l).transpose();
     return {detail::gram_spectrum(g), g.bottomRightCorner(n, n).trace()};
   }
 
-  /// One Frequent Directions step with the filled buffer columns; returns their energy.
-  double shrink(execution& exec) {
+  /// One Frequent Directions step with the columns `incoming`; returns their energy.
+  double shrink(execution& exec, column_ref<Work> incoming) {
     const index_t l = width();
-    const joint j = joint_spectrum(exec);
+    const joint j = joint_spectrum(exec, incoming);
     const double delta = j.s.values(l) * j.s.values(l);
-    host_matrix w = host_matrix::Zero(l + buffer().cols(), l);
+    host_matrix w = host_matrix::Zero(l + incoming.cols, l);
     for (index_t i = 0; i < l; ++i) {
       const double lambda = j.s.values(i) * j.s.values(i);
       squared_(i) = std::max(lambda - delta, 0.0);
-      if (lambda > delta) w.col(i).head(l + filled_) = j.s.vectors.col(i) * std::sqrt(1 - delta / lambda);
+      if (lambda > delta) w.col(i) = j.s.vectors.col(i) * std::sqrt(1 - delta / lambda);
     }
-    Backend::multiply_in_place(exec, parts_, w);
+    Backend::multiply_in_place(exec, sketch_, incoming, w);
     shrinkage_ += delta;
     return j.incoming_energy;
   }
@@ -306,8 +332,10 @@ class incremental_svd_state {
   incremental_svd params_;
   index_t dimension_;
   std::string block_;
-  std::vector<matrix> parts_;  ///< {B, C}: the sketch and the buffer, side by side
-  matrix sum_;                 ///< A 1
+  bool allocated_ = false;
+  matrix sketch_;                ///< B
+  std::optional<matrix> buffer_;  ///< C: b columns, of which the first `filled_` are pending
+  matrix sum_;                   ///< A 1
   host_vector squared_;        ///< the diagonal of B^T B
   index_t filled_ = 0;
   index_t count_ = 0;
