@@ -3,9 +3,9 @@
 /// The host backend: Eigen for every primitive listed in `ogpsa/backend.hpp`, and ogpsa's own
 /// kernels for projection (`ogpsa/cpu/detail/projection.hpp`).
 ///
-/// Threads: projections split their work across an OpenMP team of `execution::threads` threads
-/// (OpenMP's default when 0), see `ogpsa/cpu/execution.hpp`; Eigen's own products (estimators)
-/// use OpenMP when the program is built with it (`OMP_NUM_THREADS` or `Eigen::setNbThreads`).
+/// Threads: projections and the estimators' products over tall data (`ogpsa/cpu/detail/stacked.hpp`)
+/// split their work across an OpenMP team of `execution::threads` threads (OpenMP's default when
+/// 0), see `ogpsa/cpu/execution.hpp`; results do not depend on the number of threads.
 
 #include <algorithm>
 #include <cmath>
