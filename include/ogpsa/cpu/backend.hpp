@@ -41,7 +41,8 @@ inline constexpr index_t elementwise_rows = index_t{1} << 16;
 template <class Body>
 void for_row_runs(int threads, index_t rows, Body&& body) {
   const row_chunks runs(rows, elementwise_rows, threads);
-  for_each_chunk(threads, runs.count, [&](index_t c) { body(runs.begin(c), runs.begin(c + 1) - runs.begin(c)); });
+  for_each_chunk(threads, runs.count,
+                 [&](index_t c) { body(runs.begin(c), runs.begin(c + 1) - runs.begin(c)); });
 }
 
 template <class T>
@@ -112,14 +113,16 @@ struct backend {
   template <class T>
   static host_matrix gram(execution& exec, const matrix<T>& a, const matrix<T>& b) {
     const detail::columns_ref<T> ra = detail::columns_of<T>(a), rb = detail::columns_of<T>(b);
-    return detail::stacked_gram<T>(max_threads(exec), std::span(&ra, 1), &a == &b ? std::span(&rb, 0) : std::span(&rb, 1));
+    const auto others = std::span(&rb, &a == &b ? 0 : 1);  // none: the Gram matrix of a, exactly symmetric
+    return detail::stacked_gram<T>(max_threads(exec), std::span(&ra, 1), others);
   }
 
   /// The same for the parts side by side, [p_1 p_2 ...]^T b, in one pass over the rows.
   template <class T>
   static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
     const detail::columns_ref<T> rb = detail::columns_of<T>(b);
-    return detail::stacked_gram<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), std::span(&rb, 1));
+    const auto refs = detail::columns_of<T>(std::span(parts));
+    return detail::stacked_gram<T>(max_threads(exec), refs, std::span(&rb, 1));
   }
 
   /// [a tail]^T tail, in one pass over the rows: `tail` (column-major, in host memory) is read
@@ -203,7 +206,8 @@ struct backend {
   /// parts and cols(p_1) columns); the other parts are only read.
   template <class T>
   static void multiply_in_place(execution& exec, std::vector<matrix<T>>& parts, const host_matrix& x) {
-    detail::stacked_product<T>(max_threads(exec), detail::columns_of<T>(std::span(parts)), x, parts.front(), false);
+    const auto refs = detail::columns_of<T>(std::span(parts));
+    detail::stacked_product<T>(max_threads(exec), refs, x, parts.front(), false);
   }
 
   /// a <- [a tail] x in place (x has cols(a) + cols(tail) rows and cols(a) columns), in one pass

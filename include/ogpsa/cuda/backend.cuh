@@ -558,9 +558,11 @@ struct backend {
 
   /// Rows [r, r + n) of `tail`, converted to W, into out (leading dimension n).
   template <class W, class T>
-  static void stack_tail_rows(execution& exec, const ref<const T>& tail, index_t r, index_t n, W* out, const char* where) {
-    if (tail.cols > 0)
-      detail::convert_into<false>(exec, ref<const T>{tail.data + r, n, tail.cols, 1, tail.col_stride}, out, n, where);
+  static void stack_tail_rows(execution& exec, const ref<const T>& tail, index_t r, index_t n, W* out,
+                              const char* where) {
+    if (tail.cols == 0) return;  // an empty tail may have no data at all
+    const ref<const T> rows{tail.data + r, n, tail.cols, 1, tail.col_stride};
+    detail::convert_into<false>(exec, rows, out, n, where);
   }
 
   template <class T>

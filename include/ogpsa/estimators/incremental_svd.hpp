@@ -186,7 +186,8 @@ class incremental_svd_state {
   sketch_type export_sketch(execution& exec) {
     allocate(exec);
     if (filled_ > 0) absorb_buffer(exec);
-    return {Backend::to_host(exec, sketch_), Backend::to_host(exec, sum_), energy_, shrinkage_, count_, width()};
+    return {Backend::to_host(exec, sketch_), Backend::to_host(exec, sum_), energy_, shrinkage_, count_,
+            width()};
   }
 
   /// Folds in a sketch of other columns of the same block (from `export_sketch`, possibly on

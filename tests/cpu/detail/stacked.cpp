@@ -17,7 +17,6 @@ std::vector<d::columns_ref<T>> refs(const std::vector<t::matrix<T>>& parts) {
   return d::columns_of<T>(std::span<const t::matrix<T>>(parts));
 }
 
-
 TEST_CASE("row_chunks cut the rows into runs of whole panels that depend on the shapes only") {
   for (const index_t rows : {0, 1, 63, 64, 65, 1000, 70001}) {
     for (const index_t most : {1, 3, 64}) {
@@ -40,7 +39,8 @@ template <class T>
 void check_any_thread_count(index_t width) {
   CAPTURE(width);
   // 70001 rows: many panels and chunks, the last one short. Parts of 3 and width - 3 columns.
-  const std::vector<t::matrix<T>> parts{t::random_matrix<T>(70001, 3, 1), t::random_matrix<T>(70001, width - 3, 2)};
+  const std::vector<t::matrix<T>> parts{t::random_matrix<T>(70001, 3, 1),
+                                        t::random_matrix<T>(70001, width - 3, 2)};
   const std::vector<t::matrix<T>> b{t::random_matrix<T>(70001, 2, 3)};
   const t::matrix<double> x = t::random_matrix<double>(width, 5, 4);
   t::matrix<T> whole(70001, width);
@@ -69,7 +69,7 @@ void check_any_thread_count(index_t width) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("stacked products give the same bits on any number of threads", T, float, double) {
-  check_any_thread_count<T>(4);                     // the thin kernels
+  check_any_thread_count<T>(4);                    // the thin kernels
   check_any_thread_count<T>(d::thin_columns + 4);  // Eigen's products on gathered panels
 }
 

@@ -40,10 +40,11 @@ std::vector<columns_ref<T>> columns_of(std::span<const dense<T>> parts) {
   return refs;
 }
 
-/// Rows [row, row + n) of `p` as an Eigen map.
+/// Rows [row, row + n) of `p` as an Eigen map (of nothing for no columns, whose data may be null).
 template <class T>
 auto rows_of(const columns_ref<T>& p, index_t row, index_t n) {
-  return map_of<dense<T>, const T>(p.data + row, n, p.cols, Eigen::OuterStride<>(p.col_stride));
+  return map_of<dense<T>, const T>(p.cols > 0 ? p.data + row : p.data, n, p.cols,
+                                   Eigen::OuterStride<>(p.col_stride));
 }
 
 template <class T>
@@ -125,7 +126,8 @@ template <class T>
 void thin_gram(const std::vector<const T*>& a, const std::vector<const T*>& b, index_t begin, index_t end,
                host_matrix& g) {
   constexpr index_t sums_per_pair = 8, tile = 2048;  // tile: a multiple of sums_per_pair
-  std::vector<std::array<double, sums_per_pair>> sums(a.size() * b.size(), std::array<double, sums_per_pair>{});
+  std::vector<std::array<double, sums_per_pair>> sums(a.size() * b.size(),
+                                                      std::array<double, sums_per_pair>{});
   for (index_t t = begin; t < end; t += tile) {
     const index_t stop = std::min(end, t + tile);
     for (std::size_t j = 0; j < a.size(); ++j) {
@@ -135,8 +137,10 @@ void thin_gram(const std::vector<const T*>& a, const std::vector<const T*>& b, i
         double* sum = sums[j * b.size() + i].data();
         index_t r = t;
         for (; r + sums_per_pair <= stop; r += sums_per_pair)
-          for (index_t l = 0; l < sums_per_pair; ++l) sum[l] += static_cast<double>(x[r + l]) * static_cast<double>(y[r + l]);
-        for (index_t l = 0; r < stop; ++r, ++l) sum[l] += static_cast<double>(x[r]) * static_cast<double>(y[r]);
+          for (index_t l = 0; l < sums_per_pair; ++l)
+            sum[l] += static_cast<double>(x[r + l]) * static_cast<double>(y[r + l]);
+        for (index_t l = 0; r < stop; ++r, ++l)
+          sum[l] += static_cast<double>(x[r]) * static_cast<double>(y[r]);
       }
     }
   }
@@ -166,8 +170,8 @@ void tile_column(T* acc, const std::vector<const T*>& a, index_t r0, const T* w,
 /// Rows [begin, end) of out <- [a_1 a_2 ...] x (+ out), in T, a tile of rows at a time (the tile
 /// is complete before it is stored, so `out` may be among the a_j).
 template <class T>
-void thin_product(const std::vector<const T*>& a, const dense<T>& x, index_t begin, index_t end, dense<T>& out,
-                  bool accumulate) {
+void thin_product(const std::vector<const T*>& a, const dense<T>& x, index_t begin, index_t end,
+                  dense<T>& out, bool accumulate) {
   alignas(64) T tile[thin_columns * thin_tile_rows];
   const index_t cols = out.cols(), ld = out.rows(), depth = x.rows();
   T* o = out.data();
@@ -175,8 +179,10 @@ void thin_product(const std::vector<const T*>& a, const dense<T>& x, index_t beg
     const index_t n = std::min(thin_tile_rows, end - r0);
     for (index_t i = 0; i < cols; ++i) {
       T* t = tile + i * thin_tile_rows;
-      if (accumulate) std::copy_n(o + i * ld + r0, n, t);
-      else std::fill_n(t, n, T(0));
+      if (accumulate)
+        std::copy_n(o + i * ld + r0, n, t);
+      else
+        std::fill_n(t, n, T(0));
       tile_column<T>(t, a, r0, x.data() + i * depth, n);
     }
     for (index_t i = 0; i < cols; ++i) std::copy_n(tile + i * thin_tile_rows, n, o + i * ld + r0);
@@ -192,7 +198,8 @@ inline host_matrix sum_in_order(const std::vector<host_matrix>& partial, index_t
 /// [p_1 p_2 ...]^T b, or the Gram matrix of [p_1 p_2 ...] when `b` is empty (exactly symmetric),
 /// accumulated in double in one pass over the rows.
 template <class T>
-host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts, std::span<const columns_ref<T>> b) {
+host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts,
+                         std::span<const columns_ref<T>> b) {
   const bool self = b.empty();
   const index_t cols = total_cols<T>(parts), b_cols = self ? cols : total_cols<T>(b);
   const index_t rows = parts.empty() ? (b.empty() ? 0 : b.front().rows) : parts.front().rows;
@@ -201,7 +208,8 @@ host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts, std
   if (!self && cols <= thin_columns && b_cols <= thin_columns) {
     const std::vector<const T*> a_starts = column_starts<T>(parts), b_starts = column_starts<T>(b);
     for_each_chunk(threads, chunks.count, [&](index_t c) {
-      thin_gram<T>(a_starts, b_starts, chunks.begin(c), chunks.begin(c + 1), partial[static_cast<std::size_t>(c)]);
+      thin_gram<T>(a_starts, b_starts, chunks.begin(c), chunks.begin(c + 1),
+                   partial[static_cast<std::size_t>(c)]);
     });
     return sum_in_order(partial, cols, b_cols);
   }
