@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -203,6 +204,9 @@ int main(int argc, char** argv) {
   for (int rank = 0; rank < ranks; ++rank) {
     const pid_t pid = ::fork();
     if (pid == 0) {
+      // As Python does: a write to a dead peer's socket then fails, and Gloo reports it, instead of
+      // SIGPIPE killing this rank.
+      std::signal(SIGPIPE, SIG_IGN);
       int status = 1;
       try {
         status = run_rank(store_file, rank, ranks);

@@ -13,6 +13,8 @@
 /// Sums host buffers (the CPU backend's packed coefficients and the estimators' partial Gram
 /// matrices) with one `allreduce` each. A collective that fails or outlives `timeout` (a peer
 /// died mid-collective) throws `ogpsa::communication_error` naming the rank and the length.
+/// A C++ program should ignore SIGPIPE (`std::signal(SIGPIPE, SIG_IGN)`, as Python does at start-up):
+/// otherwise a write to a dead peer's socket kills the rank before Gloo can report the failure.
 
 #include <chrono>
 #include <cstdint>
