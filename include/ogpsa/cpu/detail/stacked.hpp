@@ -86,13 +86,20 @@ struct row_chunks {
   index_t begin(index_t c) const { return std::min(rows, panels() * c / count * step); }
 };
 
-/// Runs `body(c)` for every chunk c in [0, count), contiguous runs of chunks per member of a team
-/// of at most `threads`.
+/// Runs `body(first, end)` once per member of a team of at most `threads`, with the member's
+/// contiguous run of chunks [first, end) out of [0, count): a body sets up its buffers once.
+template <class Body>
+void for_chunk_runs(int threads, index_t count, Body&& body) {
+  const int team = static_cast<int>(std::min<index_t>(std::max(threads, 1), count));
+  run_team(team,
+           [&](int member, int members) { body(count * member / members, count * (member + 1) / members); });
+}
+
+/// Runs `body(c)` for every chunk c in [0, count), spread over the team as `for_chunk_runs`.
 template <class Body>
 void for_each_chunk(int threads, index_t count, Body&& body) {
-  const int team = static_cast<int>(std::min<index_t>(std::max(threads, 1), count));
-  run_team(team, [&](int member, int members) {
-    for (index_t c = count * member / members; c < count * (member + 1) / members; ++c) body(c);
+  for_chunk_runs(threads, count, [&](index_t first, index_t end) {
+    for (index_t c = first; c < end; ++c) body(c);
   });
 }
 
@@ -213,19 +220,21 @@ host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts,
     });
     return sum_in_order(partial, cols, b_cols);
   }
-  for_each_chunk(threads, chunks.count, [&](index_t c) {
-    host_matrix& g = partial[static_cast<std::size_t>(c)];
-    host_matrix pa, pb;
-    for (index_t r = chunks.begin(c); r < chunks.begin(c + 1); r += chunks.step) {
-      pa.resize(std::min(chunks.step, rows - r), cols);
-      gather_rows<T>(parts, r, pa);
-      if (self) {
-        g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
-        continue;
+  for_chunk_runs(threads, chunks.count, [&](index_t first, index_t end) {
+    host_matrix pa, pb;  // the member's panels, reused
+    for (index_t c = first; c < end; ++c) {
+      host_matrix& g = partial[static_cast<std::size_t>(c)];
+      for (index_t r = chunks.begin(c); r < chunks.begin(c + 1); r += chunks.step) {
+        pa.resize(std::min(chunks.step, rows - r), cols);
+        gather_rows<T>(parts, r, pa);
+        if (self) {
+          g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
+          continue;
+        }
+        pb.resize(pa.rows(), b_cols);
+        gather_rows<T>(b, r, pb);
+        g.noalias() += pa.transpose() * pb;
       }
-      pb.resize(pa.rows(), b_cols);
-      gather_rows<T>(b, r, pb);
-      g.noalias() += pa.transpose() * pb;
     }
   });
   host_matrix g = sum_in_order(partial, cols, b_cols);
@@ -247,15 +256,21 @@ void stacked_product(int threads, std::span<const columns_ref<T>> parts, const h
     });
     return;
   }
-  for_each_chunk(threads, panels.count, [&](index_t c) {
-    const index_t r = panels.begin(c), n = panels.begin(c + 1) - r;
-    dense<T> panel = accumulate ? dense<T>(out.middleRows(r, n)) : dense<T>::Zero(n, xt.cols());
-    index_t at = 0;
-    for (const auto& p : parts) {
-      panel.noalias() += rows_of<T>(p, r, n) * xt.middleRows(at, p.cols);
-      at += p.cols;
+  for_chunk_runs(threads, panels.count, [&](index_t first, index_t end) {
+    dense<T> panel;  // the member's panel, reused
+    for (index_t c = first; c < end; ++c) {
+      const index_t r = panels.begin(c), n = panels.begin(c + 1) - r;
+      if (accumulate)
+        panel = out.middleRows(r, n);
+      else
+        panel.setZero(n, xt.cols());
+      index_t at = 0;
+      for (const auto& p : parts) {
+        panel.noalias() += rows_of<T>(p, r, n) * xt.middleRows(at, p.cols);
+        at += p.cols;
+      }
+      out.middleRows(r, n) = panel;
     }
-    out.middleRows(r, n) = panel;
   });
 }
 
