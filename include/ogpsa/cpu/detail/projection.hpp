@@ -31,6 +31,7 @@
 #include "ogpsa/config.hpp"
 #include "ogpsa/cpu/detail/eigen_map.hpp"
 #include "ogpsa/cpu/detail/gemm.hpp"
+#include "ogpsa/cpu/detail/packed_gemm.hpp"
 #include "ogpsa/cpu/detail/parallel.hpp"
 #include "ogpsa/cpu/detail/vector_kernels.hpp"
 #include "ogpsa/cpu/execution.hpp"
@@ -45,9 +46,9 @@ namespace ogpsa::cpu::detail {
 inline constexpr index_t tile_rows = 16 * chunk_rows;
 /// Elements per tile of a multi-column target: whole columns, about 1 MiB of float...
 inline constexpr index_t tile_elements = index_t{1} << 18;
-/// ...but at least this many columns per basis direction: each tile's two GEMMs pack the basis
-/// (m x k) again, which costs as much as the products themselves when a tile has few columns
-/// (tall m, large k: 11008 x 64 packed for every 23 columns).
+/// ...but at least this many columns per basis direction: Eigen's GEMM (the path of row-major and
+/// 16-bit targets) packs the basis (m x k) again for every tile, which costs as much as the products
+/// themselves when a tile has few columns (tall m, large k: 11008 x 64 packed for every 23 columns).
 inline constexpr index_t tile_columns_per_direction = 4;
 /// Rows of a GEMM operand converted at a time when it is stored in a 16-bit type.
 inline constexpr index_t panel_rows = 256;
@@ -83,6 +84,8 @@ struct projection_workspace {
   std::vector<A> coefficients;
   std::vector<A> original, scales;
   std::vector<std::vector<A>> panels;  ///< per team member: converted 16-bit GEMM operands
+  std::vector<packed_basis<A>> packs;     ///< per team member: the basis its tiles last used, packed
+  std::vector<packed_scratch<A>> scratch;  ///< per team member: the packed kernels' buffers
 };
 
 /// The projection of a span of tasks whose bases hold `Basis` and targets `G`, accumulating in `A`.
@@ -102,6 +105,7 @@ class many_block_projection {
   void coefficients(const execution& exec) {
     std::fill(ws_.partials.begin(), ws_.partials.end(), 0.0);
     run_team(team_size(exec, ws_.dot_bytes.back()), [&](int member, int members) {
+      ws_.packs[static_cast<std::size_t>(member)].forget();
       const auto [first_tile, end_tile] = share(ws_.dot_bytes, member, members);
       for (std::size_t t = first_tile; t < end_tile; ++t) compute_coefficients(ws_.tiles[t], member);
       team_barrier();
@@ -115,6 +119,7 @@ class many_block_projection {
   template <class Rule>
   void update(const execution& exec, const Rule& rule) {
     run_team(team_size(exec, ws_.update_bytes.back()), [&](int member, int members) {
+      ws_.packs[static_cast<std::size_t>(member)].forget();
       const auto [first_task, end_task] = share(ws_.task_work, member, members);
       for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
       team_barrier();
@@ -125,6 +130,9 @@ class many_block_projection {
 
  private:
   static constexpr bool needs_panels = !std::is_same_v<Basis, A> || !std::is_same_v<G, A>;
+  /// Multi-column targets of `A` values whose columns lie contiguously take the packed kernels
+  /// (packed_gemm.hpp); others (contiguous rows, 16-bit targets) take Eigen's GEMM.
+  static constexpr bool packs_targets = std::is_same_v<G, A>;
   static constexpr auto basis_size = static_cast<index_t>(sizeof(Basis));
   static constexpr auto gradient_size = static_cast<index_t>(sizeof(G));
 
@@ -163,8 +171,10 @@ class many_block_projection {
 
   int team_size(const execution& exec, index_t bytes) {
     const int threads = static_cast<int>(std::clamp<index_t>(bytes / bytes_per_thread, 1, max_threads(exec)));
-    if (needs_panels && ws_.panels.size() < static_cast<std::size_t>(threads))
-      ws_.panels.resize(static_cast<std::size_t>(threads));
+    const auto members = static_cast<std::size_t>(threads);
+    if (needs_panels && ws_.panels.size() < members) ws_.panels.resize(members);
+    if (ws_.packs.size() < members) ws_.packs.resize(members);
+    if (ws_.scratch.size() < members) ws_.scratch.resize(members);
     return threads;
   }
 
@@ -201,6 +211,12 @@ class many_block_projection {
                          diagnostics_);
       return;
     }
+    if constexpr (packs_targets) {
+      if (t.target.column_major()) {
+        coefficients_packed(tl, member, partial);
+        return;
+      }
+    }
     with_map(t.target, [&](auto& x) {
       auto c = coefficient_block(tl.task, tl.begin, tl.end);
       c.setZero();
@@ -212,6 +228,33 @@ class many_block_projection {
                        *partial += static_cast<double>(xp.col(j).squaredNorm());
                  });
     });
+  }
+
+  /// A tile's coefficients by the packed kernels (see `packs_targets`).
+  void coefficients_packed(const tile& tl, int member, double* partial) {
+    const target_ref& x = tasks_[tl.task].target;
+    const index_t k = tasks_[tl.task].basis->cols(), columns = tl.end - tl.begin;
+    const A* first = x.data + tl.begin * x.col_stride;
+    packed_coefficients(member_pack(member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride,
+                        columns, coefficient_block(tl.task, tl.begin, tl.end).data(), k, member_scratch(member));
+    if (diagnostics_) *partial += column_squares(first, x.rows, x.col_stride, columns);
+  }
+
+  /// Team member `member`'s pack of task `i`'s basis in layout `wanted`, packed if it is not yet.
+  packed_basis<A>& member_pack(int member, typename packed_basis<A>::layout wanted, std::size_t i) {
+    packed_basis<A>& pack = ws_.packs[static_cast<std::size_t>(member)];
+    const basis_matrix& u = *tasks_[i].basis;
+    pack.pack(wanted, i, u.data(), u.rows(), u.cols(), u.rows());
+    return pack;
+  }
+
+  packed_scratch<A>& member_scratch(int member) { return ws_.scratch[static_cast<std::size_t>(member)]; }
+
+  static double column_squares(const A* x, index_t rows, index_t stride, index_t cols) {
+    double sum = 0;
+    for (index_t j = 0; j < cols; ++j)
+      sum += static_cast<double>(Eigen::Map<const Eigen::Matrix<A, Eigen::Dynamic, 1>>(x + j * stride, rows).squaredNorm());
+    return sum;
   }
 
   /// Calls f(U_p, X_p) for row panels of the basis and a tile's columns, both as `A` matrices:
@@ -335,6 +378,14 @@ class many_block_projection {
     const auto r = coefficient_block(tl.task, tl.begin, tl.end);
     const A* s = scales + tl.begin;
     if (!tile_changed(r, s)) return;
+    if constexpr (packs_targets) {
+      if (t.target.column_major()) {
+        const target_ref& x = t.target;
+        packed_update(member_pack(member, packed_basis<A>::layout::panels, tl.task), x.data + tl.begin * x.col_stride,
+                      x.col_stride, tl.end - tl.begin, r.data(), r.rows(), s, member_scratch(member));
+        return;
+      }
+    }
     with_map(t.target, [&](auto& x) { update_columns(u, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
   }
 
