@@ -38,10 +38,11 @@ struct packed_shape {
   static constexpr int registers = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS;
   /// Packets of a row of U per coefficient block: the k directions are taken this many at a time.
   static constexpr int row_packets = registers >= 32 ? 4 : 2;
-  /// Columns per block for `packets` accumulator rows, leaving registers for U and a broadcast.
+  /// Columns per block of `packets` accumulator rows, leaving registers for U and a broadcast.
   static constexpr int columns_for(int packets) {
     return std::clamp((registers - packets - 2) / packets, 1, 12);
   }
+  static constexpr int coefficient_columns = columns_for(row_packets);
   /// Rows of X per update block (two packets), and its columns.
   static constexpr int panel_rows = 2 * lanes;
   static constexpr int update_columns = columns_for(2);
@@ -215,15 +216,16 @@ void packed_coefficients(const packed_basis<A>& u, const A* x, index_t ldx, inde
   scratch.accumulators.assign(static_cast<std::size_t>(stride * t), A(0));
   A* acc = scratch.accumulators.data();
   const index_t block = rows_per_block<A>(stride, 1, block_bytes);
+  constexpr index_t width = shape::coefficient_columns, directions = shape::row_packets * shape::lanes;
   for (index_t first = 0; first < m; first += block) {
     const index_t rows = std::min(block, m - first);
-    for (index_t p = 0; p < stride; p += shape::row_packets * shape::lanes) {
-      const int packets =
-          static_cast<int>(std::min<index_t>(shape::row_packets, (stride - p) / shape::lanes));
-      with_constant<shape::row_packets>(packets, [&](auto v) {
-        constexpr int width = shape::columns_for(v);
-        for (index_t j = 0; j < t; j += width) {
-          with_constant<width>(static_cast<int>(std::min<index_t>(width, t - j)), [&](auto n) {
+    // A block of columns stays in cache while every block of directions passes over it.
+    for (index_t j = 0; j < t; j += width) {
+      with_constant<width>(static_cast<int>(std::min(width, t - j)), [&](auto n) {
+        for (index_t p = 0; p < stride; p += directions) {
+          const int packets =
+              static_cast<int>(std::min<index_t>(shape::row_packets, (stride - p) / shape::lanes));
+          with_constant<shape::row_packets>(packets, [&](auto v) {
             packed_kernels::coefficient_block<A, v, n>(u.data() + first * stride + p, stride,
                                                        x + j * ldx + first, ldx, rows, acc + j * stride + p,
                                                        stride);
