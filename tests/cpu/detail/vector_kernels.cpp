@@ -90,14 +90,3 @@ TEST_CASE("an empty row range leaves sums and gradient alone") {
   CHECK(sums == std::vector<double>{0.5, 0.25});
   CHECK(g == std::vector<float>{1, 2, 3});
 }
-
-TEST_CASE("with_columns passes each group width as a compile-time constant") {
-  for (index_t n = 1; n <= k::column_group; ++n) {
-    index_t seen = 0;
-    k::with_columns(n, [&](auto columns) {
-      static_assert(columns() >= 1 && columns() <= k::column_group);
-      seen = columns();
-    });
-    CHECK(seen == n);
-  }
-}

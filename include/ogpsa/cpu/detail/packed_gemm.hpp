@@ -20,12 +20,12 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
 
 #include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/compile_time.hpp"
 #include "ogpsa/detail/convert.hpp"
 
 namespace ogpsa::cpu::detail {
@@ -59,15 +59,6 @@ template <class A>
 index_t rows_per_block(index_t row_values, index_t granule, index_t block_bytes) {
   const index_t rows = block_bytes / std::max<index_t>(1, row_values * static_cast<index_t>(sizeof(A)));
   return std::max(granule, rows / granule * granule);
-}
-
-/// Calls f(std::integral_constant<int, n>) for a run-time 1 <= n <= Max.
-template <int Max, class F>
-void with_constant(int n, F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((n == I + 1 ? (f(std::integral_constant<int, I + 1>{}), 0) : 0), ...);
-  }
-  (std::make_integer_sequence<int, Max>{});
 }
 
 /// A basis U (m x k) packed for the kernels: by rows (U^T, each row padded to whole packets) for
@@ -108,13 +99,14 @@ class packed_basis {
  private:
   template <class Basis>
   void pack_rows(const Basis* u, index_t ld) {
-    values_.assign(static_cast<std::size_t>(m_ * stride_), A(0));
+    values_.resize(static_cast<std::size_t>(m_ * stride_));
+    A* out = values_.data();
     constexpr index_t rows_at_once = 64;  // a cache-friendly transpose: 64 rows of every column
     for (index_t first = 0; first < m_; first += rows_at_once) {
       const index_t end = std::min(m_, first + rows_at_once);
       for (index_t p = 0; p < k_; ++p)
-        for (index_t i = first; i < end; ++i)
-          values_[static_cast<std::size_t>(i * stride_ + p)] = ogpsa::detail::widen<A>(u[p * ld + i]);
+        for (index_t i = first; i < end; ++i) out[i * stride_ + p] = ogpsa::detail::widen<A>(u[p * ld + i]);
+      for (index_t i = first; i < end; ++i) std::fill(out + i * stride_ + k_, out + (i + 1) * stride_, A(0));
     }
   }
 
@@ -122,12 +114,14 @@ class packed_basis {
   void pack_panels(const Basis* u, index_t ld) {
     constexpr index_t h = shape::panel_rows;
     const index_t panels = (m_ + h - 1) / h;
-    values_.assign(static_cast<std::size_t>(panels * k_ * h), A(0));
+    values_.resize(static_cast<std::size_t>(panels * k_ * h));
     for (index_t panel = 0; panel < panels; ++panel) {
       const index_t first = panel * h, rows = std::min(h, m_ - first);
       A* out = values_.data() + panel * k_ * h;
-      for (index_t p = 0; p < k_; ++p)
+      for (index_t p = 0; p < k_; ++p) {
         for (index_t i = 0; i < rows; ++i) out[p * h + i] = ogpsa::detail::widen<A>(u[p * ld + first + i]);
+        std::fill(out + p * h + rows, out + (p + 1) * h, A(0));  // the last panel's rows past m
+      }
     }
   }
 
@@ -141,18 +135,6 @@ namespace packed_kernels {
 
 template <class A>
 using packet_of = typename packed_shape<A>::packet;
-
-/// Calls f(std::integral_constant<int, i>) for i = 0 .. N - 1 in straight-line code. The register
-/// blocks are arrays that stay in registers only when every index is a constant: a loop over them
-/// is unrolled at -O3 but not at -O2, and unrolling pragmas differ between compilers (nvcc's front
-/// end rejects GCC's).
-template <int N, class F>
-void unroll(F&& f) {
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    (f(std::integral_constant<int, I>{}), ...);
-  }
-  (std::make_integer_sequence<int, N>{});
-}
 
 /// acc (V packets x N columns, column b at acc + b * ld_acc) += U^T rows [0, rows) x X's N columns.
 template <class A, int V, int N>
@@ -221,10 +203,9 @@ void packed_coefficients(const packed_basis<A>& u, const A* x, index_t ldx, inde
     const index_t rows = std::min(block, m - first);
     // A block of columns stays in cache while every block of directions passes over it.
     for (index_t j = 0; j < t; j += width) {
-      with_constant<width>(static_cast<int>(std::min(width, t - j)), [&](auto n) {
+      with_constant<width>(std::min(width, t - j), [&](auto n) {
         for (index_t p = 0; p < stride; p += directions) {
-          const int packets =
-              static_cast<int>(std::min<index_t>(shape::row_packets, (stride - p) / shape::lanes));
+          const index_t packets = std::min<index_t>(shape::row_packets, (stride - p) / shape::lanes);
           with_constant<shape::row_packets>(packets, [&](auto v) {
             packed_kernels::coefficient_block<A, v, n>(u.data() + first * stride + p, stride,
                                                        x + j * ldx + first, ldx, rows, acc + j * stride + p,
@@ -257,7 +238,7 @@ void packed_update(const packed_basis<A>& u, A* x, index_t ldx, index_t t, const
   for (index_t first = 0; first < m; first += block) {
     const index_t end = std::min(m, first + block);
     for (index_t j = 0; j < t; j += width) {
-      with_constant<width>(static_cast<int>(std::min(width, t - j)), [&](auto n) {
+      with_constant<width>(std::min(width, t - j), [&](auto n) {
         const A* negated = scratch.negated.data() + j * k;
         for (index_t i = first; i < end; i += h) {
           const A* panel = u.data() + i * k;

@@ -235,8 +235,9 @@ class many_block_projection {
     const target_ref& x = tasks_[tl.task].target;
     const index_t k = tasks_[tl.task].basis->cols(), columns = tl.end - tl.begin;
     const A* first = x.data + tl.begin * x.col_stride;
-    packed_coefficients(member_pack(member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride,
-                        columns, coefficient_block(tl.task, tl.begin, tl.end).data(), k, member_scratch(member));
+    A* c = coefficient_block(tl.task, tl.begin, tl.end).data();
+    packed_coefficients(member_pack(member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride, columns, c,
+                        k, member_scratch(member));
     if (diagnostics_) *partial += column_squares(first, x.rows, x.col_stride, columns);
   }
 
@@ -251,9 +252,9 @@ class many_block_projection {
   packed_scratch<A>& member_scratch(int member) { return ws_.scratch[static_cast<std::size_t>(member)]; }
 
   static double column_squares(const A* x, index_t rows, index_t stride, index_t cols) {
+    const map_of<dense<A>, const A> tile(x, rows, cols, Eigen::OuterStride<>(stride));
     double sum = 0;
-    for (index_t j = 0; j < cols; ++j)
-      sum += static_cast<double>(Eigen::Map<const Eigen::Matrix<A, Eigen::Dynamic, 1>>(x + j * stride, rows).squaredNorm());
+    for (index_t j = 0; j < cols; ++j) sum += static_cast<double>(tile.col(j).squaredNorm());
     return sum;
   }
 
@@ -380,13 +381,19 @@ class many_block_projection {
     if (!tile_changed(r, s)) return;
     if constexpr (packs_targets) {
       if (t.target.column_major()) {
-        const target_ref& x = t.target;
-        packed_update(member_pack(member, packed_basis<A>::layout::panels, tl.task), x.data + tl.begin * x.col_stride,
-                      x.col_stride, tl.end - tl.begin, r.data(), r.rows(), s, member_scratch(member));
+        update_packed(tl, r, s, member);
         return;
       }
     }
     with_map(t.target, [&](auto& x) { update_columns(u, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
+  }
+
+  /// X <- X diag(s) - U R for a tile's columns, by the packed kernels (see `packs_targets`).
+  void update_packed(const tile& tl, const Eigen::Map<dense<A>>& r, const A* s, int member) {
+    const target_ref& x = tasks_[tl.task].target;
+    const packed_basis<A>& pack = member_pack(member, packed_basis<A>::layout::panels, tl.task);
+    packed_update(pack, x.data + tl.begin * x.col_stride, x.col_stride, tl.end - tl.begin, r.data(), r.rows(), s,
+                  member_scratch(member));
   }
 
   static bool tile_changed(const Eigen::Map<dense<A>>& r, const A* scales) {

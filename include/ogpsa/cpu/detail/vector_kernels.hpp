@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/compile_time.hpp"
 #include "ogpsa/cpu/detail/lanes.hpp"
 #include "ogpsa/detail/convert.hpp"
 
@@ -25,19 +26,6 @@ namespace ogpsa::cpu::detail {
 inline constexpr index_t chunk_rows = 2048;
 /// Basis columns streamed together, so that their accumulators fit in registers.
 inline constexpr index_t column_group = 8;
-
-/// Calls `f(std::integral_constant<index_t, n>{})` for 1 <= n <= Max: kernels over a compile-time
-/// number of columns keep their accumulators in registers.
-template <index_t Max = column_group, class F>
-void with_columns(index_t n, F&& f) {
-  if constexpr (Max == 1) {
-    f(std::integral_constant<index_t, 1>{});
-  } else if (n == Max) {
-    f(std::integral_constant<index_t, Max>{});
-  } else {
-    with_columns<Max - 1>(n, f);
-  }
-}
 
 /// sums[j] += sum_{i < n} u[j * ld + i] * x[i] for j < Columns, in `A`. With `Keep`, also stores
 /// x widened to `A` in `kept`, for the next column groups. Two blocks of partial sums per column
@@ -113,12 +101,12 @@ void accumulate_dots(const G* g, const B* u, index_t ld, index_t k, index_t begi
   for (index_t row = begin; row < end; row += chunk_rows) {
     const index_t n = std::min(chunk_rows, end - row);
     const B* chunk = u + row;
-    with_columns(std::min(column_group, k), [&](auto columns) {
+    with_constant<column_group>(std::min(column_group, k), [&](auto columns) {
       if (k > column_group) chunk_dots<decltype(columns)::value, true>(g + row, n, chunk, ld, sums, kept);
       else chunk_dots<decltype(columns)::value, false>(g + row, n, chunk, ld, sums, kept);
     });
     for (index_t j = column_group; j < k; j += column_group)
-      with_columns(std::min(column_group, k - j), [&](auto columns) {
+      with_constant<column_group>(std::min(column_group, k - j), [&](auto columns) {
         chunk_dots<decltype(columns)::value, false>(kept, n, chunk + j * ld, ld, sums + j, kept);
       });
     if (squares) chunk_dots<1, false>(g + row, n, g + row, 0, sums + k, kept);
@@ -135,14 +123,15 @@ void update_rows(G* g, const B* u, index_t ld, index_t k, const A* r, A s, index
     G* x = g + row;
     const B* chunk = u + row;
     if (k <= column_group) {
-      with_columns(k, [&](auto columns) { chunk_update<decltype(columns)::value>(x, s, x, n, chunk, ld, r); });
+      with_constant<column_group>(
+          k, [&](auto columns) { chunk_update<decltype(columns)::value>(x, s, x, n, chunk, ld, r); });
       continue;
     }
     chunk_update<column_group>(x, s, partial, n, chunk, ld, r);
     index_t j = column_group;
     for (; j + column_group < k; j += column_group)
       chunk_update<column_group>(partial, A(1), partial, n, chunk + j * ld, ld, r + j);
-    with_columns(k - j, [&](auto columns) {
+    with_constant<column_group>(k - j, [&](auto columns) {
       chunk_update<decltype(columns)::value>(partial, A(1), x, n, chunk + j * ld, ld, r + j);
     });
   }
