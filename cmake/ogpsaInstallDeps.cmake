@@ -7,7 +7,13 @@
 # running `apt-get update` first when the package lists are empty or older than a week, and once
 # more if the install fails (stale lists). Without root or apt, configuring stops with a message
 # that names the packages to install by hand.
+#
+# Another package manager may hold apt's locks (unattended upgrades right after boot, a second
+# configure): every apt-get call waits for them up to OGPSA_APT_LOCK_TIMEOUT seconds (default 600),
+# saying which lock it waits for and who holds it, and fails with that message after the timeout.
 include_guard(GLOBAL)
+
+set(OGPSA_APT_LOCK_TIMEOUT 600 CACHE STRING "Seconds an apt-get call of the dependency installer waits for apt's locks")
 
 function(_ogpsa_missing_packages out)
   find_program(OGPSA_DPKG_QUERY dpkg-query)
@@ -40,10 +46,31 @@ function(_ogpsa_apt_lists_stale out)
   set(${out} ${stale} PARENT_SCOPE)
 endfunction()
 
+# Runs apt-get with ARGN, waiting for apt's locks: dpkg's frontend lock through apt's own
+# DPkg::Lock::Timeout, the package lists' lock (which `apt-get update` does not wait for) by retrying.
 function(_ogpsa_apt_get result)
-  execute_process(COMMAND "${CMAKE_COMMAND}" -E env DEBIAN_FRONTEND=noninteractive
-                          "${OGPSA_APT_GET}" ${ARGN}
-                  RESULT_VARIABLE rc)
+  string(TIMESTAMP start "%s" UTC)
+  math(EXPR deadline "${start} + ${OGPSA_APT_LOCK_TIMEOUT}")
+  set(announced "")
+  while(TRUE)
+    string(TIMESTAMP now "%s" UTC)
+    math(EXPR left "${deadline} - ${now}")
+    if(left LESS 0)
+      set(left 0)
+    endif()
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E env DEBIAN_FRONTEND=noninteractive
+                            "${OGPSA_APT_GET}" -o "DPkg::Lock::Timeout=${left}" ${ARGN}
+                    RESULT_VARIABLE rc ERROR_VARIABLE errors ECHO_ERROR_VARIABLE)
+    if(rc EQUAL 0 OR NOT errors MATCHES "Could not get lock ([^ ]+)\\. ([^\n]*)" OR left EQUAL 0)
+      break()
+    endif()
+    if(NOT announced STREQUAL CMAKE_MATCH_1)
+      set(announced "${CMAKE_MATCH_1}")
+      message(STATUS "ogpsa: another package manager holds apt's lock ${CMAKE_MATCH_1} "
+                     "(${CMAKE_MATCH_2}); waiting up to ${left} s for it (OGPSA_APT_LOCK_TIMEOUT)")
+    endif()
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E sleep 2)
+  endwhile()
   set(${result} ${rc} PARENT_SCOPE)
 endfunction()
 
