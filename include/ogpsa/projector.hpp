@@ -2,6 +2,7 @@
 /// \file
 /// The projector: per-block subspaces, reference passes, the refresh schedule and projection.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -192,8 +193,9 @@ class projector {
   /// Adds one reference gradient of `block` from reference data set `set` (0 for the first).
   /// The view is only read, and may have any element type and strides; its extents must be the
   /// block's.
-  /// \throws numeric_error for NaN/Inf (the whole pass is rejected and the current bases stay),
-  ///         shape_error for wrong extents, state_error outside a pass.
+  /// \throws numeric_error for NaN/Inf, or when a streaming estimate overflows (the whole pass is
+  ///         rejected and the current bases stay), shape_error for wrong extents, state_error
+  ///         outside a pass.
   template <tensor_view View>
   void feed(block_id id, View reference, index_t set = 0) {
     constexpr const char* where = "ogpsa::projector::feed";
@@ -222,8 +224,10 @@ class projector {
 
   /// Estimates every block's subspace from the pass and commits them all at once. On any error
   /// the pass is discarded and every block keeps its current subspace.
-  /// \throws state_error outside a pass, for an empty pass or a block that was not fed; whatever
-  ///         the estimator throws (e.g. a rank larger than the data allows).
+  /// \throws state_error outside a pass, for an empty pass or a block that was not fed;
+  ///         numeric_error naming the block when an estimate is not finite (NaN or Inf in its
+  ///         basis, strengths or captured energy: finite reference data whose squares overflow);
+  ///         whatever the estimator throws (e.g. a rank larger than the data allows).
   template <class... Callbacks>
   void finish_reference_pass(Callbacks&... callbacks) {
     detail::check_callbacks<Callbacks...>();
@@ -232,7 +236,11 @@ class projector {
     pass finished = std::move(*pass_);
     pass_.reset();
     check_complete(finished, where);
-    commit(estimate(finished), callbacks...);
+    std::vector<subspace_type> estimates = estimate(finished);
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      if (!is_finite(estimates[i]))
+        reject_non_finite("block '" + blocks_[i].name + "'", "NaN or Inf in its basis, strengths or captured energy");
+    commit(std::move(estimates), callbacks...);
   }
 
   /// Projects every registered block in place, in one backend call, and counts one optimizer step.
@@ -297,7 +305,8 @@ class projector {
 
   /// Restores a state saved by `state()` from a projector with the same blocks (same names,
   /// families and extents, in the same order). \throws shape_error / invalid_argument on a
-  /// mismatch, leaving this projector unchanged.
+  /// mismatch, numeric_error for a subspace that is not finite (NaN or Inf in its basis, strengths
+  /// or captured energy), leaving this projector unchanged.
   void restore(const state_type& s) {
     constexpr const char* where = "ogpsa::projector::restore";
     OGPSA_REQUIRE(!pass_, state_error, where, "cannot restore during a reference pass");
@@ -360,7 +369,14 @@ class projector {
     }
     auto& state = pass_->states[id.index];
     if (!state) state.emplace(estimator_, b.dimension, b.name);
-    state->feed(exec_, columns, set);
+    try {
+      state->feed(exec_, columns, set);
+    } catch (const numeric_error& e) {  // a streaming estimate that overflowed
+      pass_.reset();
+      OGPSA_FAIL(numeric_error, where,
+                 "block '" << b.name << "': the estimate is not finite (" << e.what()
+                           << "); the reference pass was rejected and every block keeps its basis");
+    }
   }
 
   template <class View>
@@ -514,7 +530,11 @@ class projector {
     std::vector<detail::rounds<estimate_type>> rounds;
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (blocks_[i].split() == target_split::none) {
-        estimates[i] = finished.states[i]->finish(exec_);
+        try {
+          estimates[i] = finished.states[i]->finish(exec_);
+        } catch (const numeric_error& e) {
+          reject_non_finite("block '" + blocks_[i].name + "'", e.what());
+        }
         continue;
       }
       if constexpr (estimates_sharded) {
@@ -522,12 +542,30 @@ class projector {
         rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split(), reducer_.position()}));
       }
     }
-    detail::run_rounds(rounds, reducer_);
+    try {
+      detail::run_rounds(rounds, reducer_);
+    } catch (const numeric_error& e) {
+      reject_non_finite("a sharded block", e.what());
+    }
     for (std::size_t j = 0; j < sharded.size(); ++j) estimates[sharded[j]] = rounds[j].result();
     std::vector<subspace_type> out;
     out.reserve(blocks_.size());
     for (auto& e : estimates) out.push_back(to_storage(std::move(*e)));
     return out;
+  }
+
+  /// Whether `s` holds numbers only: its basis (checked where it lives), strengths and energy.
+  bool is_finite(const subspace_type& s) {
+    const auto finite = [](double x) { return std::isfinite(x); };
+    return std::isfinite(s.captured_energy) && std::all_of(s.strengths.begin(), s.strengths.end(), finite) &&
+           backend_type::all_finite(exec_, detail::dense_columns<memory_space>(s.basis));
+  }
+
+  /// Rejects a finished pass whose estimate of `block` is not finite; no block has changed yet.
+  [[noreturn]] static void reject_non_finite(const std::string& block, std::string_view cause) {
+    OGPSA_FAIL(numeric_error, "ogpsa::projector::finish_reference_pass",
+               block << ": the estimate is not finite (" << cause
+                     << "); the reference pass was rejected and every block keeps its basis");
   }
 
   // `if constexpr` rather than a condition the compiler knows: nvcc rejects the code after an
@@ -594,8 +632,12 @@ class projector {
     OGPSA_REQUIRE(s.basis.rows() == b.dimension, shape_error, where,
                   "saved basis of block '" << b.name << "' has " << s.basis.rows()
                                            << " rows, the block's dimension is " << b.dimension);
-    return subspace_type{backend_type::from_host(exec_, s.basis), s.strengths, s.captured_energy,
-                         s.dropped};
+    subspace_type out{backend_type::from_host(exec_, s.basis), s.strengths, s.captured_energy, s.dropped};
+    OGPSA_REQUIRE(is_finite(out), numeric_error, where,
+                  "saved subspace of block '" << b.name
+                                              << "' is not finite (NaN or Inf in its basis, strengths or "
+                                                 "captured energy)");
+    return out;
   }
 
   Estimator estimator_;

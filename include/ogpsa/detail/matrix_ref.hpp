@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <type_traits>
 
 #include "ogpsa/config.hpp"
 #include "ogpsa/error.hpp"
@@ -30,6 +31,14 @@ struct matrix_ref {
     return {data + first * col_stride, rows, count, row_stride, col_stride};
   }
 };
+
+/// A dense column-major matrix of the backend in `Space` (`data()`, `rows()`, `cols()`), read-only.
+template <class Space, class Matrix>
+auto dense_columns(const Matrix& m) {
+  using T = const std::remove_pointer_t<decltype(m.data())>;
+  const auto rows = static_cast<index_t>(m.rows());
+  return matrix_ref<T, Space>{m.data(), rows, static_cast<index_t>(m.cols()), 1, std::max<index_t>(rows, 1)};
+}
 
 /// Number of rows of the target space of a view of these extents, for `f` (flat: numel).
 template <tensor_view View>
