@@ -55,6 +55,13 @@ struct block_id {
 ///    before clipping and `step()`: `project()`. One call to `project()` is one optimizer step
 ///    for the schedule.
 ///
+/// **Memory order.** A flat block's vector is its elements in memory order, so each block records
+/// the strides it was registered with. `rebind` and `project(id, view)` write in place and need a
+/// view in that order (a flat block; matrix-side blocks read and write through any strides).
+/// `feed` re-lays out a reference matrix (two dimensions) of the other order into the block's
+/// (one copy of the reference on the backend); a reference of three or more dimensions must be in
+/// the block's order. Anything else is a `layout_error` naming both orders.
+///
 /// Projecting a block that has never been estimated throws `state_error` (an unprotected update
 /// would be silently wrong). A block whose estimate came out empty (all its reference gradients
 /// were zero) has rank 0 and is left unchanged, as in the published code.
@@ -107,6 +114,7 @@ class projector {
   /// Registers a parameter block whose gradient lives in `gradient` (written in place). With
   /// `layout` other than replicated, `gradient` is this rank's rows or columns of the block's
   /// gradient (a flat block: any piece of it), laid out as in `ogpsa/sharding.hpp`.
+  /// The view's strides are the block's memory order (see the class description).
   /// \throws invalid_argument for a duplicate name, a family the policies do not support, or a
   ///         sharded block with a local reducer or an estimator that cannot estimate it;
   ///         layout_error / shape_error when the view cannot serve as that family.
@@ -125,7 +133,7 @@ class projector {
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, extents_of(gradient), {}, 0, std::nullopt};
+    block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0, std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
     blocks_.push_back(std::move(b));
@@ -133,12 +141,16 @@ class projector {
   }
 
   /// Points a block at a new gradient buffer of the same extents (frameworks may reallocate).
+  /// \throws shape_error for other extents; layout_error for a flat block's view in another
+  ///         memory order than the registered one (the projection writes in place).
   template <tensor_view View>
   void rebind(block_id id, View gradient) {
     check_gradient_view<View>();
-    block& b = at(id, "ogpsa::projector::rebind");
-    check_extents(b, gradient, "ogpsa::projector::rebind");
-    b.target = detail::target_columns(gradient, b.kind, "ogpsa::projector::rebind");
+    constexpr const char* where = "ogpsa::projector::rebind";
+    block& b = at(id, where);
+    check_extents(b, gradient, where);
+    check_written_order(b, gradient, where);
+    b.target = detail::target_columns(gradient, b.kind, where);
   }
 
   std::optional<block_id> find(std::string_view name) const noexcept {
@@ -192,17 +204,29 @@ class projector {
 
   /// Adds one reference gradient of `block` from reference data set `set` (0 for the first).
   /// The view is only read, and may have any element type and strides; its extents must be the
-  /// block's.
+  /// block's. A flat block's reference matrix in the other memory order is copied into the
+  /// block's order first; one of three or more dimensions must be in the block's order.
   /// \throws numeric_error for NaN/Inf, or when a streaming estimate overflows (the whole pass is
-  ///         rejected and the current bases stay), shape_error for wrong extents, state_error
-  ///         outside a pass.
+  ///         rejected and the current bases stay), shape_error for wrong extents, layout_error
+  ///         for a flat block's reference of three or more dimensions in another memory order,
+  ///         state_error outside a pass.
   template <tensor_view View>
   void feed(block_id id, View reference, index_t set = 0) {
     constexpr const char* where = "ogpsa::projector::feed";
     check_space<View>();
     const block& b = at_in_pass(id, where);
     check_extents(b, reference, where);
-    feed_target(id, detail::target_columns(as_read_only(reference), b.kind, where), set, where);
+    const auto columns = detail::target_columns(as_read_only(reference), b.kind, where);
+    if (b.kind != family::flat || in_block_order(b, reference)) return feed_target(id, columns, set, where);
+    if constexpr (View::rank() == 2) {
+      const auto copy = laid_out_like_block(b, as_read_only(reference));
+      feed_target(id, detail::dense_columns<memory_space>(copy).as_vector(), set, where);
+    } else {
+      fail_order(b, reference, "the reference",
+                 "a flat block reads its elements in memory order, and only references of two dimensions are "
+                 "re-laid out",
+                 where);
+    }
   }
 
   /// Adds reference vectors given directly in the block's target space (see `ogpsa::family`):
@@ -269,6 +293,9 @@ class projector {
   }
 
   /// Projects one gradient of a registered block, in place, without counting a step.
+  /// \throws shape_error for other extents than the block's, layout_error for a flat block's view
+  ///         in another memory order than the registered one, state_error without a subspace
+  ///         (nothing is modified then).
   template <tensor_view View, class... Callbacks>
   void project(block_id id, View gradient, Callbacks&... callbacks) {
     detail::check_callbacks<Callbacks...>();
@@ -276,6 +303,7 @@ class projector {
     constexpr const char* where = "ogpsa::projector::project";
     const block& b = at(id, where);
     check_extents(b, gradient, where);
+    check_written_order(b, gradient, where);
     targets_.clear();
     targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
     project_targets(where, callbacks...);
@@ -330,6 +358,7 @@ class projector {
     family kind;
     sharding layout;
     std::vector<index_t> extents;
+    std::vector<index_t> strides;  ///< as registered: a flat block's memory order
     gradient_ref target;
     index_t dimension;
     std::optional<subspace_type> basis;
@@ -432,6 +461,40 @@ class projector {
     OGPSA_REQUIRE(e == b.extents, shape_error, where,
                   "block '" << b.name << "' has extents " << format_extents(b.extents) << ", got "
                             << format_extents(e));
+  }
+
+  template <class View>
+  static bool in_block_order(const block& b, const View& v) {
+    return detail::same_memory_order(b.extents, b.strides, detail::strides_of(v));
+  }
+
+  template <class View>
+  [[noreturn]] static void fail_order(const block& b, const View& v, std::string_view what, std::string_view why,
+                                      const char* where) {
+    OGPSA_FAIL(layout_error, where,
+               "block '" << b.name << "' is " << detail::describe_memory_order(b.extents, b.strides) << ", "
+                         << what << " is " << detail::describe_memory_order(b.extents, detail::strides_of(v))
+                         << ": " << why << "; pass a view laid out like the registered one");
+  }
+
+  /// A view that is written in place must be in a flat block's registered memory order.
+  template <class View>
+  static void check_written_order(const block& b, const View& v, const char* where) {
+    if (b.kind == family::flat && !in_block_order(b, v))
+      fail_order(b, v, "the view", "a flat block's projection writes its elements in place, in memory order",
+                 where);
+  }
+
+  /// A flat block's dense reference matrix `v` in the other memory order, copied into the block's
+  /// order: the block's faster dimension becomes the rows of a column-major copy (same elements).
+  template <class T>
+  auto laid_out_like_block(const block& b, const strided_view<T, 2, memory_space>& v) {
+    const std::size_t fast = b.strides[0] < b.strides[1] ? 0 : 1, slow = 1 - fast;
+    const detail::matrix_ref<T, memory_space> source{v.data_handle(), v.extent(fast), v.extent(slow), v.stride(fast),
+                                                     v.stride(slow)};
+    auto copy = backend_type::template zeros<std::remove_const_t<T>>(exec_, source.rows, source.cols);
+    backend_type::copy_into(exec_, source, copy, 0);
+    return copy;
   }
 
   const block& at(block_id id, const char* where) const {
