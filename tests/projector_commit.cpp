@@ -129,3 +129,90 @@ TEST_CASE("restore refuses a state whose subspace is not finite, and changes not
     }
   }
 }
+
+namespace {
+
+struct callback_failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Throws from the hook named at construction; records what the projector looked like then.
+struct throwing_callback {
+  enum class hook { degenerate, refresh, projection } when;
+  std::size_t refreshes_seen = 0;
+  void on_degenerate(const ogpsa::degenerate_info&) {
+    if (when == hook::degenerate) throw callback_failure("on_degenerate");
+  }
+  void on_refresh(const ogpsa::refresh_info& i) {
+    refreshes_seen = i.refreshes;
+    if (when == hook::refresh) throw callback_failure("on_refresh");
+  }
+  void on_projection(const ogpsa::projection_info&) {
+    if (when == hook::projection) throw callback_failure("on_projection");
+  }
+};
+
+/// Three references of which two are parallel: a rank-3 estimate keeps 2 directions and drops 1.
+std::vector<t::matrix<double>> degenerate_references(std::uint32_t seed) {
+  auto r = references(seed);
+  r[2] = 2 * r[1];
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a callback that throws during a refresh undoes all of it") {
+  for (auto when : {throwing_callback::hook::degenerate, throwing_callback::hook::refresh}) {
+    CAPTURE(static_cast<int>(when));
+    t::matrix<double> ga = t::matrix<double>::Zero(10, 5), gb = ga;
+    double_projector<ogpsa::exact_svd> p(ogpsa::exact_svd{.rank = 3});
+    const auto a = p.add_block("a", ogpsa::view(ga)), b = p.add_block("b", ogpsa::view(gb));
+    refresh(p, {references(1), references(10)});
+    p.project();
+    const saved_subspace before_a = saved(p, a), before_b = saved(p, b);
+
+    // Block a drops a direction (on_degenerate is called for it first), block b does not.
+    p.begin_reference_pass();
+    for (const auto& r : degenerate_references(20)) p.feed(a, ogpsa::view(r));
+    for (const auto& r : references(30)) p.feed(b, ogpsa::view(r));
+    throwing_callback callback{when};
+    CHECK_THROWS_AS(p.finish_reference_pass(callback), callback_failure);
+    CHECK_FALSE(p.reference_pass_active());
+    check_unchanged(p, a, before_a);
+    check_unchanged(p, b, before_b);
+    CHECK(p.refreshes() == 1);
+    CHECK(p.steps_since_refresh() == 1);
+    if (when == throwing_callback::hook::refresh) CHECK(callback.refreshes_seen == 2);  // it saw the commit
+
+    // The next pass commits normally.
+    refresh(p, {degenerate_references(20), references(30)});
+    CHECK(p.refreshes() == 2);
+    CHECK(p.subspace_of(a)->rank() == 2);
+  }
+}
+
+TEST_CASE("a throwing on_projection leaves the projection and the step count done") {
+  t::matrix<double> g = t::random_matrix<double>(10, 5, 40);
+  double_projector<ogpsa::exact_svd> p(ogpsa::exact_svd{.rank = 2});
+  const auto id = p.add_block("w", ogpsa::view(g), family::left);
+  refresh(p, {references(1)});
+  t::matrix<double> expected = g;
+  p.project(id, ogpsa::view(expected));
+  REQUIRE(expected != g);
+  throwing_callback callback{throwing_callback::hook::projection};
+
+  const t::matrix<double> start = g;
+  CHECK_THROWS_AS(p.project(callback), callback_failure);
+  CHECK(g == expected);
+  CHECK(p.steps() == 1);
+  CHECK(p.steps_since_refresh() == 1);
+
+  g = start;
+  const std::vector<ogpsa::block_id> ids{id};
+  CHECK_THROWS_AS(p.project_blocks(ids, callback), callback_failure);
+  CHECK(g == expected);
+  t::matrix<double> other = start;
+  CHECK_THROWS_AS(p.project(id, ogpsa::view(other), callback), callback_failure);
+  CHECK(other == expected);
+  CHECK(p.steps() == 1);  // these two never count a step
+}

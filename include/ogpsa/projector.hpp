@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -248,6 +249,11 @@ class projector {
 
   /// Estimates every block's subspace from the pass and commits them all at once. On any error
   /// the pass is discarded and every block keeps its current subspace.
+  ///
+  /// The callbacks are notified after the commit (`subspace_of` gives the new subspaces,
+  /// `refreshes()` counts this refresh). A callback that throws undoes the refresh: every block's
+  /// previous subspace and the counters come back, and its exception propagates (the pass is
+  /// consumed either way, and the callbacks notified before it are not told).
   /// \throws state_error outside a pass, for an empty pass or a block that was not fed;
   ///         numeric_error naming the block when an estimate is not finite (NaN or Inf in its
   ///         basis, strengths or captured energy: finite reference data whose squares overflow);
@@ -269,19 +275,24 @@ class projector {
 
   /// Projects every registered block in place, in one backend call, and counts one optimizer step.
   /// Sharded blocks whose target rows are split take one collective, for all of them together.
+  /// The callbacks are notified after both: a callback that throws stops the notifications of
+  /// this call, and its exception propagates with every gradient projected and the step counted.
   /// \throws state_error if some block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
   void project(Callbacks&... callbacks) {
     detail::check_callbacks<Callbacks...>();
     targets_.clear();
     for (std::size_t i = 0; i < blocks_.size(); ++i) targets_.push_back({i, blocks_[i].target});
-    project_targets("ogpsa::projector::project", callbacks...);
+    const std::size_t step = steps_;
+    project_targets("ogpsa::projector::project", detail::wants_projection_info<Callbacks...>);
     count_step();
+    report_targets(step, callbacks...);
   }
 
   /// Projects the listed blocks' registered buffers in place, in one backend call (and at most one
   /// collective), without counting a step: for callers that project a subset, e.g. the blocks
-  /// whose parameters moved. Every rank must list the same sharded blocks.
+  /// whose parameters moved. Every rank must list the same sharded blocks. As `project()`, a
+  /// callback that throws propagates with the listed blocks projected.
   /// \throws state_error if a listed block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
   void project_blocks(std::span<const block_id> ids, Callbacks&... callbacks) {
@@ -289,10 +300,12 @@ class projector {
     constexpr const char* where = "ogpsa::projector::project_blocks";
     targets_.clear();
     for (block_id id : ids) targets_.push_back({id.index, at(id, where).target});
-    project_targets(where, callbacks...);
+    project_targets(where, detail::wants_projection_info<Callbacks...>);
+    report_targets(steps_, callbacks...);
   }
 
-  /// Projects one gradient of a registered block, in place, without counting a step.
+  /// Projects one gradient of a registered block, in place, without counting a step; a callback
+  /// that throws propagates with the gradient projected.
   /// \throws shape_error for other extents than the block's, layout_error for a flat block's view
   ///         in another memory order than the registered one, state_error without a subspace
   ///         (nothing is modified then).
@@ -306,7 +319,8 @@ class projector {
     check_written_order(b, gradient, where);
     targets_.clear();
     targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
-    project_targets(where, callbacks...);
+    project_targets(where, detail::wants_projection_info<Callbacks...>);
+    report_targets(steps_, callbacks...);
   }
 
   /// Counts an optimizer step for the schedule, for callers that project block by block.
@@ -538,30 +552,40 @@ class projector {
     }
   }
 
+  /// Swaps every block's new subspace in and advances the counters, then notifies; a callback that
+  /// throws swaps the previous subspaces and counters back (no-throw moves) before it propagates.
   template <class... Callbacks>
   void commit(std::vector<subspace_type>&& estimates, Callbacks&... callbacks) {
+    static_assert(std::is_nothrow_swappable_v<std::optional<subspace_type>>,
+                  "undoing a refresh needs subspaces that swap without throwing");
     index_t total_rank = 0, dropped = 0;
-    for (std::size_t i = 0; i < blocks_.size(); ++i) {
-      blocks_[i].basis = std::move(estimates[i]);
-      const subspace_type& s = *blocks_[i].basis;
-      total_rank += s.rank();
-      dropped += s.dropped;
-      if (s.dropped > 0)
-        detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped},
-                                  callbacks...);
-    }
+    for (const subspace_type& s : estimates) total_rank += s.rank(), dropped += s.dropped;
+    std::vector<std::optional<subspace_type>> other(std::make_move_iterator(estimates.begin()),
+                                                    std::make_move_iterator(estimates.end()));
+    const auto swap_bases = [&]() noexcept {
+      for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].basis.swap(other[i]);
+    };
+    const std::size_t since = steps_since_refresh_;
+    swap_bases();  // `other` now holds the previous subspaces
     steps_since_refresh_ = 0;
     ++refreshes_;
-    detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped},
-                           callbacks...);
+    try {
+      for (std::size_t i = 0; i < blocks_.size(); ++i)
+        if (const subspace_type& s = *blocks_[i].basis; s.dropped > 0)
+          detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped}, callbacks...);
+      detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped}, callbacks...);
+    } catch (...) {
+      swap_bases();
+      steps_since_refresh_ = since;
+      --refreshes_;
+      throw;
+    }
   }
 
   /// Projects `targets_`: blocks whose target rows are split across ranks in two phases around one
   /// sum of all their packed coefficients (the rule is nonlinear: it must see the whole sums),
-  /// the others fused and without communication. Reports in `targets_` order.
-  template <class... Callbacks>
-  void project_targets(const char* where, Callbacks&... callbacks) {
-    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
+  /// the others fused and without communication. `report_targets` then reports them.
+  void project_targets(const char* where, bool diagnostics) {
     shared_.clear();
     local_.clear();
     for (const target& t : targets_) {
@@ -578,10 +602,15 @@ class projector {
         backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
       }
     backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
+  }
+
+  /// Notifies the callbacks of the projected `targets_`, in their order, as of optimizer step `step`.
+  template <class... Callbacks>
+  void report_targets(std::size_t step, Callbacks&... callbacks) {
     std::size_t next_shared = 0, next_local = 0;
     for (const target& t : targets_) {
       const bool shared = blocks_[t.block].split() == target_split::rows;
-      report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, callbacks...);
+      report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, step, callbacks...);
     }
   }
 
@@ -653,10 +682,10 @@ class projector {
   }
 
   template <class... Callbacks>
-  void report(std::size_t i, const projection_stats& stats, Callbacks&... callbacks) {
+  void report(std::size_t i, const projection_stats& stats, std::size_t step, Callbacks&... callbacks) {
     const block& b = blocks_[i];
     if (!stats.finite) {
-      detail::notify_non_finite(non_finite_info{b.name, i, steps_}, callbacks...);
+      detail::notify_non_finite(non_finite_info{b.name, i, step}, callbacks...);
       return;
     }
     if constexpr (detail::wants_projection_info<Callbacks...>)
