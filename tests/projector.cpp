@@ -386,7 +386,8 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
     std::vector<float> grad(4096), ref(4096);
     for (std::size_t i = 0; i < grad.size(); ++i)
       ref[i] = grad[i] = static_cast<float>(1000 * std::cos(0.1 * static_cast<double>(i)));
-    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, S> p(ogpsa::exact_svd{.rank = 1});
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, S> p(
+        ogpsa::exact_svd{.rank = 1});
     const auto id = p.add_block("w", ogpsa::view(grad));
     p.begin_reference_pass();
     p.feed(id, ogpsa::view(std::as_const(ref)));

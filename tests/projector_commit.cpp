@@ -17,7 +17,8 @@ namespace t = ogpsa::test;
 namespace {
 
 template <class Estimator>
-using double_projector = ogpsa::projector<Estimator, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
+using double_projector =
+    ogpsa::projector<Estimator, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
 
 /// What a block's subspace was, bit for bit.
 struct saved_subspace {
@@ -61,14 +62,18 @@ void refresh(P& p, const std::vector<std::vector<t::matrix<double>>>& per_block)
 
 template <class E>
 std::vector<family> families() {
-  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>) return {family::flat};
-  else return {family::flat, family::left, family::right};
+  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>)
+    return {family::flat};
+  else
+    return {family::flat, family::left, family::right};
 }
 
 template <class E>
 E rank_two() {
-  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>) return {};
-  else return E{.rank = 2};
+  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>)
+    return {};
+  else
+    return E{.rank = 2};
 }
 
 }  // namespace
@@ -95,9 +100,9 @@ TEST_CASE_TEMPLATE("a non-finite estimate rejects the whole pass and every block
       for (const auto& r : references(30, 1e160)) p.feed(b, ogpsa::view(r));
       p.finish_reference_pass();
     };
-    t::check_throws_with<ogpsa::numeric_error>(overflowing_pass,
-                                               {"ogpsa::projector::", "block 'b'", "not finite",
-                                                "rejected and every block keeps its basis"});
+    t::check_throws_with<ogpsa::numeric_error>(
+        overflowing_pass,
+        {"ogpsa::projector::", "block 'b'", "not finite", "rejected and every block keeps its basis"});
     CHECK_FALSE(p.reference_pass_active());
     check_unchanged(p, a, before_a);
     check_unchanged(p, b, before_b);

@@ -17,7 +17,8 @@ namespace {
 
 using row_major = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using column_major = t::matrix<double>;
-using svd_projector = ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
+using svd_projector =
+    ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>>;
 
 constexpr Eigen::Index rows = 40, cols = 30;
 
@@ -25,13 +26,17 @@ constexpr Eigen::Index rows = 40, cols = 30;
 /// that a combination of them lies in the subspace of every family: flat (rank 3), left and
 /// right (rank 2).
 std::vector<column_major> references() {
-  const column_major left = t::random_orthonormal<double>(rows, 2, 1), right = t::random_orthonormal<double>(cols, 2, 2);
+  const column_major left = t::random_orthonormal<double>(rows, 2, 1),
+                     right = t::random_orthonormal<double>(cols, 2, 2);
   std::vector<column_major> out;
-  for (std::uint32_t s = 0; s < 3; ++s) out.push_back(left * t::random_matrix<double>(2, 2, 3 + s) * right.transpose());
+  for (std::uint32_t s = 0; s < 3; ++s)
+    out.push_back(left * t::random_matrix<double>(2, 2, 3 + s) * right.transpose());
   return out;
 }
 
-ogpsa::index_t rank_of(family f) { return f == family::flat ? 3 : 2; }
+ogpsa::index_t rank_of(family f) {
+  return f == family::flat ? 3 : 2;
+}
 
 /// A gradient in the subspace of every family.
 column_major in_subspace() {
@@ -57,16 +62,19 @@ svd_projector estimated(Block& block, family f) {
 template <class A, class B>
 constexpr bool same_order = bool(A::IsRowMajor) == bool(B::IsRowMajor);
 
-std::string order_name(bool is_row_major) { return is_row_major ? "row-major" : "column-major"; }
+std::string order_name(bool is_row_major) {
+  return is_row_major ? "row-major" : "column-major";
+}
 
 }  // namespace
 
 // (block's order, other view's order)
-#define ORDER_PAIRS                                                                                 \
+#define ORDER_PAIRS                                                                                        \
   std::pair<row_major, row_major>, std::pair<row_major, column_major>, std::pair<column_major, row_major>, \
       std::pair<column_major, column_major>
 
-TEST_CASE_TEMPLATE("references in either memory order give the block's subspace in every family", P, ORDER_PAIRS) {
+TEST_CASE_TEMPLATE("references in either memory order give the block's subspace in every family", P,
+                   ORDER_PAIRS) {
   using block_order = typename P::first_type;
   using reference_order = typename P::second_type;
   for (family f : {family::flat, family::left, family::right}) {
@@ -101,10 +109,12 @@ TEST_CASE_TEMPLATE("rebind and project(id, view) take another memory order on ma
     if (f == family::flat && !same_order<block_order, other_order>) {
       const std::string block_is = "is " + order_name(block_order::IsRowMajor);
       const std::string view_is = order_name(other_order::IsRowMajor);
-      t::check_throws_with<ogpsa::layout_error>([&] { p.rebind(id, ogpsa::view(other)); },
-                                                {"ogpsa::projector::rebind()", "'w'", block_is, view_is, "in place"});
-      t::check_throws_with<ogpsa::layout_error>([&] { p.project(id, ogpsa::view(other)); },
-                                                {"ogpsa::projector::project()", "'w'", block_is, view_is, "in place"});
+      t::check_throws_with<ogpsa::layout_error>(
+          [&] { p.rebind(id, ogpsa::view(other)); },
+          {"ogpsa::projector::rebind()", "'w'", block_is, view_is, "in place"});
+      t::check_throws_with<ogpsa::layout_error>(
+          [&] { p.project(id, ogpsa::view(other)); },
+          {"ogpsa::projector::project()", "'w'", block_is, view_is, "in place"});
       CHECK(column_major(other) == noise);  // nothing written
       p.project();                          // the registration still points at the first buffer
       CHECK(column_major(registered) == column_major(expected));
@@ -126,9 +136,9 @@ TEST_CASE("a flat reference of rank 3 or more must be in the block's memory orde
   const auto id = p.add_block("w", ogpsa::view(g.data(), 2, 3, 4));  // row-major
   p.begin_reference_pass();
   const ogpsa::strided_view<const float, 3> reversed(r.data(), {2, 3, 4}, {1, 2, 6});  // column-major
-  t::check_throws_with<ogpsa::layout_error>([&] { p.feed(id, reversed); },
-                                            {"ogpsa::projector::feed()", "'w'", "row-major (strides [12, 4, 1])",
-                                             "column-major (strides [1, 2, 6])"});
+  t::check_throws_with<ogpsa::layout_error>(
+      [&] { p.feed(id, reversed); }, {"ogpsa::projector::feed()", "'w'", "row-major (strides [12, 4, 1])",
+                                      "column-major (strides [1, 2, 6])"});
   const ogpsa::strided_view<const float, 3> mixed(r.data(), {2, 3, 4}, {3, 1, 6});
   t::check_throws_with<ogpsa::layout_error>([&] { p.feed(id, mixed); }, {"strides [3, 1, 6]"});
   p.feed(id, ogpsa::view(std::as_const(r).data(), 2, 3, 4));

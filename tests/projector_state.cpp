@@ -70,7 +70,8 @@ namespace {
 void estimate(projector& p, std::uint32_t seed, int steps) {
   p.begin_reference_pass();
   for (std::uint32_t s = 0; s < 3; ++s) {
-    const t::matrix<float> r1 = t::random_matrix<float>(20, 10, seed + s), r2 = t::random_matrix<float>(15, 1, seed + 10 + s);
+    const t::matrix<float> r1 = t::random_matrix<float>(20, 10, seed + s),
+                           r2 = t::random_matrix<float>(15, 1, seed + 10 + s);
     const std::vector<float> bias_ref(7, static_cast<float>(seed + s));
     p.feed(ogpsa::block_id{0}, ogpsa::view(r1));
     p.feed(ogpsa::block_id{1}, ogpsa::view(r2));

@@ -18,6 +18,7 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/callbacks.hpp"
+#include "ogpsa/cpu/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/error.hpp"
@@ -51,10 +52,14 @@ struct block_id {
 /// 2. Whenever `refresh_due()`: `begin_reference_pass()`, `feed(block, reference_gradient, set)`
 ///    for each reference batch and block (from buffers of your own: reference gradients never
 ///    touch the registered views) or `feed_columns(block, target_space_vectors, set)`, then
-///    `finish_reference_pass()`.
+///    `finish_reference_pass()`. `auto pass = reference_pass();` ... `pass.finish()` does the
+///    same as a scope, which abandons the pass if an exception leaves it unfinished.
 /// 3. Each optimizer step, after gradient accumulation (and the data-parallel all-reduce) and
 ///    before clipping and `step()`: `project()`. One call to `project()` is one optimizer step
 ///    for the schedule.
+///
+/// Callbacks (`ogpsa/callbacks.hpp`) are passed to `project`, `project_blocks` and
+/// `finish_reference_pass` as any objects, temporaries included: `p.project(logger{})`.
 ///
 /// **Memory order.** A flat block's vector is its elements in memory order, so each block records
 /// the strides it was registered with. `rebind` and `project(id, view)` write in place and need a
@@ -98,6 +103,12 @@ class projector {
   using reducer_type = Reducer;
 
   static_assert(backend<backend_type>, "the backend for this memory space is incomplete");
+  static_assert(
+      estimator_state_for<Estimator, backend_type, work_type>,
+      "the estimator's per-block state does not keep the estimator contract: state<Backend, Work> "
+      "must be constructible from (const Estimator&, index_t dimension, std::string block_name) and "
+      "have feed(execution&, matrix_ref<const S, Space> columns, index_t set) and finish(execution&) "
+      "returning subspace<Work, Backend> (see <ogpsa/estimator.hpp>)");
 
   /// \throws invalid_argument when a policy's hyper-parameters are invalid.
   explicit projector(Estimator estimator = {}, Rule rule = {}, Schedule schedule = {},
@@ -134,7 +145,8 @@ class projector {
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0, std::nullopt};
+    block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0,
+            std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
     blocks_.push_back(std::move(b));
@@ -198,7 +210,20 @@ class projector {
                   "a reference pass is already active");
     pass_.emplace();
     pass_->states.resize(blocks_.size());
+    pass_->serial = ++passes_begun_;
   }
+
+  class reference_pass_scope;
+
+  /// Begins a reference pass as a scope that abandons it when destroyed unfinished, so that an
+  /// exception between begin and finish cannot leave the pass open (the bases stay as they were):
+  ///
+  ///     auto pass = p.reference_pass();
+  ///     pass.feed(block, reference_gradient, set);  // as many as needed
+  ///     pass.finish(callbacks...);
+  ///
+  /// \throws state_error if a pass is already active.
+  [[nodiscard]] reference_pass_scope reference_pass() { return reference_pass_scope(*this); }
 
   /// Drops the active pass, if any; the current bases stay.
   void abandon_reference_pass() noexcept { pass_.reset(); }
@@ -259,8 +284,8 @@ class projector {
   ///         basis, strengths or captured energy: finite reference data whose squares overflow);
   ///         whatever the estimator throws (e.g. a rank larger than the data allows).
   template <class... Callbacks>
-  void finish_reference_pass(Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void finish_reference_pass(Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     constexpr const char* where = "ogpsa::projector::finish_reference_pass";
     OGPSA_REQUIRE(pass_, state_error, where, "no reference pass is active");
     pass finished = std::move(*pass_);
@@ -269,7 +294,8 @@ class projector {
     std::vector<subspace_type> estimates = estimate(finished);
     for (std::size_t i = 0; i < blocks_.size(); ++i)
       if (!is_finite(estimates[i]))
-        reject_non_finite("block '" + blocks_[i].name + "'", "NaN or Inf in its basis, strengths or captured energy");
+        reject_non_finite("block '" + blocks_[i].name + "'",
+                          "NaN or Inf in its basis, strengths or captured energy");
     commit(std::move(estimates), callbacks...);
   }
 
@@ -279,12 +305,13 @@ class projector {
   /// this call, and its exception propagates with every gradient projected and the step counted.
   /// \throws state_error if some block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
-  void project(Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project(Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     targets_.clear();
     for (std::size_t i = 0; i < blocks_.size(); ++i) targets_.push_back({i, blocks_[i].target});
     const std::size_t step = steps_;
-    project_targets("ogpsa::projector::project", detail::wants_projection_info<Callbacks...>);
+    project_targets("ogpsa::projector::project",
+                    detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
     count_step();
     report_targets(step, callbacks...);
   }
@@ -295,12 +322,12 @@ class projector {
   /// callback that throws propagates with the listed blocks projected.
   /// \throws state_error if a listed block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
-  void project_blocks(std::span<const block_id> ids, Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project_blocks(std::span<const block_id> ids, Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     constexpr const char* where = "ogpsa::projector::project_blocks";
     targets_.clear();
     for (block_id id : ids) targets_.push_back({id.index, at(id, where).target});
-    project_targets(where, detail::wants_projection_info<Callbacks...>);
+    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
     report_targets(steps_, callbacks...);
   }
 
@@ -310,8 +337,8 @@ class projector {
   ///         in another memory order than the registered one, state_error without a subspace
   ///         (nothing is modified then).
   template <tensor_view View, class... Callbacks>
-  void project(block_id id, View gradient, Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project(block_id id, View gradient, Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     check_gradient_view<View>();
     constexpr const char* where = "ogpsa::projector::project";
     const block& b = at(id, where);
@@ -319,7 +346,7 @@ class projector {
     check_written_order(b, gradient, where);
     targets_.clear();
     targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
-    project_targets(where, detail::wants_projection_info<Callbacks...>);
+    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
     report_targets(steps_, callbacks...);
   }
 
@@ -383,7 +410,11 @@ class projector {
 
   struct pass {
     std::vector<std::optional<estimator_state>> states;
+    std::size_t serial = 0;  ///< which pass this is, counting from 1, for `reference_pass_scope`
   };
+
+  /// The serial number of the active pass, 0 when none is active.
+  std::size_t active_pass() const noexcept { return pass_ ? pass_->serial : 0; }
 
   using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
   using accumulator = accumulator_t<gradient_type, basis_type>;
@@ -483,8 +514,8 @@ class projector {
   }
 
   template <class View>
-  [[noreturn]] static void fail_order(const block& b, const View& v, std::string_view what, std::string_view why,
-                                      const char* where) {
+  [[noreturn]] static void fail_order(const block& b, const View& v, std::string_view what,
+                                      std::string_view why, const char* where) {
     OGPSA_FAIL(layout_error, where,
                "block '" << b.name << "' is " << detail::describe_memory_order(b.extents, b.strides) << ", "
                          << what << " is " << detail::describe_memory_order(b.extents, detail::strides_of(v))
@@ -504,8 +535,8 @@ class projector {
   template <class T>
   auto laid_out_like_block(const block& b, const strided_view<T, 2, memory_space>& v) {
     const std::size_t fast = b.strides[0] < b.strides[1] ? 0 : 1, slow = 1 - fast;
-    const detail::matrix_ref<T, memory_space> source{v.data_handle(), v.extent(fast), v.extent(slow), v.stride(fast),
-                                                     v.stride(slow)};
+    const detail::matrix_ref<T, memory_space> source{v.data_handle(), v.extent(fast), v.extent(slow),
+                                                     v.stride(fast), v.stride(slow)};
     auto copy = backend_type::template zeros<std::remove_const_t<T>>(exec_, source.rows, source.cols);
     backend_type::copy_into(exec_, source, copy, 0);
     return copy;
@@ -573,7 +604,8 @@ class projector {
       for (std::size_t i = 0; i < blocks_.size(); ++i)
         if (const subspace_type& s = *blocks_[i].basis; s.dropped > 0)
           detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped}, callbacks...);
-      detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped}, callbacks...);
+      detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped},
+                             callbacks...);
     } catch (...) {
       swap_bases();
       steps_since_refresh_ = since;
@@ -739,6 +771,7 @@ class projector {
   Reducer reducer_;
   std::vector<block> blocks_;
   std::optional<pass> pass_;
+  std::size_t passes_begun_ = 0;
   typename backend_type::workspace workspace_;
   std::vector<target> targets_;  // reused by every projection, so that a step allocates nothing
   std::vector<task> shared_;     // once warm: blocks whose coefficients are summed across ranks,
@@ -746,6 +779,59 @@ class projector {
   std::size_t steps_ = 0;
   std::size_t steps_since_refresh_ = 0;
   std::size_t refreshes_ = 0;
+};
+
+/// A reference pass of one projector, begun by `projector::reference_pass()`: `feed` and
+/// `feed_columns` as the projector's, `finish` as `finish_reference_pass`. Destroying the scope
+/// before `finish` abandons its pass (a no-op when the pass already ended, e.g. rejected for NaN
+/// input: a later pass begun otherwise is never touched). Movable, not copyable.
+template <subspace_estimator Estimator, projection_rule Rule, refresh_schedule Schedule, class Storage,
+          reducer Reducer>
+class projector<Estimator, Rule, Schedule, Storage, Reducer>::reference_pass_scope {
+ public:
+  reference_pass_scope(reference_pass_scope&& other) noexcept
+      : projector_(std::exchange(other.projector_, nullptr)), serial_(other.serial_) {}
+  reference_pass_scope& operator=(reference_pass_scope&&) = delete;
+  ~reference_pass_scope() {
+    if (projector_ && projector_->active_pass() == serial_) projector_->abandon_reference_pass();
+  }
+
+  /// \throws state_error once the pass has ended (finished, or rejected), and as `projector::feed`.
+  template <tensor_view View>
+  void feed(block_id id, View reference, index_t set = 0) {
+    active("ogpsa::projector::reference_pass_scope::feed").feed(id, reference, set);
+  }
+
+  /// \throws state_error once the pass has ended, and as `projector::feed_columns`.
+  template <tensor_view View>
+  void feed_columns(block_id id, View columns, index_t set = 0) {
+    active("ogpsa::projector::reference_pass_scope::feed_columns").feed_columns(id, columns, set);
+  }
+
+  /// Finishes the pass: `projector::finish_reference_pass(callbacks...)`, with its guarantees.
+  /// \throws state_error once the pass has ended, and as `finish_reference_pass`.
+  template <class... Callbacks>
+  void finish(Callbacks&&... callbacks) {
+    projector& p = active("ogpsa::projector::reference_pass_scope::finish");
+    projector_ = nullptr;
+    p.finish_reference_pass(std::forward<Callbacks>(callbacks)...);
+  }
+
+ private:
+  friend class projector;
+  explicit reference_pass_scope(projector& p) : projector_(&p) {
+    p.begin_reference_pass();
+    serial_ = p.active_pass();
+  }
+
+  projector& active(const char* where) const {
+    OGPSA_REQUIRE(projector_ && projector_->active_pass() == serial_, state_error, where,
+                  "this scope's reference pass has ended (finished, or rejected by an error)");
+    return *projector_;
+  }
+
+  projector* projector_;
+  std::size_t serial_ = 0;
 };
 
 /// Reproduces the published OGPSA method: one mean-gradient direction per reference set and

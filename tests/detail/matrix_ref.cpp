@@ -1,7 +1,7 @@
 #include <vector>
 
-#include <Eigen/Core>
 #include <doctest/doctest.h>
+#include <Eigen/Core>
 
 #include <ogpsa/detail/matrix_ref.hpp>
 

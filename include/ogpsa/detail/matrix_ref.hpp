@@ -77,13 +77,16 @@ inline std::vector<index_t> dense_strides(const std::vector<index_t>& extents, b
 
 /// A dense layout for messages: "row-major (strides [30, 1])", "column-major (...)" or
 /// "strides [...]" for the other orders of three or more dimensions.
-inline std::string describe_memory_order(const std::vector<index_t>& extents, const std::vector<index_t>& strides) {
+inline std::string describe_memory_order(const std::vector<index_t>& extents,
+                                         const std::vector<index_t>& strides) {
   std::ostringstream list;
   list << "strides [";
   for (std::size_t r = 0; r < strides.size(); ++r) list << (r ? ", " : "") << strides[r];
   list << ']';
-  if (same_memory_order(extents, strides, dense_strides(extents, true))) return "row-major (" + list.str() + ")";
-  if (same_memory_order(extents, strides, dense_strides(extents, false))) return "column-major (" + list.str() + ")";
+  if (same_memory_order(extents, strides, dense_strides(extents, true)))
+    return "row-major (" + list.str() + ")";
+  if (same_memory_order(extents, strides, dense_strides(extents, false)))
+    return "column-major (" + list.str() + ")";
   return list.str();
 }
 
@@ -91,7 +94,8 @@ inline std::string describe_memory_order(const std::vector<index_t>& extents, co
 template <tensor_view View>
 index_t target_dimension(const View& v, family f) {
   switch (f) {
-    case family::flat: return static_cast<index_t>(v.size());
+    case family::flat:
+      return ogpsa::element_count(v);
     case family::left: return v.extent(0);
     case family::right: return v.extent(1);
   }
@@ -105,10 +109,10 @@ template <tensor_view View>
 auto target_columns(const View& v, family f, std::string_view where) {
   using ref = matrix_ref<typename View::element_type, typename View::memory_space>;
   if (f == family::flat) {
-    OGPSA_REQUIRE(v.is_exhaustive(), layout_error, where,
-                  "a flat block needs a contiguous view (rank " << View::rank()
-                                                                << ", strides are not dense)");
-    const index_t d = static_cast<index_t>(v.size());
+    OGPSA_REQUIRE(
+        ogpsa::is_exhaustive(v), layout_error, where,
+        "a flat block needs a contiguous view (rank " << View::rank() << ", strides are not dense)");
+    const index_t d = ogpsa::element_count(v);
     return ref{v.data_handle(), d, 1, 1, d};
   }
   if constexpr (View::rank() != 2) {
