@@ -23,7 +23,52 @@ struct user_view {
   float* data_handle() const { return ptr; }
 };
 
+/// A user-defined matrix view with any strides, and no members beyond the concept's.
+struct user_matrix_view {
+  using element_type = const double;
+  using index_type = int;
+  using memory_space = ogpsa::host_memory_tag;
+  const double* ptr;
+  int extents[2];
+  int strides[2];
+  static constexpr std::size_t rank() { return 2; }
+  int extent(std::size_t r) const { return extents[r]; }
+  int stride(std::size_t r) const { return strides[r]; }
+  const double* data_handle() const { return ptr; }
+};
+
+/// Has every member but a rank() usable in constant expressions.
+struct runtime_rank_view {
+  using element_type = float;
+  using index_type = long;
+  using memory_space = ogpsa::host_memory_tag;
+  static std::size_t rank() { return 1; }
+  long extent(std::size_t) const { return 0; }
+  long stride(std::size_t) const { return 1; }
+  float* data_handle() const { return nullptr; }
+};
+
 }  // namespace
+
+TEST_CASE("element_count and is_exhaustive take any model of the concept") {
+  float f[6] = {};
+  CHECK(ogpsa::element_count(user_view{f, 6}) == 6);
+  CHECK(ogpsa::is_exhaustive(user_view{f, 6}));
+  double x[64] = {};
+  using u = user_matrix_view;
+  CHECK(ogpsa::element_count(u{x, {4, 5}, {5, 1}}) == 20);
+  CHECK(ogpsa::is_exhaustive(u{x, {4, 5}, {5, 1}}));
+  CHECK(ogpsa::is_exhaustive(u{x, {4, 5}, {1, 4}}));
+  CHECK_FALSE(ogpsa::is_exhaustive(u{x, {4, 5}, {6, 1}}));
+  CHECK_FALSE(ogpsa::is_exhaustive(u{x, {4, 5}, {1, 5}}));  // a gap after every column
+  CHECK(ogpsa::is_exhaustive(u{x, {1, 5}, {99, 1}}));
+  CHECK(ogpsa::element_count(u{x, {0, 5}, {5, 1}}) == 0);
+  // strided_view's members are the free functions.
+  const ogpsa::matrix_view<double> padded(x, {4, 5}, {8, 1});
+  CHECK(padded.size() == ogpsa::element_count(padded));
+  CHECK(padded.is_exhaustive() == ogpsa::is_exhaustive(padded));
+  CHECK_FALSE(ogpsa::tensor_view<runtime_rank_view>);  // rank() must be a constant expression
+}
 
 TEST_CASE("strided_view models tensor_view and is trivially copyable") {
   using v = ogpsa::strided_view<float, 3>;

@@ -37,6 +37,7 @@
 /// the host in double precision through Eigen, whichever backend holds the large data.
 
 #include <concepts>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
@@ -50,17 +51,20 @@ namespace ogpsa {
 using host_matrix = Eigen::MatrixXd;
 using host_vector = Eigen::VectorXd;
 
-namespace detail {
-template <class>
-inline constexpr bool always_false = false;
-}  // namespace detail
-
-/// Maps a memory-space tag to the backend that serves it. Specialized by each backend header.
+/// Maps a memory-space tag to the backend that serves it. Specialized by each backend header:
+/// `<ogpsa/cpu/backend.hpp>` for host memory (included by `<ogpsa/projector.hpp>` and
+/// `<ogpsa/ogpsa.hpp>`), `<ogpsa/cuda.cuh>` for CUDA device memory.
 template <class Space>
 struct backend_for {
-  static_assert(detail::always_false<Space>,
+  static_assert(!std::is_same_v<Space, host_memory_tag>,
+                "no ogpsa backend serves this memory space yet: the host backend is in "
+                "<ogpsa/cpu/backend.hpp>, which <ogpsa/projector.hpp> and <ogpsa/ogpsa.hpp> include");
+  static_assert(!std::is_same_v<Space, cuda_memory_tag>,
                 "no ogpsa backend serves this memory space: for CUDA device views include "
                 "<ogpsa/cuda.cuh> and compile that file with nvcc");
+  static_assert(std::is_same_v<Space, host_memory_tag> || std::is_same_v<Space, cuda_memory_tag>,
+                "no ogpsa backend serves this memory space: a backend specializes "
+                "ogpsa::backend_for<Space> with `using type = <the backend>;`");
 };
 
 template <class Space>

@@ -2,9 +2,10 @@
 /// \file
 /// The `subspace_estimator` concept: a policy that turns a reference pass into a basis.
 ///
-/// The policy object holds hyper-parameters only. For each block and each reference pass the
-/// projector creates the policy's concrete per-block state, `Estimator::state<Backend, Work>`,
-/// once the block's dimension and backend are known:
+/// The policy object holds hyper-parameters only (`subspace_estimator`). For each block and each
+/// reference pass the projector creates the policy's concrete per-block state,
+/// `Estimator::state<Backend, Work>`, once the block's dimension and backend are known; the
+/// projector checks it against `estimator_state_for` with its real backend:
 ///
 ///     state(const Estimator& params, index_t dimension, std::string block_name);
 ///     void feed(execution&, matrix_ref<const S, Space> columns, index_t set);  // any element S
@@ -22,10 +23,14 @@
 /// A mergeable sketch (a streaming estimator's) would await the sum of its rank-slotted parts.
 
 #include <concepts>
+#include <string>
 
+#include "ogpsa/config.hpp"
+#include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/family.hpp"
 #include "ogpsa/reducer.hpp"
 #include "ogpsa/sharding.hpp"
+#include "ogpsa/subspace.hpp"
 
 namespace ogpsa {
 
@@ -36,6 +41,8 @@ struct shard_layout {
   rank_position position{};
 };
 
+/// An estimator policy: copyable hyper-parameters with `validate()`, `supports(family)`, a static
+/// `name` and a member template `state<Backend, Work>` (checked by `estimator_state_for`).
 template <class Estimator>
 concept subspace_estimator = std::copy_constructible<Estimator> &&
                              requires(const Estimator& e, family f) {
@@ -43,6 +50,25 @@ concept subspace_estimator = std::copy_constructible<Estimator> &&
                                { e.supports(f) } -> std::convertible_to<bool>;
                                { Estimator::name } -> std::convertible_to<const char*>;
                                typename Estimator::template state<void, float>;
+                             };
+
+                             /// The per-block state `Estimator::state<Backend, Work>` keeps the contract
+                             /// above: it is constructible from (const Estimator&, index_t dimension,
+                             /// std::string block_name), takes target-space columns through `feed(execution&,
+                             /// matrix_ref<const S, Space>, index_t set)` (checked with S = Work) and gives
+                             /// the estimate through `finish(execution&)` as a `subspace<Work, Backend>`.
+                             template <class Estimator, class Backend, class Work>
+                             concept estimator_state_for =
+                                 std::constructible_from < typename Estimator::template state<Backend, Work>,
+                             const Estimator&, index_t,
+                                 std::string >
+                                     &&requires(typename Estimator::template state<Backend, Work>& state,
+                                                typename Backend::execution& exec,
+                                                detail::matrix_ref<const Work, typename Backend::memory_space>
+                                                    columns,
+                                                index_t set) {
+                               state.feed(exec, columns, set);
+                               { state.finish(exec) } -> std::same_as<subspace<Work, Backend>>;
                              };
 
 }  // namespace ogpsa

@@ -2,9 +2,11 @@
 /// \file
 /// The projector: per-block subspaces, reference passes, the refresh schedule and projection.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -16,6 +18,7 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/callbacks.hpp"
+#include "ogpsa/cpu/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/error.hpp"
@@ -49,10 +52,21 @@ struct block_id {
 /// 2. Whenever `refresh_due()`: `begin_reference_pass()`, `feed(block, reference_gradient, set)`
 ///    for each reference batch and block (from buffers of your own: reference gradients never
 ///    touch the registered views) or `feed_columns(block, target_space_vectors, set)`, then
-///    `finish_reference_pass()`.
+///    `finish_reference_pass()`. `auto pass = reference_pass();` ... `pass.finish()` does the
+///    same as a scope, which abandons the pass if an exception leaves it unfinished.
 /// 3. Each optimizer step, after gradient accumulation (and the data-parallel all-reduce) and
 ///    before clipping and `step()`: `project()`. One call to `project()` is one optimizer step
 ///    for the schedule.
+///
+/// Callbacks (`ogpsa/callbacks.hpp`) are passed to `project`, `project_blocks` and
+/// `finish_reference_pass` as any objects, temporaries included: `p.project(logger{})`.
+///
+/// **Memory order.** A flat block's vector is its elements in memory order, so each block records
+/// the strides it was registered with. `rebind` and `project(id, view)` write in place and need a
+/// view in that order (a flat block; matrix-side blocks read and write through any strides).
+/// `feed` re-lays out a reference matrix (two dimensions) of the other order into the block's
+/// (one copy of the reference on the backend); a reference of three or more dimensions must be in
+/// the block's order. Anything else is a `layout_error` naming both orders.
 ///
 /// Projecting a block that has never been estimated throws `state_error` (an unprotected update
 /// would be silently wrong). A block whose estimate came out empty (all its reference gradients
@@ -89,6 +103,12 @@ class projector {
   using reducer_type = Reducer;
 
   static_assert(backend<backend_type>, "the backend for this memory space is incomplete");
+  static_assert(
+      estimator_state_for<Estimator, backend_type, work_type>,
+      "the estimator's per-block state does not keep the estimator contract: state<Backend, Work> "
+      "must be constructible from (const Estimator&, index_t dimension, std::string block_name) and "
+      "have feed(execution&, matrix_ref<const S, Space> columns, index_t set) and finish(execution&) "
+      "returning subspace<Work, Backend> (see <ogpsa/estimator.hpp>)");
 
   /// \throws invalid_argument when a policy's hyper-parameters are invalid.
   explicit projector(Estimator estimator = {}, Rule rule = {}, Schedule schedule = {},
@@ -106,6 +126,7 @@ class projector {
   /// Registers a parameter block whose gradient lives in `gradient` (written in place). With
   /// `layout` other than replicated, `gradient` is this rank's rows or columns of the block's
   /// gradient (a flat block: any piece of it), laid out as in `ogpsa/sharding.hpp`.
+  /// The view's strides are the block's memory order (see the class description).
   /// \throws invalid_argument for a duplicate name, a family the policies do not support, or a
   ///         sharded block with a local reducer or an estimator that cannot estimate it;
   ///         layout_error / shape_error when the view cannot serve as that family.
@@ -124,7 +145,8 @@ class projector {
                   Rule::name << " in this mode scales whole gradients and applies to flat blocks "
                              "only; block '" << name << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, extents_of(gradient), {}, 0, std::nullopt};
+    block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0,
+            std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
     blocks_.push_back(std::move(b));
@@ -132,12 +154,16 @@ class projector {
   }
 
   /// Points a block at a new gradient buffer of the same extents (frameworks may reallocate).
+  /// \throws shape_error for other extents; layout_error for a flat block's view in another
+  ///         memory order than the registered one (the projection writes in place).
   template <tensor_view View>
   void rebind(block_id id, View gradient) {
     check_gradient_view<View>();
-    block& b = at(id, "ogpsa::projector::rebind");
-    check_extents(b, gradient, "ogpsa::projector::rebind");
-    b.target = detail::target_columns(gradient, b.kind, "ogpsa::projector::rebind");
+    constexpr const char* where = "ogpsa::projector::rebind";
+    block& b = at(id, where);
+    check_extents(b, gradient, where);
+    check_written_order(b, gradient, where);
+    b.target = detail::target_columns(gradient, b.kind, where);
   }
 
   std::optional<block_id> find(std::string_view name) const noexcept {
@@ -184,23 +210,49 @@ class projector {
                   "a reference pass is already active");
     pass_.emplace();
     pass_->states.resize(blocks_.size());
+    pass_->serial = ++passes_begun_;
   }
+
+  class reference_pass_scope;
+
+  /// Begins a reference pass as a scope that abandons it when destroyed unfinished, so that an
+  /// exception between begin and finish cannot leave the pass open (the bases stay as they were):
+  ///
+  ///     auto pass = p.reference_pass();
+  ///     pass.feed(block, reference_gradient, set);  // as many as needed
+  ///     pass.finish(callbacks...);
+  ///
+  /// \throws state_error if a pass is already active.
+  [[nodiscard]] reference_pass_scope reference_pass() { return reference_pass_scope(*this); }
 
   /// Drops the active pass, if any; the current bases stay.
   void abandon_reference_pass() noexcept { pass_.reset(); }
 
   /// Adds one reference gradient of `block` from reference data set `set` (0 for the first).
   /// The view is only read, and may have any element type and strides; its extents must be the
-  /// block's.
-  /// \throws numeric_error for NaN/Inf (the whole pass is rejected and the current bases stay),
-  ///         shape_error for wrong extents, state_error outside a pass.
+  /// block's. A flat block's reference matrix in the other memory order is copied into the
+  /// block's order first; one of three or more dimensions must be in the block's order.
+  /// \throws numeric_error for NaN/Inf, or when a streaming estimate overflows (the whole pass is
+  ///         rejected and the current bases stay), shape_error for wrong extents, layout_error
+  ///         for a flat block's reference of three or more dimensions in another memory order,
+  ///         state_error outside a pass.
   template <tensor_view View>
   void feed(block_id id, View reference, index_t set = 0) {
     constexpr const char* where = "ogpsa::projector::feed";
     check_space<View>();
     const block& b = at_in_pass(id, where);
     check_extents(b, reference, where);
-    feed_target(id, detail::target_columns(as_read_only(reference), b.kind, where), set, where);
+    const auto columns = detail::target_columns(as_read_only(reference), b.kind, where);
+    if (b.kind != family::flat || in_block_order(b, reference)) return feed_target(id, columns, set, where);
+    if constexpr (View::rank() == 2) {
+      const auto copy = laid_out_like_block(b, as_read_only(reference));
+      feed_target(id, detail::dense_columns<memory_space>(copy).as_vector(), set, where);
+    } else {
+      fail_order(b, reference, "the reference",
+                 "a flat block reads its elements in memory order, and only references of two dimensions are "
+                 "re-laid out",
+                 where);
+    }
   }
 
   /// Adds reference vectors given directly in the block's target space (see `ogpsa::family`):
@@ -222,55 +274,80 @@ class projector {
 
   /// Estimates every block's subspace from the pass and commits them all at once. On any error
   /// the pass is discarded and every block keeps its current subspace.
-  /// \throws state_error outside a pass, for an empty pass or a block that was not fed; whatever
-  ///         the estimator throws (e.g. a rank larger than the data allows).
+  ///
+  /// The callbacks are notified after the commit (`subspace_of` gives the new subspaces,
+  /// `refreshes()` counts this refresh). A callback that throws undoes the refresh: every block's
+  /// previous subspace and the counters come back, and its exception propagates (the pass is
+  /// consumed either way, and the callbacks notified before it are not told).
+  /// \throws state_error outside a pass, for an empty pass or a block that was not fed;
+  ///         numeric_error naming the block when an estimate is not finite (NaN or Inf in its
+  ///         basis, strengths or captured energy: finite reference data whose squares overflow);
+  ///         whatever the estimator throws (e.g. a rank larger than the data allows).
   template <class... Callbacks>
-  void finish_reference_pass(Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void finish_reference_pass(Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     constexpr const char* where = "ogpsa::projector::finish_reference_pass";
     OGPSA_REQUIRE(pass_, state_error, where, "no reference pass is active");
     pass finished = std::move(*pass_);
     pass_.reset();
     check_complete(finished, where);
-    commit(estimate(finished), callbacks...);
+    std::vector<subspace_type> estimates = estimate(finished);
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      if (!is_finite(estimates[i]))
+        reject_non_finite("block '" + blocks_[i].name + "'",
+                          "NaN or Inf in its basis, strengths or captured energy");
+    commit(std::move(estimates), callbacks...);
   }
 
   /// Projects every registered block in place, in one backend call, and counts one optimizer step.
   /// Sharded blocks whose target rows are split take one collective, for all of them together.
+  /// The callbacks are notified after both: a callback that throws stops the notifications of
+  /// this call, and its exception propagates with every gradient projected and the step counted.
   /// \throws state_error if some block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
-  void project(Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project(Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     targets_.clear();
     for (std::size_t i = 0; i < blocks_.size(); ++i) targets_.push_back({i, blocks_[i].target});
-    project_targets("ogpsa::projector::project", callbacks...);
+    const std::size_t step = steps_;
+    project_targets("ogpsa::projector::project",
+                    detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
     count_step();
+    report_targets(step, callbacks...);
   }
 
   /// Projects the listed blocks' registered buffers in place, in one backend call (and at most one
   /// collective), without counting a step: for callers that project a subset, e.g. the blocks
-  /// whose parameters moved. Every rank must list the same sharded blocks.
+  /// whose parameters moved. Every rank must list the same sharded blocks. As `project()`, a
+  /// callback that throws propagates with the listed blocks projected.
   /// \throws state_error if a listed block has no subspace yet (nothing is modified then).
   template <class... Callbacks>
-  void project_blocks(std::span<const block_id> ids, Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project_blocks(std::span<const block_id> ids, Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     constexpr const char* where = "ogpsa::projector::project_blocks";
     targets_.clear();
     for (block_id id : ids) targets_.push_back({id.index, at(id, where).target});
-    project_targets(where, callbacks...);
+    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
+    report_targets(steps_, callbacks...);
   }
 
-  /// Projects one gradient of a registered block, in place, without counting a step.
+  /// Projects one gradient of a registered block, in place, without counting a step; a callback
+  /// that throws propagates with the gradient projected.
+  /// \throws shape_error for other extents than the block's, layout_error for a flat block's view
+  ///         in another memory order than the registered one, state_error without a subspace
+  ///         (nothing is modified then).
   template <tensor_view View, class... Callbacks>
-  void project(block_id id, View gradient, Callbacks&... callbacks) {
-    detail::check_callbacks<Callbacks...>();
+  void project(block_id id, View gradient, Callbacks&&... callbacks) {
+    detail::check_callbacks<std::remove_reference_t<Callbacks>...>();
     check_gradient_view<View>();
     constexpr const char* where = "ogpsa::projector::project";
     const block& b = at(id, where);
     check_extents(b, gradient, where);
+    check_written_order(b, gradient, where);
     targets_.clear();
     targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
-    project_targets(where, callbacks...);
+    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
+    report_targets(steps_, callbacks...);
   }
 
   /// Counts an optimizer step for the schedule, for callers that project block by block.
@@ -297,7 +374,8 @@ class projector {
 
   /// Restores a state saved by `state()` from a projector with the same blocks (same names,
   /// families and extents, in the same order). \throws shape_error / invalid_argument on a
-  /// mismatch, leaving this projector unchanged.
+  /// mismatch, numeric_error for a subspace that is not finite (NaN or Inf in its basis, strengths
+  /// or captured energy), leaving this projector unchanged.
   void restore(const state_type& s) {
     constexpr const char* where = "ogpsa::projector::restore";
     OGPSA_REQUIRE(!pass_, state_error, where, "cannot restore during a reference pass");
@@ -321,6 +399,7 @@ class projector {
     family kind;
     sharding layout;
     std::vector<index_t> extents;
+    std::vector<index_t> strides;  ///< as registered: a flat block's memory order
     gradient_ref target;
     index_t dimension;
     std::optional<subspace_type> basis;
@@ -331,7 +410,11 @@ class projector {
 
   struct pass {
     std::vector<std::optional<estimator_state>> states;
+    std::size_t serial = 0;  ///< which pass this is, counting from 1, for `reference_pass_scope`
   };
+
+  /// The serial number of the active pass, 0 when none is active.
+  std::size_t active_pass() const noexcept { return pass_ ? pass_->serial : 0; }
 
   using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
   using accumulator = accumulator_t<gradient_type, basis_type>;
@@ -360,7 +443,14 @@ class projector {
     }
     auto& state = pass_->states[id.index];
     if (!state) state.emplace(estimator_, b.dimension, b.name);
-    state->feed(exec_, columns, set);
+    try {
+      state->feed(exec_, columns, set);
+    } catch (const numeric_error& e) {  // a streaming estimate that overflowed
+      pass_.reset();
+      OGPSA_FAIL(numeric_error, where,
+                 "block '" << b.name << "': the estimate is not finite (" << e.what()
+                           << "); the reference pass was rejected and every block keeps its basis");
+    }
   }
 
   template <class View>
@@ -418,6 +508,40 @@ class projector {
                             << format_extents(e));
   }
 
+  template <class View>
+  static bool in_block_order(const block& b, const View& v) {
+    return detail::same_memory_order(b.extents, b.strides, detail::strides_of(v));
+  }
+
+  template <class View>
+  [[noreturn]] static void fail_order(const block& b, const View& v, std::string_view what,
+                                      std::string_view why, const char* where) {
+    OGPSA_FAIL(layout_error, where,
+               "block '" << b.name << "' is " << detail::describe_memory_order(b.extents, b.strides) << ", "
+                         << what << " is " << detail::describe_memory_order(b.extents, detail::strides_of(v))
+                         << ": " << why << "; pass a view laid out like the registered one");
+  }
+
+  /// A view that is written in place must be in a flat block's registered memory order.
+  template <class View>
+  static void check_written_order(const block& b, const View& v, const char* where) {
+    if (b.kind == family::flat && !in_block_order(b, v))
+      fail_order(b, v, "the view", "a flat block's projection writes its elements in place, in memory order",
+                 where);
+  }
+
+  /// A flat block's dense reference matrix `v` in the other memory order, copied into the block's
+  /// order: the block's faster dimension becomes the rows of a column-major copy (same elements).
+  template <class T>
+  auto laid_out_like_block(const block& b, const strided_view<T, 2, memory_space>& v) {
+    const std::size_t fast = b.strides[0] < b.strides[1] ? 0 : 1, slow = 1 - fast;
+    const detail::matrix_ref<T, memory_space> source{v.data_handle(), v.extent(fast), v.extent(slow),
+                                                     v.stride(fast), v.stride(slow)};
+    auto copy = backend_type::template zeros<std::remove_const_t<T>>(exec_, source.rows, source.cols);
+    backend_type::copy_into(exec_, source, copy, 0);
+    return copy;
+  }
+
   const block& at(block_id id, const char* where) const {
     OGPSA_REQUIRE(id.index < blocks_.size(), invalid_argument, where,
                   "no block with index " << id.index << " (" << blocks_.size() << " registered)");
@@ -459,30 +583,41 @@ class projector {
     }
   }
 
+  /// Swaps every block's new subspace in and advances the counters, then notifies; a callback that
+  /// throws swaps the previous subspaces and counters back (no-throw moves) before it propagates.
   template <class... Callbacks>
   void commit(std::vector<subspace_type>&& estimates, Callbacks&... callbacks) {
+    static_assert(std::is_nothrow_swappable_v<std::optional<subspace_type>>,
+                  "undoing a refresh needs subspaces that swap without throwing");
     index_t total_rank = 0, dropped = 0;
-    for (std::size_t i = 0; i < blocks_.size(); ++i) {
-      blocks_[i].basis = std::move(estimates[i]);
-      const subspace_type& s = *blocks_[i].basis;
-      total_rank += s.rank();
-      dropped += s.dropped;
-      if (s.dropped > 0)
-        detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped},
-                                  callbacks...);
-    }
+    for (const subspace_type& s : estimates) total_rank += s.rank(), dropped += s.dropped;
+    std::vector<std::optional<subspace_type>> other(std::make_move_iterator(estimates.begin()),
+                                                    std::make_move_iterator(estimates.end()));
+    const auto swap_bases = [&]() noexcept {
+      for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].basis.swap(other[i]);
+    };
+    const std::size_t since = steps_since_refresh_;
+    swap_bases();  // `other` now holds the previous subspaces
     steps_since_refresh_ = 0;
     ++refreshes_;
-    detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped},
-                           callbacks...);
+    try {
+      for (std::size_t i = 0; i < blocks_.size(); ++i)
+        if (const subspace_type& s = *blocks_[i].basis; s.dropped > 0)
+          detail::notify_degenerate(degenerate_info{blocks_[i].name, i, s.rank(), s.dropped}, callbacks...);
+      detail::notify_refresh(refresh_info{steps_, refreshes_, blocks_.size(), total_rank, dropped},
+                             callbacks...);
+    } catch (...) {
+      swap_bases();
+      steps_since_refresh_ = since;
+      --refreshes_;
+      throw;
+    }
   }
 
   /// Projects `targets_`: blocks whose target rows are split across ranks in two phases around one
   /// sum of all their packed coefficients (the rule is nonlinear: it must see the whole sums),
-  /// the others fused and without communication. Reports in `targets_` order.
-  template <class... Callbacks>
-  void project_targets(const char* where, Callbacks&... callbacks) {
-    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
+  /// the others fused and without communication. `report_targets` then reports them.
+  void project_targets(const char* where, bool diagnostics) {
     shared_.clear();
     local_.clear();
     for (const target& t : targets_) {
@@ -499,10 +634,15 @@ class projector {
         backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
       }
     backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
+  }
+
+  /// Notifies the callbacks of the projected `targets_`, in their order, as of optimizer step `step`.
+  template <class... Callbacks>
+  void report_targets(std::size_t step, Callbacks&... callbacks) {
     std::size_t next_shared = 0, next_local = 0;
     for (const target& t : targets_) {
       const bool shared = blocks_[t.block].split() == target_split::rows;
-      report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, callbacks...);
+      report(t.block, (shared ? shared_[next_shared++] : local_[next_local++]).stats, step, callbacks...);
     }
   }
 
@@ -514,7 +654,11 @@ class projector {
     std::vector<detail::rounds<estimate_type>> rounds;
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (blocks_[i].split() == target_split::none) {
-        estimates[i] = finished.states[i]->finish(exec_);
+        try {
+          estimates[i] = finished.states[i]->finish(exec_);
+        } catch (const numeric_error& e) {
+          reject_non_finite("block '" + blocks_[i].name + "'", e.what());
+        }
         continue;
       }
       if constexpr (estimates_sharded) {
@@ -522,12 +666,30 @@ class projector {
         rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split(), reducer_.position()}));
       }
     }
-    detail::run_rounds(rounds, reducer_);
+    try {
+      detail::run_rounds(rounds, reducer_);
+    } catch (const numeric_error& e) {
+      reject_non_finite("a sharded block", e.what());
+    }
     for (std::size_t j = 0; j < sharded.size(); ++j) estimates[sharded[j]] = rounds[j].result();
     std::vector<subspace_type> out;
     out.reserve(blocks_.size());
     for (auto& e : estimates) out.push_back(to_storage(std::move(*e)));
     return out;
+  }
+
+  /// Whether `s` holds numbers only: its basis (checked where it lives), strengths and energy.
+  bool is_finite(const subspace_type& s) {
+    const auto finite = [](double x) { return std::isfinite(x); };
+    return std::isfinite(s.captured_energy) && std::all_of(s.strengths.begin(), s.strengths.end(), finite) &&
+           backend_type::all_finite(exec_, detail::dense_columns<memory_space>(s.basis));
+  }
+
+  /// Rejects a finished pass whose estimate of `block` is not finite; no block has changed yet.
+  [[noreturn]] static void reject_non_finite(const std::string& block, std::string_view cause) {
+    OGPSA_FAIL(numeric_error, "ogpsa::projector::finish_reference_pass",
+               block << ": the estimate is not finite (" << cause
+                     << "); the reference pass was rejected and every block keeps its basis");
   }
 
   // `if constexpr` rather than a condition the compiler knows: nvcc rejects the code after an
@@ -552,10 +714,10 @@ class projector {
   }
 
   template <class... Callbacks>
-  void report(std::size_t i, const projection_stats& stats, Callbacks&... callbacks) {
+  void report(std::size_t i, const projection_stats& stats, std::size_t step, Callbacks&... callbacks) {
     const block& b = blocks_[i];
     if (!stats.finite) {
-      detail::notify_non_finite(non_finite_info{b.name, i, steps_}, callbacks...);
+      detail::notify_non_finite(non_finite_info{b.name, i, step}, callbacks...);
       return;
     }
     if constexpr (detail::wants_projection_info<Callbacks...>)
@@ -594,8 +756,12 @@ class projector {
     OGPSA_REQUIRE(s.basis.rows() == b.dimension, shape_error, where,
                   "saved basis of block '" << b.name << "' has " << s.basis.rows()
                                            << " rows, the block's dimension is " << b.dimension);
-    return subspace_type{backend_type::from_host(exec_, s.basis), s.strengths, s.captured_energy,
-                         s.dropped};
+    subspace_type out{backend_type::from_host(exec_, s.basis), s.strengths, s.captured_energy, s.dropped};
+    OGPSA_REQUIRE(is_finite(out), numeric_error, where,
+                  "saved subspace of block '" << b.name
+                                              << "' is not finite (NaN or Inf in its basis, strengths or "
+                                                 "captured energy)");
+    return out;
   }
 
   Estimator estimator_;
@@ -605,6 +771,7 @@ class projector {
   Reducer reducer_;
   std::vector<block> blocks_;
   std::optional<pass> pass_;
+  std::size_t passes_begun_ = 0;
   typename backend_type::workspace workspace_;
   std::vector<target> targets_;  // reused by every projection, so that a step allocates nothing
   std::vector<task> shared_;     // once warm: blocks whose coefficients are summed across ranks,
@@ -612,6 +779,59 @@ class projector {
   std::size_t steps_ = 0;
   std::size_t steps_since_refresh_ = 0;
   std::size_t refreshes_ = 0;
+};
+
+/// A reference pass of one projector, begun by `projector::reference_pass()`: `feed` and
+/// `feed_columns` as the projector's, `finish` as `finish_reference_pass`. Destroying the scope
+/// before `finish` abandons its pass (a no-op when the pass already ended, e.g. rejected for NaN
+/// input: a later pass begun otherwise is never touched). Movable, not copyable.
+template <subspace_estimator Estimator, projection_rule Rule, refresh_schedule Schedule, class Storage,
+          reducer Reducer>
+class projector<Estimator, Rule, Schedule, Storage, Reducer>::reference_pass_scope {
+ public:
+  reference_pass_scope(reference_pass_scope&& other) noexcept
+      : projector_(std::exchange(other.projector_, nullptr)), serial_(other.serial_) {}
+  reference_pass_scope& operator=(reference_pass_scope&&) = delete;
+  ~reference_pass_scope() {
+    if (projector_ && projector_->active_pass() == serial_) projector_->abandon_reference_pass();
+  }
+
+  /// \throws state_error once the pass has ended (finished, or rejected), and as `projector::feed`.
+  template <tensor_view View>
+  void feed(block_id id, View reference, index_t set = 0) {
+    active("ogpsa::projector::reference_pass_scope::feed").feed(id, reference, set);
+  }
+
+  /// \throws state_error once the pass has ended, and as `projector::feed_columns`.
+  template <tensor_view View>
+  void feed_columns(block_id id, View columns, index_t set = 0) {
+    active("ogpsa::projector::reference_pass_scope::feed_columns").feed_columns(id, columns, set);
+  }
+
+  /// Finishes the pass: `projector::finish_reference_pass(callbacks...)`, with its guarantees.
+  /// \throws state_error once the pass has ended, and as `finish_reference_pass`.
+  template <class... Callbacks>
+  void finish(Callbacks&&... callbacks) {
+    projector& p = active("ogpsa::projector::reference_pass_scope::finish");
+    projector_ = nullptr;
+    p.finish_reference_pass(std::forward<Callbacks>(callbacks)...);
+  }
+
+ private:
+  friend class projector;
+  explicit reference_pass_scope(projector& p) : projector_(&p) {
+    p.begin_reference_pass();
+    serial_ = p.active_pass();
+  }
+
+  projector& active(const char* where) const {
+    OGPSA_REQUIRE(projector_ && projector_->active_pass() == serial_, state_error, where,
+                  "this scope's reference pass has ended (finished, or rejected by an error)");
+    return *projector_;
+  }
+
+  projector* projector_;
+  std::size_t serial_ = 0;
 };
 
 /// Reproduces the published OGPSA method: one mean-gradient direction per reference set and

@@ -27,8 +27,9 @@ namespace ogpsa {
 /// A non-owning, trivially copyable view of a strided tensor in a known memory space.
 ///
 /// Requirements, as in `std::mdspan` plus a memory space: member types `element_type`,
-/// `index_type` and `memory_space`; a static `rank()`; `extent(r)` and `stride(r)` (in elements)
-/// for every `r < rank()`; `data_handle()` returning `element_type*`.
+/// `index_type` and `memory_space`; a static constexpr `rank()`; `extent(r)` and `stride(r)` (in elements)
+/// for every `r < rank()`; `data_handle()` returning `element_type*`. Nothing else: what ogpsa
+/// derives from these (`element_count`, `is_exhaustive`) are free functions that take any model.
 template <class View>
 concept tensor_view =
     std::is_trivially_copyable_v<View> && element<typename View::element_type> &&
@@ -36,10 +37,57 @@ concept tensor_view =
     requires(const View& v, std::size_t r) {
       typename View::index_type;
       { View::rank() } -> std::convertible_to<std::size_t>;
+      typename std::integral_constant<std::size_t, View::rank()>;  // a constant expression
       { v.extent(r) } -> std::convertible_to<index_t>;
       { v.stride(r) } -> std::convertible_to<index_t>;
       { v.data_handle() } -> std::same_as<typename View::element_type*>;
     };
+
+    namespace detail {
+
+    /// Whether the (extent, stride) pairs fill prod(extents) consecutive slots without gaps, in any
+    /// dimension order. Dimensions of extent 1 may carry any stride; an empty view is exhaustive.
+    template <std::size_t Rank>
+    constexpr bool is_dense(const std::array<index_t, Rank>& extents,
+                            const std::array<index_t, Rank>& strides) noexcept {
+      std::array<std::pair<index_t, index_t>, Rank> dims{};  // (stride, extent) of dims with extent > 1
+      std::size_t used = 0;
+      for (std::size_t r = 0; r < Rank; ++r) {
+        if (extents[r] == 0) return true;
+        if (extents[r] > 1) dims[used++] = {strides[r], extents[r]};
+      }
+      for (std::size_t i = 1; i < used; ++i)  // insertion sort by stride: Rank is tiny
+        for (std::size_t j = i; j > 0 && dims[j].first < dims[j - 1].first; --j)
+          std::swap(dims[j], dims[j - 1]);
+      index_t expected = 1;
+      for (std::size_t i = 0; i < used; ++i) {
+        if (dims[i].first != expected) return false;
+        expected *= dims[i].second;
+      }
+      return true;
+    }
+
+    }  // namespace detail
+
+    /// Number of elements of any view: the product of its extents.
+    template <tensor_view View>
+    constexpr index_t element_count(const View& v) noexcept {
+      index_t n = 1;
+      for (std::size_t r = 0; r < View::rank(); ++r) n *= static_cast<index_t>(v.extent(r));
+      return n;
+    }
+
+    /// True when the view's elements fill `element_count(v)` consecutive slots without gaps, in any
+    /// dimension order (mdspan's "exhaustive" layout). Dimensions of extent 1 may carry any stride.
+    template <tensor_view View>
+    constexpr bool is_exhaustive(const View& v) noexcept {
+      std::array<index_t, View::rank()> extents{}, strides{};
+      for (std::size_t r = 0; r < View::rank(); ++r) {
+        extents[r] = static_cast<index_t>(v.extent(r));
+        strides[r] = static_cast<index_t>(v.stride(r));
+      }
+      return detail::is_dense(extents, strides);
+    }
 
 /// A tensor view whose elements may be written (the gradient being projected).
 template <class View>
@@ -98,17 +146,13 @@ class strided_view {
   constexpr const extents_type& strides() const noexcept { return strides_; }
   constexpr T* data_handle() const noexcept { return data_; }
 
-  /// Number of elements, the product of the extents.
-  constexpr index_t size() const noexcept {
-    index_t n = 1;
-    for (index_t e : extents_) n *= e;
-    return n;
-  }
+  /// Number of elements, the product of the extents (`ogpsa::element_count`).
+  constexpr index_t size() const noexcept { return ogpsa::element_count(*this); }
   constexpr bool empty() const noexcept { return size() == 0; }
 
   /// True when the elements fill `size()` consecutive slots without gaps, in any dimension order
-  /// (mdspan's "exhaustive" layout). Dimensions of extent 1 may carry any stride.
-  constexpr bool is_exhaustive() const noexcept { return is_dense(extents_, strides_); }
+  /// (`ogpsa::is_exhaustive`).
+  constexpr bool is_exhaustive() const noexcept { return detail::is_dense(extents_, strides_); }
 
   static constexpr extents_type row_major_strides(const extents_type& extents) noexcept {
     extents_type strides{};
@@ -121,23 +165,6 @@ class strided_view {
   }
 
  private:
-  static constexpr bool is_dense(const extents_type& extents, const extents_type& strides) noexcept {
-    std::array<std::pair<index_t, index_t>, Rank> dims{};  // (stride, extent) of dims with extent > 1
-    std::size_t used = 0;
-    for (std::size_t r = 0; r < Rank; ++r) {
-      if (extents[r] == 0) return true;
-      if (extents[r] > 1) dims[used++] = {strides[r], extents[r]};
-    }
-    for (std::size_t i = 1; i < used; ++i)  // insertion sort by stride: Rank is tiny
-      for (std::size_t j = i; j > 0 && dims[j].first < dims[j - 1].first; --j) std::swap(dims[j], dims[j - 1]);
-    index_t expected = 1;
-    for (std::size_t i = 0; i < used; ++i) {
-      if (dims[i].first != expected) return false;
-      expected *= dims[i].second;
-    }
-    return true;
-  }
-
   T* data_ = nullptr;
   extents_type extents_{};
   extents_type strides_{};

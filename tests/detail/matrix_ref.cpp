@@ -1,4 +1,7 @@
+#include <vector>
+
 #include <doctest/doctest.h>
+#include <Eigen/Core>
 
 #include <ogpsa/detail/matrix_ref.hpp>
 
@@ -55,4 +58,38 @@ TEST_CASE("middle_cols selects columns in either layout") {
   CHECK(rows.data == x + 8);
   CHECK(rows.rows == 4);
   CHECK(rows.cols == 1);
+}
+
+TEST_CASE("memory orders agree when every stepped-over stride does") {
+  using ogpsa::detail::same_memory_order;
+  CHECK(same_memory_order({40, 30}, {30, 1}, {30, 1}));
+  CHECK_FALSE(same_memory_order({40, 30}, {30, 1}, {1, 40}));
+  CHECK(same_memory_order({1, 30}, {30, 1}, {1, 1}));  // extent 1: its stride is never used
+  CHECK(same_memory_order({2, 1, 4}, {4, 4, 1}, {4, 99, 1}));
+  CHECK_FALSE(same_memory_order({2, 3, 4}, {12, 4, 1}, {12, 1, 3}));
+}
+
+TEST_CASE("memory orders are described by name where they have one") {
+  using ogpsa::detail::describe_memory_order;
+  CHECK(describe_memory_order({40, 30}, {30, 1}) == "row-major (strides [30, 1])");
+  CHECK(describe_memory_order({40, 30}, {1, 40}) == "column-major (strides [1, 40])");
+  CHECK(describe_memory_order({2, 3, 4}, {1, 2, 6}) == "column-major (strides [1, 2, 6])");
+  CHECK(describe_memory_order({2, 3, 4}, {3, 1, 6}) == "strides [3, 1, 6]");
+  CHECK(ogpsa::detail::dense_strides({2, 3, 4}, true) == std::vector<ogpsa::index_t>{12, 4, 1});
+  CHECK(ogpsa::detail::dense_strides({2, 0, 4}, false) == std::vector<ogpsa::index_t>{1, 2, 2});
+}
+
+TEST_CASE("a dense matrix is read in place as columns and as one vector") {
+  const Eigen::MatrixXf m = Eigen::MatrixXf::Random(3, 4);
+  const auto r = ogpsa::detail::dense_columns<ogpsa::host_memory_tag>(m);
+  CHECK(r.data == m.data());
+  CHECK(r.rows == 3);
+  CHECK(r.cols == 4);
+  CHECK(r.column_major());
+  CHECK(r.col_stride == 3);
+  const auto v = r.as_vector();
+  CHECK(v.rows == 12);
+  CHECK(v.cols == 1);
+  CHECK(v.data == m.data());
+  CHECK(ogpsa::detail::dense_columns<ogpsa::host_memory_tag>(Eigen::MatrixXf(0, 2)).col_stride == 1);
 }

@@ -27,13 +27,20 @@ struct spectrum {
 };
 
 /// Eigen-decomposition of a symmetric positive semi-definite matrix, as singular values of the
-/// data it is the Gram matrix of: sqrt of the eigenvalues, descending, negatives clamped to 0.
+/// data it is the Gram matrix of: sqrt of the eigenvalues, descending, negatives (rounding)
+/// clamped to 0.
+/// \throws numeric_error when the Gram matrix holds NaN or Inf (finite data whose squares overflow
+///         double, above about 1e154): its spectrum would read as zero, an empty subspace.
 inline spectrum gram_spectrum(const host_matrix& gram) {
+  OGPSA_REQUIRE(gram.allFinite(), numeric_error, "ogpsa::detail::gram_spectrum",
+                "the " << gram.rows() << " x " << gram.cols()
+                       << " Gram matrix of the data holds NaN or Inf (its squares overflow double)");
   Eigen::SelfAdjointEigenSolver<host_matrix> eig(gram);
   const index_t n = gram.rows();
   spectrum s{host_vector(n), host_matrix(n, n)};
   for (index_t i = 0; i < n; ++i) {
-    s.values(i) = std::sqrt(std::max(0.0, eig.eigenvalues()(n - 1 - i)));
+    const double e = eig.eigenvalues()(n - 1 - i);
+    s.values(i) = std::sqrt(e < 0 ? 0.0 : e);  // a NaN stays NaN
     s.vectors.col(i) = eig.eigenvectors().col(n - 1 - i);
   }
   return s;
