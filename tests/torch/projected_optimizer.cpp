@@ -18,6 +18,7 @@
 
 #include <ogpsa/torch.hpp>
 
+#include "reference/published.hpp"
 #include "support.hpp"
 
 namespace t = ogpsa::test;
@@ -700,4 +701,121 @@ TEST_CASE("callbacks may be temporaries") {
   opt.step(tally{&seen});
   CHECK(seen.refreshes == 1);
   CHECK(seen.projections == 8);
+}
+
+namespace {
+
+using threshold_projector =
+    ogpsa::projector<ogpsa::mean_gradient, ogpsa::conflict_only, ogpsa::every_n_steps, ogpsa::storage<float>>;
+
+threshold_projector threshold_mode(double base_scale) {
+  return threshold_projector({},
+                             {.behaviour = ogpsa::conflict_only::mode::threshold, .base_scale = base_scale});
+}
+
+published::vec to_vec(const torch::Tensor& t) {
+  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  return published::vec(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+/// The two micro-batches of one step: the first agrees with the reference set's mean gradient
+/// (it is the reference loss), the second conflicts with it.
+torch::Tensor micro_batch(net& model, int b) {
+  const torch::Tensor reference_loss = loss(model, 1, 0) + loss(model, 1, 1);
+  return b == 0 ? reference_loss : loss(model, 0, 0) - 3 * reference_loss;
+}
+
+}  // namespace
+
+TEST_CASE("micro-batch placement reproduces the published per-micro-batch threshold decisions") {
+  const double base_scale = 0.3;
+  // Independently, on a twin at the same weights: the published direction of every tensor and
+  // the published threshold rule applied to each micro-batch's gradient, or once to their sum.
+  net twin = make_net(18);
+  std::vector<std::vector<published::vec>> references(4), micro(4);
+  for (int b = 0; b < 2; ++b) {
+    const auto r = torch::autograd::grad({loss(twin, 1, b)}, twin->parameters());
+    const auto g = torch::autograd::grad({micro_batch(twin, b)}, twin->parameters());
+    for (std::size_t i = 0; i < 4; ++i) {
+      references[i].push_back(to_vec(r[i]));
+      micro[i].push_back(to_vec(g[i]));
+    }
+  }
+  std::vector<published::vec> per_micro_batch(4), decided_once(4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::vector<published::vec> b{*published::direction(references[i])};
+    published::vec sum(micro[i][0].size(), 0.0);
+    per_micro_batch[i] = sum;
+    for (const auto& g : micro[i]) {
+      const published::vec p = published::threshold(g, b, base_scale);
+      for (std::size_t j = 0; j < g.size(); ++j) per_micro_batch[i][j] += p[j], sum[j] += g[j];
+    }
+    decided_once[i] = published::threshold(sum, b, base_scale);
+  }
+  auto max_difference = [](const published::vec& a, const published::vec& b) {
+    double m = 0;
+    for (std::size_t j = 0; j < a.size(); ++j) m = std::max(m, std::abs(a[j] - b[j]));
+    return m;
+  };
+
+  for (const ot::placement where : {ot::placement::micro_batches, ot::placement::gradient}) {
+    CAPTURE(static_cast<int>(where));
+    net model = make_net(18);
+    torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+    ot::projected_optimizer opt(sgd, model->named_parameters(), reference(model, 2),
+                                threshold_mode(base_scale), {.where = where});
+    opt.refresh();
+    for (int b = 0; b < 2; ++b) micro_batch(model, b).backward();
+    opt.project();
+    const auto& expected = where == ot::placement::micro_batches ? per_micro_batch : decided_once;
+    for (std::size_t i = 0; i < 4; ++i) {
+      INFO("block " << opt.names()[i]);
+      const published::vec got = to_vec(opt.parameters()[i].grad());
+      const double scale = max_difference(expected[i], published::vec(got.size(), 0.0));
+      CHECK(max_difference(got, expected[i]) < 1e-5 * scale);
+      CHECK(max_difference(per_micro_batch[i], decided_once[i]) > 0.1 * scale);  // the decision matters here
+    }
+  }
+}
+
+TEST_CASE(
+    "micro-batch placement: linear rules as after accumulation, refreshes after the step, hooks go with it") {
+  net model = make_net(19), twin = make_net(19);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+  torch::optim::SGD twin_sgd(twin->parameters(), torch::optim::SGDOptions(0.1));
+  {
+    ot::projected_optimizer opt(sgd, model->named_parameters(), reference(model), rank_two(2),
+                                {.where = ot::placement::micro_batches});
+    t::check_throws_with<ogpsa::state_error>(
+        [&] { safety_backward(model, 0); },
+        {"'fc2.bias' received a gradient before any subspace", "refresh()"});
+    sgd.zero_grad();
+    opt.refresh();
+    ot::projected_optimizer after(twin_sgd, twin->named_parameters(), reference(twin), rank_two(2));
+    for (int step = 0; step < 4; ++step) {
+      sgd.zero_grad();
+      for (int b = 0; b < 2; ++b) safety_backward(model, 10 * step + b);
+      const auto state = opt.state();
+      for (std::size_t i = 0; i < 4; ++i)
+        CHECK(subspace_cosine(state.blocks[i], opt.parameters()[i].grad()) < 1e-5);
+      if (step == 0) {  // a linear rule: the same as projecting the accumulated gradient once
+        for (int b = 0; b < 2; ++b) safety_backward(twin, b);
+        after.project();
+        for (std::size_t i = 0; i < 4; ++i) {
+          CHECK(after.state().blocks[i].basis == state.blocks[i].basis);
+          CHECK(torch::allclose(opt.parameters()[i].grad(), after.parameters()[i].grad(), 1e-5, 1e-7));
+        }
+      }
+      opt.project();  // nothing left to do
+      opt.step();
+    }
+    CHECK(opt.projector().steps() == 4);
+    CHECK(opt.projector().refreshes() == 3);  // refresh(), then after steps 2 and 4
+    CHECK_FALSE(opt.refresh_due());
+  }
+  // Without the wrapper, backward() accumulates raw gradients again.
+  sgd.zero_grad();
+  safety_backward(model, 99);
+  const auto raw = torch::autograd::grad({loss(model, 0, 99)}, model->parameters());
+  for (std::size_t i = 0; i < 4; ++i) CHECK(torch::equal(model->parameters()[i].grad(), raw[i]));
 }

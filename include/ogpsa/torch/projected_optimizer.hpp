@@ -49,6 +49,23 @@
 /// taken (Adam's moments and step count include this step's gradient), since undoing it would
 /// need a copy of that state at every step.
 ///
+/// **Per-micro-batch projection** (`placement::micro_batches`). A tensor hook on every registered
+/// parameter projects each `backward()`'s gradient before autograd accumulates it into `.grad()`,
+/// as the published code does. For a fixed basis and a linear rule (`orthogonal`, `soft`) this
+/// gives the same accumulated gradient as projecting once after accumulation, up to rounding, at
+/// the cost of one gradient copy, one projection and one backend call per parameter and
+/// micro-batch. It matters for the non-linear rules: `conflict_only` decides per gradient it
+/// sees (its threshold mode whether to remove or scale, per direction mode which components to
+/// remove), so per micro-batch it reproduces the published decisions and after accumulation it
+/// makes one decision per step. Here `project()` does nothing, and `step()` runs the inner step,
+/// counts the step and then refreshes when due, at the new weights, so that the next step's
+/// gradients see the new basis; call `refresh()` once before the first `backward()` (a gradient
+/// arriving before any basis exists throws `state_error` out of `backward()`). Every gradient
+/// `backward()` accumulates into a registered parameter is projected (LibTorch 1.13 runs no
+/// tensor hook of a leaf for `torch::autograd::grad`; reference passes are exempt in any case);
+/// these projections report to no callback. The hooks refer to the wrapper and are removed with
+/// it, so a `projected_optimizer` can be neither copied nor moved.
+///
 /// **Per-parameter families.** `projection_options::families` maps each parameter's name and
 /// tensor to `flat`, `left` or `right` (see `<ogpsa/torch/family_choice.hpp>`); by default weights
 /// of two or more dimensions get right (input-space) bases when the estimator and rule allow it,
@@ -84,9 +101,10 @@ namespace ogpsa::torch {
 
 /// What the projection acts on.
 enum class placement {
-  gradient,             ///< the gradients, before clipping and the inner step (the published placement)
+  gradient,             ///< the accumulated gradients, before clipping and the inner step
   update,               ///< the step the inner optimizer took (after Adam's scaling, momentum, decay)
   gradient_and_update,  ///< both
+  micro_batches,        ///< each backward()'s gradient, by a tensor hook, before it is accumulated
 };
 
 /// Options of `projected_optimizer`.
@@ -143,24 +161,32 @@ class projected_optimizer {
         add(item.key(), item.value(), choose(item.key(), item.value()), stepped);
     OGPSA_REQUIRE(!parameters_.empty(), invalid_argument, constructor_name,
                   "none of the " << parameters.size() << " parameters requires grad: nothing to project");
+    if (where_ == placement::micro_batches) install_hooks();
   }
 
+  projected_optimizer(const projected_optimizer&) = delete;
+  projected_optimizer& operator=(const projected_optimizer&) = delete;
+
   /// Refreshes the subspace if due, then projects the accumulated gradients in place (with
-  /// `placement::update` only the refresh happens here). Call after the last `backward()` of the
-  /// step and before clipping. Gradients still undefined (parameters the loss did not reach) are
-  /// skipped. Callbacks are any objects with `ogpsa/callbacks.hpp` hooks, temporaries included.
+  /// `placement::update` only the refresh happens here; with `placement::micro_batches` nothing:
+  /// `backward()` projected). Call after the last `backward()` of the step and before clipping.
+  /// Gradients still undefined (parameters the loss did not reach) are skipped. Callbacks are any
+  /// objects with `ogpsa/callbacks.hpp` hooks, temporaries included.
   /// \throws state_error when called twice for one step; what `refresh()` throws.
   template <class... Callbacks>
   void project(Callbacks&&... callbacks) {
     OGPSA_REQUIRE(!projected_, state_error, "ogpsa::torch::projected_optimizer::project",
                   "the gradients of this step were already projected; call step() first");
+    projected_ = where_ == placement::micro_batches;
+    if (projected_) return;
     if (projector_.refresh_due()) refresh(callbacks...);
     if (where_ != placement::update) project_gradients(callbacks...);
     projected_ = true;
   }
 
   /// Takes one optimizer step: `project()` first unless it was called for this step, then the inner
-  /// `step()`, projecting the update itself with `placement::update` / `gradient_and_update`.
+  /// `step()`, projecting the update itself with `placement::update` / `gradient_and_update`, or
+  /// followed by the refresh when due with `placement::micro_batches`.
   /// \throws what `project()` and the inner step throw; with an update placement, on any
   ///         exception every parameter keeps its old weights (see this header's description).
   template <class... Callbacks>
@@ -169,6 +195,12 @@ class projected_optimizer {
     projected_ = false;
     if (where_ == placement::gradient) {
       optimizer_.step();
+      return;
+    }
+    if (where_ == placement::micro_batches) {
+      optimizer_.step();
+      projector_.count_step();
+      if (projector_.refresh_due()) refresh(callbacks...);
       return;
     }
     step_projecting_update(callbacks...);
@@ -183,6 +215,7 @@ class projected_optimizer {
   void refresh(Callbacks&&... callbacks) {
     const std::vector<gradient_mark> before = gradient_marks();
     projector_.begin_reference_pass();
+    const reference_scope scope(in_reference_pass_);
     try {
       reference_pass pass(
           names_, parameters_,
@@ -244,6 +277,36 @@ class projected_optimizer {
   static constexpr const char* constructor_name = "ogpsa::torch::projected_optimizer";
   static constexpr const char* archive_key = "ogpsa";
   using registration_view = matrix_view<gradient_type, memory_space>;
+
+  /// Marks a reference pass, whose gradients the micro-batch hooks leave alone: LibTorch 1.13 runs
+  /// no tensor hook of a leaf for `autograd::grad`, and this keeps reference gradients unprojected
+  /// on a version that does.
+  struct reference_scope {
+    bool& active;
+    explicit reference_scope(bool& flag) : active(flag) { active = true; }
+    ~reference_scope() { active = false; }
+    reference_scope(const reference_scope&) = delete;
+    reference_scope& operator=(const reference_scope&) = delete;
+  };
+
+  /// The tensor hooks of `placement::micro_batches`, removed when the wrapper goes (they hold it).
+  class hook_set {
+   public:
+    hook_set() = default;
+    hook_set(const hook_set&) = delete;
+    hook_set& operator=(const hook_set&) = delete;
+    ~hook_set() {
+      for (auto& [tensor, handle] : hooks_) tensor.remove_hook(handle);
+    }
+    template <class Hook>
+    void add(const at::Tensor& tensor, Hook hook) {
+      hooks_.reserve(hooks_.size() + 1);  // so that a registered hook is always recorded
+      hooks_.emplace_back(tensor, tensor.register_hook(std::move(hook)));
+    }
+
+   private:
+    std::vector<std::pair<at::Tensor, unsigned>> hooks_;
+  };
 
   /// A gradient buffer's identity and version counter: any change means someone wrote to it.
   struct gradient_mark {
@@ -319,6 +382,26 @@ class projected_optimizer {
                         << names_[i]
                         << "' (did it call backward()? hand losses to reference_pass::feed "
                            "instead); the reference pass was abandoned");
+  }
+
+  void install_hooks() {
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+      hooks_.add(parameters_[i], [this, i](const at::Tensor& g) { return projected_micro_batch(i, g); });
+  }
+
+  /// One backward()'s gradient of parameter i, projected in a new buffer laid out like the
+  /// parameter (the block's registered layout; autograd's may be expanded or transposed), or
+  /// undefined (left as it is) inside a reference pass.
+  at::Tensor projected_micro_batch(std::size_t i, const at::Tensor& g) {
+    if (in_reference_pass_) return {};
+    OGPSA_REQUIRE(projector_.ready(), state_error, "ogpsa::torch::projected_optimizer::micro_batch_hook",
+                  "parameter '" << names_[i]
+                                << "' received a gradient before any subspace was estimated: with "
+                                   "placement::micro_batches call refresh() before the first backward()");
+    ::torch::NoGradGuard no_grad;
+    at::Tensor out = at::empty_like(parameters_[i]).copy_(g);
+    projector_.project(ids_[i], matricized_view<gradient_type, memory_space>(out));
+    return out;
   }
 
   /// Projects every defined gradient in one backend call and counts one step.
@@ -401,6 +484,8 @@ class projected_optimizer {
   std::vector<std::size_t> moving_;    // and those of them with a non-empty subspace
   std::vector<block_id> batch_;        // the blocks of one batched projection
   bool projected_ = false;             // project() ran since the last step()
+  bool in_reference_pass_ = false;     // the reference closure is running
+  hook_set hooks_;                     // last: removed before anything the hooks use goes
 };
 
 }  // namespace ogpsa::torch
