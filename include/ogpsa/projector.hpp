@@ -834,8 +834,18 @@ class projector<Estimator, Rule, Schedule, Storage, Reducer>::reference_pass_sco
   std::size_t serial_ = 0;
 };
 
-/// Reproduces the published OGPSA method: one mean-gradient direction per reference set and
-/// per parameter tensor (flat blocks), hard orthogonal projection, refreshed every n steps.
+/// The published OGPSA method (the authors' release): one mean-gradient direction per reference
+/// set and per parameter tensor (flat blocks), hard orthogonal projection, refreshed every n steps
+/// (30 by default; the release's DPO stage uses 5). It follows the release's formulas, including
+/// its edge case that a tensor without a first-set direction is left unchanged even when the
+/// second set has one (`mean_gradient::first_set_required`), with one deviation: a refresh in
+/// which a set's mean is zero for a tensor drops that set's direction, where the release keeps
+/// the previous refresh's (why: see `mean_gradient`). Projecting after gradient accumulation, as
+/// `project()` does, equals the release's per-micro-batch hook here, since the rule is linear.
+/// The release's threshold mode is `projector<mean_gradient, conflict_only, every_n_steps,
+/// storage<float>>` with `conflict_only{.behaviour = threshold}` and `several_directions` set to
+/// `project` (its SFT trainer) or `unchanged` (its DPO trainer); `conflict_only` says how it
+/// counts directions and when deciding per micro-batch matters.
 using published_projector = projector<mean_gradient, orthogonal, every_n_steps, storage<float>>;
 
 }  // namespace ogpsa

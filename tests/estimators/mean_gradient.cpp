@@ -119,3 +119,27 @@ TEST_CASE("a skipped set number is an error naming the block and the set") {
   t::check_throws_with<ogpsa::invalid_argument>([&] { (void)s.finish(exec); },
                                                 {"ogpsa::mean_gradient::finish()", "'layer.0'", "set 0"});
 }
+
+TEST_CASE_TEMPLATE("without a first-set direction the subspace is empty unless first_set_required is off", T,
+                   float, double) {
+  const auto g = t::random_matrix<T>(60, 1, 6), second = t::random_matrix<T>(60, 1, 7);
+  auto estimate = [&](ogpsa::mean_gradient params) {
+    state<T> s(params, 60, "w");
+    feed(s, g, 0);
+    feed(s, t::matrix<T>(-g), 0);  // set 0's mean is exactly zero
+    feed(s, second, 1);
+    ogpsa::cpu::execution exec;
+    return s.finish(exec);
+  };
+  const auto required = estimate({});
+  CHECK(required.rank() == 0);
+  CHECK(required.dimension() == 60);
+  CHECK(required.dropped == 2);
+  CHECK(required.captured_energy == 0.0);
+  const auto kept = estimate({.first_set_required = false});
+  REQUIRE(kept.rank() == 1);
+  CHECK(kept.dropped == 1);
+  const double cosine = static_cast<double>(kept.basis.col(0).normalized().dot(second.col(0))) /
+                        static_cast<double>(second.norm());
+  CHECK(cosine == doctest::Approx(1.0).epsilon(t::tolerance<T>()));
+}

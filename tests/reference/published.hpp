@@ -1,8 +1,11 @@
 #pragma once
 // An independent, deliberately plain re-implementation of the published OGPSA formulas
-// (REFERENCE.md), in double precision on std::vector, used to check ogpsa's output.
+// (REFERENCE.md), in double precision on std::vector, used to check ogpsa's output. It shares no
+// code with ogpsa.
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <optional>
 #include <vector>
 
@@ -63,5 +66,37 @@ inline vec threshold(vec g, const std::vector<vec>& dirs, double base_scale) {
     for (double& x : g) x *= base_scale;
   return g;
 }
+
+/// The release's handling of one tensor across refreshes: one direction per reference set (one
+/// or two sets), kept in a dictionary that a refresh overwrites only where the set's mean is not
+/// (near) zero, so a zero mean keeps the previous refresh's direction (stale).
+class release_tensor {
+ public:
+  /// Which trainer's threshold mode: with two directions SFT projects, DPO leaves g unchanged.
+  enum class trainer { sft, dpo };
+
+  /// One refresh; sets[s] holds reference set s's batch gradients.
+  void refresh(const std::vector<std::vector<vec>>& sets) {
+    for (std::size_t s = 0; s < sets.size() && s < directions_.size(); ++s)
+      if (std::optional<vec> d = direction(sets[s])) directions_[s] = *d;
+  }
+
+  /// The hard projection. No set-1 direction: unchanged, even when set 2 has one.
+  vec project(const vec& g) const {
+    if (!directions_[0]) return g;
+    if (!directions_[1]) return published::project(g, {*directions_[0]});
+    return published::project(g, {*directions_[0], *directions_[1]});
+  }
+
+  /// The threshold mode. Two directions take the two-set branch even when they are parallel.
+  vec threshold(const vec& g, double base_scale, trainer t) const {
+    if (!directions_[0]) return g;
+    if (!directions_[1]) return published::threshold(g, {*directions_[0]}, base_scale);
+    return t == trainer::sft ? published::project(g, {*directions_[0], *directions_[1]}) : g;
+  }
+
+ private:
+  std::array<std::optional<vec>, 2> directions_;
+};
 
 }  // namespace published

@@ -45,3 +45,23 @@ TEST_CASE("a negative or non-finite base_scale is rejected") {
       [] { conflict_only{.behaviour = conflict_only::mode::threshold, .base_scale = -1}.validate(); },
       {"ogpsa::conflict_only::validate()", "base_scale", "-1"});
 }
+
+TEST_CASE_TEMPLATE("threshold mode with several directions projects or leaves the gradient unchanged", T,
+                   float, double) {
+  for (const ogpsa::index_t k : {2, 3}) {
+    CAPTURE(k);
+    const conflict_only sft{.behaviour = conflict_only::mode::threshold, .base_scale = 0.5};
+    T c[3] = {T(1), T(-2), T(3)};
+    CHECK(sft.apply(c, k) == T(1));  // every coefficient removed: the plain projection
+    CHECK(c[0] == T(1));
+    CHECK(c[1] == T(-2));
+    CHECK(c[2] == T(3));
+    const conflict_only dpo{.behaviour = conflict_only::mode::threshold,
+                            .base_scale = 0.5,
+                            .several_directions = conflict_only::fallback::unchanged};
+    T d[3] = {T(1), T(-2), T(3)};
+    CHECK(dpo.apply(d, k) == T(1));  // nothing removed, nothing scaled
+    for (ogpsa::index_t i = 0; i < k; ++i) CHECK(d[i] == T(0));
+    CHECK(d[2] == (k == 3 ? T(0) : T(3)));  // past k: untouched
+  }
+}

@@ -3,7 +3,9 @@
 #include "doctest_after_glog.hpp"  // first: see there
 
 #include <algorithm>
+#include <cstdint>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 
 #include <ogpsa/torch.hpp>
 
+#include "reference/published.hpp"
 #include "support.hpp"
 
 namespace t = ogpsa::test;
@@ -60,13 +63,18 @@ svd_projector rank_two(std::size_t refresh_every = 30) {
   return svd_projector(ogpsa::exact_svd{.rank = 2}, {}, ogpsa::every_n_steps{refresh_every});
 }
 
+using row_major = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Tensor x in double, matricized as the wrapper registers it (one row per index of dimension 0).
+torch::Tensor matricized_double(const torch::Tensor& x) {
+  return x.detach().to(torch::kDouble).contiguous().reshape({x.dim() == 0 ? 1 : x.size(0), -1});
+}
+
 /// |U^T x| / |x| over the block's target-space vectors (family), from the saved basis: the cosine
 /// between tensor x and the block's subspace, computed in double independently of the library.
 double subspace_cosine(const ogpsa::block_state<float>& b, const torch::Tensor& x) {
-  const torch::Tensor m =
-      x.detach().to(torch::kDouble).contiguous().reshape({x.dim() == 0 ? 1 : x.size(0), -1});
-  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> g(
-      m.data_ptr<double>(), m.size(0), m.size(1));
+  const torch::Tensor m = matricized_double(x);
+  const Eigen::Map<const row_major> g(m.data_ptr<double>(), m.size(0), m.size(1));
   const Eigen::MatrixXd u = b.basis.cast<double>();
   Eigen::MatrixXd c;
   if (b.kind == family::flat)
@@ -76,9 +84,27 @@ double subspace_cosine(const ogpsa::block_state<float>& b, const torch::Tensor& 
   return c.norm() / g.norm();
 }
 
+/// x minus its component in the block's subspace (x - U U^T x on the family's vectors), in double
+/// from the saved basis, independently of the library; shaped like x.
+torch::Tensor without_subspace(const ogpsa::block_state<float>& b, const torch::Tensor& x) {
+  const torch::Tensor m = matricized_double(x);
+  const Eigen::Map<const row_major> g(m.data_ptr<double>(), m.size(0), m.size(1));
+  const Eigen::MatrixXd u = b.basis.cast<double>();
+  row_major out;
+  if (b.kind == family::flat) {
+    const Eigen::Map<const Eigen::RowVectorXd> v(m.data_ptr<double>(), m.numel());
+    out = (v - (u * (u.transpose() * v.transpose())).transpose())
+              .reshaped<Eigen::RowMajor>(m.size(0), m.size(1));
+  }
+  if (b.kind == family::left) out = g - u * (u.transpose() * g);
+  if (b.kind == family::right) out = g - (g * u) * u.transpose();
+  return torch::from_blob(out.data(), {m.size(0), m.size(1)}, torch::kDouble).clone().reshape(x.sizes());
+}
+
 std::vector<torch::Tensor> clones(const std::vector<torch::Tensor>& ts, bool gradients) {
   std::vector<torch::Tensor> out;
-  for (const auto& p : ts) out.push_back(gradients ? p.grad().clone() : p.detach().clone());
+  for (const auto& p : ts)
+    out.push_back(!gradients ? p.detach().clone() : p.grad().defined() ? p.grad().clone() : torch::Tensor());
   return out;
 }
 
@@ -95,6 +121,45 @@ struct counter {
   int refreshes = 0, projections = 0;
   void on_refresh(const ogpsa::refresh_info&) { ++refreshes; }
   void on_projection(const ogpsa::projection_info&) { ++projections; }
+};
+
+/// Throws from its `n`-th projection report.
+struct abort_on_report {
+  int n;
+  int seen = 0;
+  void on_projection(const ogpsa::projection_info&) {
+    if (++seen == n) throw std::runtime_error("aborted by a callback");
+  }
+};
+
+/// Copies the registered tensors (the parameters, or their gradients) at the first projection
+/// report of a call: by then a batched call has projected every block, a block-by-block loop one.
+struct first_report {
+  const std::vector<torch::Tensor>* tensors;
+  bool gradients;
+  std::vector<torch::Tensor> seen;
+  void on_projection(const ogpsa::projection_info&) {
+    if (seen.empty()) seen = clones(*tensors, gradients);
+  }
+};
+
+/// Adam that misbehaves once it has moved the parameters, as a buggy optimizer or hook might:
+/// throws, or leaves its first parameter with other strides (same values).
+struct faulty_adam : torch::optim::Adam {
+  enum class fault { none, throws, relayouts };
+  using Adam::Adam;
+  fault after_step = fault::none;
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    torch::Tensor loss = Adam::step(std::move(closure));
+    if (after_step == fault::throws) throw std::runtime_error("the inner step failed");
+    if (after_step == fault::relayouts) {
+      torch::NoGradGuard no_grad;
+      at::Tensor& p = param_groups().front().params().front();
+      const auto order = p.dim() == 3 ? std::vector<std::int64_t>{2, 1, 0} : std::vector<std::int64_t>{1, 0};
+      p.set_(p.permute(order).contiguous().permute(order));
+    }
+    return loss;
+  }
 };
 
 }  // namespace
@@ -495,4 +560,262 @@ TEST_CASE("layer inputs fed with feed_vectors give GPM-style input-space bases")
       [&](ot::reference_pass& pass) { pass.feed_vectors(model->fc1->weight, inputs.to(torch::kDouble)); },
       {"the vectors for parameter 'fc1.weight': Double on cpu, but the parameter is Float on cpu"});
   CHECK(opt.projector().refreshes() == 1);
+}
+
+TEST_CASE("update placement steps every parameter to old + P(new - old), independently computed") {
+  net wrapped = make_net(14), twin = make_net(14);
+  torch::optim::Adam inner(wrapped->parameters(), torch::optim::AdamOptions(0.05));
+  torch::optim::Adam plain(twin->parameters(), torch::optim::AdamOptions(0.05));
+  ot::projected_optimizer opt(inner, wrapped->named_parameters(), reference(wrapped), rank_two(1000),
+                              {.where = ot::placement::update});
+  for (int step = 0; step < 3; ++step) {
+    // The twin starts each step at the wrapped model's weights and sees the same gradients, so
+    // its Adam takes the inner optimizer's unprojected step: new.
+    {
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < opt.parameters().size(); ++i)
+        twin->parameters()[i].copy_(opt.parameters()[i]);
+    }
+    inner.zero_grad();
+    plain.zero_grad();
+    safety_backward(wrapped, step);
+    safety_backward(twin, step);
+    opt.project();  // the refresh when due; under placement::update the gradients stay as they are
+    const auto state = opt.state();
+    const auto old = clones(opt.parameters(), false);
+    opt.step();
+    plain.step();
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      INFO("step " << step << ", block " << opt.names()[i]);
+      const torch::Tensor moved =
+          twin->parameters()[i].detach().to(torch::kDouble) - old[i].to(torch::kDouble);
+      const torch::Tensor expected = old[i].to(torch::kDouble) + without_subspace(state.blocks[i], moved);
+      const torch::Tensor got = opt.parameters()[i].detach().to(torch::kDouble);
+      CHECK((got - expected).abs().max().item<double>() < 1e-6);
+      CHECK((moved - (expected - old[i])).abs().max().item<double>() > 1e-3);  // something was removed
+    }
+  }
+  CHECK(opt.projector().steps() == 3);
+}
+
+TEST_CASE("an exception after the inner step leaves every parameter with its old weights, bit for bit") {
+  torch::manual_seed(15);
+  const torch::Tensor w3 = torch::randn({2, 3, 4}, torch::requires_grad());  // a convolution-like weight
+  const torch::Tensor w2 = torch::randn({4, 5}, torch::requires_grad());
+  const torch::Tensor w1 = torch::randn({5}, torch::requires_grad());
+  torch::OrderedDict<std::string, torch::Tensor> named;
+  named.insert("w3", w3);
+  named.insert("w2", w2);
+  named.insert("w1", w1);
+  auto objective = [&](int set, int batch) {
+    torch::manual_seed(static_cast<std::uint64_t>(100 * set + batch));
+    const torch::Tensor x = torch::randn({7, 2, 3});
+    return ((x.reshape({7, 6}).matmul(w3.reshape({6, 4})).tanh().matmul(w2) + w1).square()).mean();
+  };
+  faulty_adam adam({w3, w2, w1}, torch::optim::AdamOptions(0.05));
+  ot::projected_optimizer opt(adam, named,
+                              [&](ot::reference_pass& pass) {
+                                for (int b = 0; b < 2; ++b) pass.feed(objective(1, b));
+                              },
+                              ogpsa::published_projector{}, {.where = ot::placement::update});
+  objective(0, 0).backward();
+  opt.project();  // the first refresh
+  for (std::size_t i = 0; i < 3; ++i) REQUIRE(opt.projector().subspace_of(ogpsa::block_id{i})->rank() == 1);
+  const auto old = clones(opt.parameters(), false);
+  auto check_old_weights = [&] {
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      INFO("parameter " << opt.names()[i]);
+      CHECK(torch::equal(opt.parameters()[i], old[i]));
+    }
+    CHECK(opt.projector().steps() == 0);
+  };
+  SUBCASE("a callback throws on the second block") {
+    abort_on_report abort{2};
+    CHECK_THROWS_WITH_AS(opt.step(abort), "aborted by a callback", std::runtime_error);
+    check_old_weights();
+    opt.step();  // the wrapper stays usable: the next step goes through
+    CHECK_FALSE(torch::equal(opt.parameters()[1], old[1]));
+    CHECK(opt.projector().steps() == 1);
+  }
+  SUBCASE("the inner step throws after moving the parameters") {
+    adam.after_step = faulty_adam::fault::throws;
+    CHECK_THROWS_WITH_AS(opt.step(), "the inner step failed", std::runtime_error);
+    check_old_weights();
+  }
+  SUBCASE("a parameter left non-contiguous by the inner step cannot be matricized (layout_error)") {
+    adam.after_step = faulty_adam::fault::relayouts;
+    CHECK_THROWS_AS(opt.step(), ogpsa::layout_error);
+    CHECK_FALSE(w3.is_contiguous());
+    check_old_weights();
+  }
+}
+
+TEST_CASE("the parameters of one step are projected in one batched call") {
+  net model = make_net(16);
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(0.05));
+  SUBCASE("updates") {
+    ot::projected_optimizer opt(adam, model->named_parameters(), reference(model), rank_two(),
+                                {.where = ot::placement::update});
+    safety_backward(model, 0);
+    opt.project();
+    const auto old = clones(opt.parameters(), false);
+    first_report report{&opt.parameters(), false, {}};
+    opt.step(report);
+    REQUIRE(report.seen.size() == old.size());
+    for (std::size_t i = 0; i < old.size(); ++i) {  // each buffer held its projected update
+      INFO("block " << opt.names()[i]);
+      CHECK(torch::allclose(report.seen[i], opt.parameters()[i].detach() - old[i], 0, 1e-6));
+    }
+  }
+  SUBCASE("gradients, when some parameters have none") {
+    ot::projected_optimizer opt(adam, model->named_parameters(), reference(model), rank_two());
+    opt.refresh();
+    torch::manual_seed(0);
+    model->fc1->forward(torch::randn({5, 8})).square().sum().backward();  // fc2 gets no gradient
+    first_report report{&opt.parameters(), true, {}};
+    opt.project(report);
+    for (std::size_t i = 0; i < 2; ++i) {
+      INFO("block " << opt.names()[i]);
+      CHECK(torch::equal(report.seen[i], opt.parameters()[i].grad()));
+    }
+    CHECK(opt.projector().steps() == 1);
+  }
+}
+
+TEST_CASE("callbacks may be temporaries") {
+  net model = make_net(17);
+  torch::optim::Adam adam(model->parameters());
+  ot::projected_optimizer opt(adam, model->named_parameters(), reference(model), rank_two());
+  struct tally {
+    counter* into;
+    void on_refresh(const ogpsa::refresh_info& i) { into->on_refresh(i); }
+    void on_projection(const ogpsa::projection_info& i) { into->on_projection(i); }
+  };
+  counter seen;
+  opt.refresh(tally{&seen});
+  safety_backward(model, 0);
+  opt.project(tally{&seen});
+  opt.step(tally{&seen});  // already projected: nothing more to report
+  adam.zero_grad();
+  safety_backward(model, 1);
+  opt.step(tally{&seen});
+  CHECK(seen.refreshes == 1);
+  CHECK(seen.projections == 8);
+}
+
+namespace {
+
+using threshold_projector =
+    ogpsa::projector<ogpsa::mean_gradient, ogpsa::conflict_only, ogpsa::every_n_steps, ogpsa::storage<float>>;
+
+threshold_projector threshold_mode(double base_scale) {
+  return threshold_projector({},
+                             {.behaviour = ogpsa::conflict_only::mode::threshold, .base_scale = base_scale});
+}
+
+published::vec to_vec(const torch::Tensor& t) {
+  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  return published::vec(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+/// The two micro-batches of one step: the first agrees with the reference set's mean gradient
+/// (it is the reference loss), the second conflicts with it.
+torch::Tensor micro_batch(net& model, int b) {
+  const torch::Tensor reference_loss = loss(model, 1, 0) + loss(model, 1, 1);
+  return b == 0 ? reference_loss : loss(model, 0, 0) - 3 * reference_loss;
+}
+
+}  // namespace
+
+TEST_CASE("micro-batch placement reproduces the published per-micro-batch threshold decisions") {
+  const double base_scale = 0.3;
+  // Independently, on a twin at the same weights: the published direction of every tensor and
+  // the published threshold rule applied to each micro-batch's gradient, or once to their sum.
+  net twin = make_net(18);
+  std::vector<std::vector<published::vec>> references(4), micro(4);
+  for (int b = 0; b < 2; ++b) {
+    const auto r = torch::autograd::grad({loss(twin, 1, b)}, twin->parameters());
+    const auto g = torch::autograd::grad({micro_batch(twin, b)}, twin->parameters());
+    for (std::size_t i = 0; i < 4; ++i) {
+      references[i].push_back(to_vec(r[i]));
+      micro[i].push_back(to_vec(g[i]));
+    }
+  }
+  std::vector<published::vec> per_micro_batch(4), decided_once(4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const std::vector<published::vec> b{*published::direction(references[i])};
+    published::vec sum(micro[i][0].size(), 0.0);
+    per_micro_batch[i] = sum;
+    for (const auto& g : micro[i]) {
+      const published::vec p = published::threshold(g, b, base_scale);
+      for (std::size_t j = 0; j < g.size(); ++j) per_micro_batch[i][j] += p[j], sum[j] += g[j];
+    }
+    decided_once[i] = published::threshold(sum, b, base_scale);
+  }
+  auto max_difference = [](const published::vec& a, const published::vec& b) {
+    double m = 0;
+    for (std::size_t j = 0; j < a.size(); ++j) m = std::max(m, std::abs(a[j] - b[j]));
+    return m;
+  };
+
+  for (const ot::placement where : {ot::placement::micro_batches, ot::placement::gradient}) {
+    CAPTURE(static_cast<int>(where));
+    net model = make_net(18);
+    torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+    ot::projected_optimizer opt(sgd, model->named_parameters(), reference(model, 2),
+                                threshold_mode(base_scale), {.where = where});
+    opt.refresh();
+    for (int b = 0; b < 2; ++b) micro_batch(model, b).backward();
+    opt.project();
+    const auto& expected = where == ot::placement::micro_batches ? per_micro_batch : decided_once;
+    for (std::size_t i = 0; i < 4; ++i) {
+      INFO("block " << opt.names()[i]);
+      const published::vec got = to_vec(opt.parameters()[i].grad());
+      const double scale = max_difference(expected[i], published::vec(got.size(), 0.0));
+      CHECK(max_difference(got, expected[i]) < 1e-5 * scale);
+      CHECK(max_difference(per_micro_batch[i], decided_once[i]) > 0.1 * scale);  // the decision matters here
+    }
+  }
+}
+
+TEST_CASE(
+    "micro-batch placement: linear rules as after accumulation, refreshes after the step, hooks go with it") {
+  net model = make_net(19), twin = make_net(19);
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+  torch::optim::SGD twin_sgd(twin->parameters(), torch::optim::SGDOptions(0.1));
+  {
+    ot::projected_optimizer opt(sgd, model->named_parameters(), reference(model), rank_two(2),
+                                {.where = ot::placement::micro_batches});
+    t::check_throws_with<ogpsa::state_error>(
+        [&] { safety_backward(model, 0); },
+        {"'fc2.bias' received a gradient before any subspace", "refresh()"});
+    sgd.zero_grad();
+    opt.refresh();
+    ot::projected_optimizer after(twin_sgd, twin->named_parameters(), reference(twin), rank_two(2));
+    for (int step = 0; step < 4; ++step) {
+      sgd.zero_grad();
+      for (int b = 0; b < 2; ++b) safety_backward(model, 10 * step + b);
+      const auto state = opt.state();
+      for (std::size_t i = 0; i < 4; ++i)
+        CHECK(subspace_cosine(state.blocks[i], opt.parameters()[i].grad()) < 1e-5);
+      if (step == 0) {  // a linear rule: the same as projecting the accumulated gradient once
+        for (int b = 0; b < 2; ++b) safety_backward(twin, b);
+        after.project();
+        for (std::size_t i = 0; i < 4; ++i) {
+          CHECK(after.state().blocks[i].basis == state.blocks[i].basis);
+          CHECK(torch::allclose(opt.parameters()[i].grad(), after.parameters()[i].grad(), 1e-5, 1e-7));
+        }
+      }
+      opt.project();  // nothing left to do
+      opt.step();
+    }
+    CHECK(opt.projector().steps() == 4);
+    CHECK(opt.projector().refreshes() == 3);  // refresh(), then after steps 2 and 4
+    CHECK_FALSE(opt.refresh_due());
+  }
+  // Without the wrapper, backward() accumulates raw gradients again.
+  sgd.zero_grad();
+  safety_backward(model, 99);
+  const auto raw = torch::autograd::grad({loss(model, 0, 99)}, model->parameters());
+  for (std::size_t i = 0; i < 4; ++i) CHECK(torch::equal(model->parameters()[i].grad(), raw[i]));
 }

@@ -26,6 +26,9 @@ class mean_gradient_state;
 ///
 /// - per set s: m_s = mean of the fed gradients; dropped when |m_s| <= `norm_epsilon`, else
 ///   b_s = m_s / (|m_s| + `norm_epsilon`);
+/// - with `first_set_required` (the default), a block whose set 0 is dropped gets an empty
+///   subspace, whatever the other sets hold: the published code leaves a tensor without a
+///   first-set direction unchanged, even when the second set has one;
 /// - one surviving direction: u = b / sqrt(b^T b + `orthogonalization_epsilon`), which makes
 ///   g - u u^T g equal the published g - (g^T b / (b^T b + 1e-8)) b;
 /// - several: modified Gram-Schmidt with re-orthogonalization, u_j = w_j / (|w_j| + 1e-8), where a
@@ -33,17 +36,27 @@ class mean_gradient_state;
 ///
 /// Flat blocks only (a mean gradient is one vector per block). Rank = number of sets kept.
 ///
+/// Each pass is estimated on its own, at the current weights: a set whose mean is zero in a later
+/// pass contributes nothing, where the published code keeps that tensor's direction from an
+/// earlier refresh (it stores directions in a dictionary that a zero mean does not overwrite).
+/// ogpsa does not reproduce that: a basis depends only on its pass (which is what makes `state()`
+/// and `restore()` exact; the published directions are not checkpointed, so its own behaviour
+/// after a restart differs), and a mean that is zero at the current weights says the reference
+/// loss has, to first order, no stake in the tensor any more.
+///
 /// | hyper-parameter            | type   | default | meaning                                   |
 /// |----------------------------|--------|---------|-------------------------------------------|
 /// | `norm_epsilon`             | double | 1e-10   | added to |m_s|; sets at or below it dropped |
 /// | `orthogonalization_epsilon`| double | 1e-8    | added to norms during orthonormalization   |
 /// | `parallel_tolerance`       | double | 1e-6    | |w| + eps below this: direction dropped    |
+/// | `first_set_required`       | bool   | true    | set 0 dropped: every set dropped (published); false: the other sets are kept |
 struct mean_gradient {
   static constexpr const char* name = "mean_gradient";
 
   double norm_epsilon = 1e-10;
   double orthogonalization_epsilon = 1e-8;
   double parallel_tolerance = 1e-6;
+  bool first_set_required = true;
 
   /// \throws invalid_argument for a negative or non-finite epsilon.
   void validate() const {
@@ -99,13 +112,18 @@ class mean_gradient_state {
     }
     if (sharded) co_await detail::summed(std::span<double>(squares));
     subspace<Work, Backend> out;
+    if (params_.first_set_required && !gives_direction(norm_of_mean(squares, 0))) {
+      out.basis = Backend::template zeros<Work>(exec, dimension_, 0);
+      out.dropped = static_cast<index_t>(sums_.size());
+      co_return out;
+    }
     std::vector<matrix> directions;
     double kept_energy = 0, total_energy = 0;
     for (std::size_t s = 0; s < sums_.size(); ++s) {
       const auto count = static_cast<double>(counts_[s]);
-      const double mean_norm = std::sqrt(squares[s]) / count;
+      const double mean_norm = norm_of_mean(squares, s);
       total_energy += mean_norm * mean_norm;
-      if (!(mean_norm > params_.norm_epsilon)) {
+      if (!gives_direction(mean_norm)) {
         ++out.dropped;
         continue;
       }
@@ -156,6 +174,13 @@ class mean_gradient_state {
   }
 
  private:
+  /// |m_s| from the squared norm of set s's sum.
+  double norm_of_mean(const std::vector<double>& squares, std::size_t s) const {
+    return std::sqrt(squares[s]) / static_cast<double>(counts_[s]);
+  }
+  /// Whether a set whose mean has this norm gives a direction (NaN does not).
+  bool gives_direction(double mean_norm) const { return mean_norm > params_.norm_epsilon; }
+
   mean_gradient params_;
   index_t dimension_;
   std::string block_;

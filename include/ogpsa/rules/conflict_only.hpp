@@ -17,20 +17,36 @@ namespace ogpsa {
 /// - `per_direction` (default): g <- g - sum over {i : u_i^T g < 0} of (u_i^T g) u_i, any rank.
 /// - `threshold`: the published code's rank-1 mode (REFERENCE.md). With one direction b:
 ///   cos(g, b) < 0 removes the b component; cos > 0 scales the whole gradient by `base_scale`;
-///   cos == 0 leaves g unchanged. With two or more directions it falls back to the plain
-///   orthogonal projection, as the published code does. Scaling the whole gradient makes this
-///   mode apply to flat blocks only.
+///   cos == 0 leaves g unchanged. With two or more directions, `several_directions` says what
+///   happens: `fallback::project`, the plain orthogonal projection (the published SFT trainer), or
+///   `fallback::unchanged`, the gradient is left as it is (the published DPO trainer). Scaling the
+///   whole gradient makes this mode apply to flat blocks only.
 ///
-/// | hyper-parameter | type   | default         | meaning                                      |
-/// |-----------------|--------|-----------------|----------------------------------------------|
-/// | `mode`          | enum   | `per_direction` | which of the two behaviours above            |
-/// | `base_scale`    | double | 1.0             | threshold mode: factor for agreeing gradients, >= 0 |
+/// The threshold mode counts directions of the basis, not reference sets: a second set parallel
+/// to the first (always so in a one-element tensor) adds no direction, so the one-direction rule
+/// applies, where the published code, counting sets, takes its two-set branch. The rule sees
+/// only the basis, and a parallel set carries no information the one-direction test lacks.
+///
+/// The threshold mode is not linear: deciding once on an accumulated gradient differs from
+/// deciding on each micro-batch's gradient, as the published code does (it projects in a
+/// backward hook). `projector::project()` decides on what it is given; to decide per micro-batch
+/// project each micro-batch's gradient (`projector::project(block, gradient)`), or use
+/// `ogpsa::torch::placement::micro_batches`.
+///
+/// | hyper-parameter      | type       | default         | meaning                                      |
+/// |----------------------|------------|-----------------|----------------------------------------------|
+/// | `mode`               | enum       | `per_direction` | which of the two behaviours above            |
+/// | `base_scale`         | double     | 1.0             | threshold mode: factor for agreeing gradients, >= 0 |
+/// | `several_directions` | `fallback` | `project`       | threshold mode, two or more directions: `project` (published SFT) or `unchanged` (published DPO) |
 struct conflict_only {
   static constexpr const char* name = "conflict_only";
   enum class mode { per_direction, threshold };
+  /// What the threshold mode does with two or more directions.
+  enum class fallback { project, unchanged };
 
   mode behaviour = mode::per_direction;
   double base_scale = 1.0;
+  fallback several_directions = fallback::project;
 
   /// \throws invalid_argument when base_scale is negative, NaN or infinite.
   void validate() const {
@@ -42,8 +58,7 @@ struct conflict_only {
 
   template <class T>
   OGPSA_HOST_DEVICE T apply(T* c, index_t k) const noexcept {
-    if (behaviour == mode::threshold && k == 1) return apply_threshold(c);
-    if (behaviour == mode::threshold) return T(1);  // published fallback: plain projection
+    if (behaviour == mode::threshold) return apply_threshold(c, k);
     for (index_t i = 0; i < k; ++i)
       if (!(c[i] < T(0))) c[i] = T(0);
     return T(1);
@@ -51,7 +66,15 @@ struct conflict_only {
 
  private:
   template <class T>
-  OGPSA_HOST_DEVICE T apply_threshold(T* c) const noexcept {
+  OGPSA_HOST_DEVICE T apply_threshold(T* c, index_t k) const noexcept {
+    if (k == 1) return apply_one_direction(c);
+    if (several_directions == fallback::unchanged)
+      for (index_t i = 0; i < k; ++i) c[i] = T(0);
+    return T(1);
+  }
+
+  template <class T>
+  OGPSA_HOST_DEVICE T apply_one_direction(T* c) const noexcept {
     // The cosine's sign is the sign of u^T g: its denominators are positive.
     if (c[0] < T(0)) return T(1);
     const bool agrees = c[0] > T(0);

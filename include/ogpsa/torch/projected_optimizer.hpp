@@ -30,13 +30,41 @@
 /// **Update-space projection** (`placement::update`). With Adam-family optimizers a gradient
 /// orthogonal to the subspace does not give an orthogonal step: per-coordinate scaling, momentum
 /// and weight decay reintroduce subspace components. Placing the projection on the update instead
-/// snapshots each parameter, runs the inner step, and writes back old + P(new - old), so the step
-/// actually taken is orthogonal to the subspace. Cost per step, for each parameter with a
-/// non-empty subspace: one parameter-sized snapshot buffer (allocated once), about 8 extra element
-/// reads and writes per parameter element (copy, subtract, add back) plus one projection of the
-/// update; blocks whose subspace is empty are not touched, so an empty subspace steps exactly like
-/// the inner optimizer. `placement::gradient_and_update` does both (the optimizer's moments then
-/// see projected gradients too).
+/// snapshots each parameter that has a gradient, runs the inner step, and writes back
+/// old + P(new - old), so the step actually taken is orthogonal to the subspace; the updates of all
+/// parameters are projected in one backend call. Cost per step: one parameter-sized snapshot
+/// buffer per parameter with a gradient (allocated once) and its copy, plus, for each parameter
+/// with a non-empty subspace, about 6 more element reads and writes per element (subtract, add
+/// back) and one projection of the update; a parameter whose subspace is empty is not changed
+/// beyond the inner step, so an empty subspace steps exactly like the inner optimizer.
+/// `placement::gradient_and_update` does both (the optimizer's moments then see projected
+/// gradients too).
+///
+/// **Exceptions during an update step.** Whatever throws once the snapshots are taken (the inner
+/// step itself, a callback, a `layout_error` for a parameter the inner step left non-contiguous,
+/// `bad_alloc`), every registered parameter with a gradient gets its old weights back, bit for
+/// bit, before the exception leaves `step()` (under `placement::update` the projector then counts
+/// no step): a parameter never holds anything but its old weights or its new projected ones.
+/// The inner optimizer's own state is not rolled back: it has advanced as if the step had been
+/// taken (Adam's moments and step count include this step's gradient), since undoing it would
+/// need a copy of that state at every step.
+///
+/// **Per-micro-batch projection** (`placement::micro_batches`). A tensor hook on every registered
+/// parameter projects each `backward()`'s gradient before autograd accumulates it into `.grad()`,
+/// as the published code does. For a fixed basis and a linear rule (`orthogonal`, `soft`) this
+/// gives the same accumulated gradient as projecting once after accumulation, up to rounding, at
+/// the cost of one gradient copy, one projection and one backend call per parameter and
+/// micro-batch. It matters for the non-linear rules: `conflict_only` decides per gradient it
+/// sees (its threshold mode whether to remove or scale, per direction mode which components to
+/// remove), so per micro-batch it reproduces the published decisions and after accumulation it
+/// makes one decision per step. Here `project()` does nothing, and `step()` runs the inner step,
+/// counts the step and then refreshes when due, at the new weights, so that the next step's
+/// gradients see the new basis; call `refresh()` once before the first `backward()` (a gradient
+/// arriving before any basis exists throws `state_error` out of `backward()`). Every gradient
+/// `backward()` accumulates into a registered parameter is projected (LibTorch 1.13 runs no
+/// tensor hook of a leaf for `torch::autograd::grad`; reference passes are exempt in any case);
+/// these projections report to no callback. The hooks refer to the wrapper and are removed with
+/// it, so a `projected_optimizer` can be neither copied nor moved.
 ///
 /// **Per-parameter families.** `projection_options::families` maps each parameter's name and
 /// tensor to `flat`, `left` or `right` (see `<ogpsa/torch/family_choice.hpp>`); by default weights
@@ -47,6 +75,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -71,9 +101,10 @@ namespace ogpsa::torch {
 
 /// What the projection acts on.
 enum class placement {
-  gradient,             ///< the gradients, before clipping and the inner step (the published placement)
+  gradient,             ///< the accumulated gradients, before clipping and the inner step
   update,               ///< the step the inner optimizer took (after Adam's scaling, momentum, decay)
   gradient_and_update,  ///< both
+  micro_batches,        ///< each backward()'s gradient, by a tensor hook, before it is accumulated
 };
 
 /// Options of `projected_optimizer`.
@@ -130,30 +161,46 @@ class projected_optimizer {
         add(item.key(), item.value(), choose(item.key(), item.value()), stepped);
     OGPSA_REQUIRE(!parameters_.empty(), invalid_argument, constructor_name,
                   "none of the " << parameters.size() << " parameters requires grad: nothing to project");
+    if (where_ == placement::micro_batches) install_hooks();
   }
 
+  projected_optimizer(const projected_optimizer&) = delete;
+  projected_optimizer& operator=(const projected_optimizer&) = delete;
+
   /// Refreshes the subspace if due, then projects the accumulated gradients in place (with
-  /// `placement::update` only the refresh happens here). Call after the last `backward()` of the
-  /// step and before clipping. Gradients still undefined (parameters the loss did not reach) are
-  /// skipped. Callbacks are any objects with `ogpsa/callbacks.hpp` hooks.
+  /// `placement::update` only the refresh happens here; with `placement::micro_batches` nothing:
+  /// `backward()` projected). Call after the last `backward()` of the step and before clipping.
+  /// Gradients still undefined (parameters the loss did not reach) are skipped. Callbacks are any
+  /// objects with `ogpsa/callbacks.hpp` hooks, temporaries included.
   /// \throws state_error when called twice for one step; what `refresh()` throws.
   template <class... Callbacks>
-  void project(Callbacks&... callbacks) {
+  void project(Callbacks&&... callbacks) {
     OGPSA_REQUIRE(!projected_, state_error, "ogpsa::torch::projected_optimizer::project",
                   "the gradients of this step were already projected; call step() first");
+    projected_ = where_ == placement::micro_batches;
+    if (projected_) return;
     if (projector_.refresh_due()) refresh(callbacks...);
     if (where_ != placement::update) project_gradients(callbacks...);
     projected_ = true;
   }
 
   /// Takes one optimizer step: `project()` first unless it was called for this step, then the inner
-  /// `step()`, projecting the update itself with `placement::update` / `gradient_and_update`.
+  /// `step()`, projecting the update itself with `placement::update` / `gradient_and_update`, or
+  /// followed by the refresh when due with `placement::micro_batches`.
+  /// \throws what `project()` and the inner step throw; with an update placement, on any
+  ///         exception every parameter keeps its old weights (see this header's description).
   template <class... Callbacks>
-  void step(Callbacks&... callbacks) {
+  void step(Callbacks&&... callbacks) {
     if (!projected_) project(callbacks...);
     projected_ = false;
     if (where_ == placement::gradient) {
       optimizer_.step();
+      return;
+    }
+    if (where_ == placement::micro_batches) {
+      optimizer_.step();
+      projector_.count_step();
+      if (projector_.refresh_due()) refresh(callbacks...);
       return;
     }
     step_projecting_update(callbacks...);
@@ -165,9 +212,10 @@ class projected_optimizer {
   ///         block; what the closure and the estimator throw. On any error every block keeps its
   ///         previous subspace.
   template <class... Callbacks>
-  void refresh(Callbacks&... callbacks) {
+  void refresh(Callbacks&&... callbacks) {
     const std::vector<gradient_mark> before = gradient_marks();
     projector_.begin_reference_pass();
+    const reference_scope scope(in_reference_pass_);
     try {
       reference_pass pass(
           names_, parameters_,
@@ -229,6 +277,36 @@ class projected_optimizer {
   static constexpr const char* constructor_name = "ogpsa::torch::projected_optimizer";
   static constexpr const char* archive_key = "ogpsa";
   using registration_view = matrix_view<gradient_type, memory_space>;
+
+  /// Marks a reference pass, whose gradients the micro-batch hooks leave alone: LibTorch 1.13 runs
+  /// no tensor hook of a leaf for `autograd::grad`, and this keeps reference gradients unprojected
+  /// on a version that does.
+  struct reference_scope {
+    bool& active;
+    explicit reference_scope(bool& flag) : active(flag) { active = true; }
+    ~reference_scope() { active = false; }
+    reference_scope(const reference_scope&) = delete;
+    reference_scope& operator=(const reference_scope&) = delete;
+  };
+
+  /// The tensor hooks of `placement::micro_batches`, removed when the wrapper goes (they hold it).
+  class hook_set {
+   public:
+    hook_set() = default;
+    hook_set(const hook_set&) = delete;
+    hook_set& operator=(const hook_set&) = delete;
+    ~hook_set() {
+      for (auto& [tensor, handle] : hooks_) tensor.remove_hook(handle);
+    }
+    template <class Hook>
+    void add(const at::Tensor& tensor, Hook hook) {
+      hooks_.reserve(hooks_.size() + 1);  // so that a registered hook is always recorded
+      hooks_.emplace_back(tensor, tensor.register_hook(std::move(hook)));
+    }
+
+   private:
+    std::vector<std::pair<at::Tensor, unsigned>> hooks_;
+  };
 
   /// A gradient buffer's identity and version counter: any change means someone wrote to it.
   struct gradient_mark {
@@ -306,44 +384,92 @@ class projected_optimizer {
                            "instead); the reference pass was abandoned");
   }
 
+  void install_hooks() {
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+      hooks_.add(parameters_[i], [this, i](const at::Tensor& g) { return projected_micro_batch(i, g); });
+  }
+
+  /// One backward()'s gradient of parameter i, projected in a new buffer laid out like the
+  /// parameter (the block's registered layout; autograd's may be expanded or transposed), or
+  /// undefined (left as it is) inside a reference pass.
+  at::Tensor projected_micro_batch(std::size_t i, const at::Tensor& g) {
+    if (in_reference_pass_) return {};
+    OGPSA_REQUIRE(projector_.ready(), state_error, "ogpsa::torch::projected_optimizer::micro_batch_hook",
+                  "parameter '" << names_[i]
+                                << "' received a gradient before any subspace was estimated: with "
+                                   "placement::micro_batches call refresh() before the first backward()");
+    ::torch::NoGradGuard no_grad;
+    at::Tensor out = at::empty_like(parameters_[i]).copy_(g);
+    projector_.project(ids_[i], matricized_view<gradient_type, memory_space>(out));
+    return out;
+  }
+
+  /// Projects every defined gradient in one backend call and counts one step.
   template <class... Callbacks>
   void project_gradients(Callbacks&... callbacks) {
-    bool all_defined = true;
-    for (const at::Tensor& p : parameters_) all_defined = all_defined && p.grad().defined();
-    if (all_defined) {  // the common case: every block in one backend call
-      for (std::size_t i = 0; i < parameters_.size(); ++i)
+    batch_.clear();
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+      if (parameters_[i].grad().defined()) {
         projector_.rebind(ids_[i], matricized_view<gradient_type, memory_space>(parameters_[i].grad()));
+        batch_.push_back(ids_[i]);
+      }
+    if (batch_.size() == parameters_.size()) {  // the common case
       projector_.project(callbacks...);
       return;
     }
-    for (std::size_t i = 0; i < parameters_.size(); ++i)
-      if (parameters_[i].grad().defined())
-        projector_.project(ids_[i], matricized_view<gradient_type, memory_space>(parameters_[i].grad()),
-                           callbacks...);
+    projector_.project_blocks(std::span<const block_id>(batch_), callbacks...);
     projector_.count_step();
   }
 
-  /// Inner step, then param = old + P(param - old) for every parameter that has a gradient and a
-  /// non-empty subspace; the others are never touched.
+  /// Inner step, then param = old + P(param - old), in one backend call, for every parameter that
+  /// has a gradient and a non-empty subspace. Every parameter with a gradient is snapshot first
+  /// and gets its old weights back if anything throws from the inner step on.
   template <class... Callbacks>
   void step_projecting_update(Callbacks&... callbacks) {
-    moving_.clear();
-    for (std::size_t i = 0; i < parameters_.size(); ++i)
-      if (parameters_[i].grad().defined() && projector_.subspace_of(ids_[i])->rank() > 0)
-        moving_.push_back(i);
-    snapshots_.resize(parameters_.size());
     ::torch::NoGradGuard no_grad;
-    for (std::size_t i : moving_) {
+    take_snapshots();
+    try {
+      optimizer_.step();
+      project_updates(callbacks...);
+    } catch (...) {
+      restore_snapshots();
+      throw;
+    }
+  }
+
+  /// Records in `stepped_` the parameters the inner step may move (those with a gradient) and
+  /// copies each into its snapshot buffer.
+  void take_snapshots() {
+    stepped_.clear();
+    for (std::size_t i = 0; i < parameters_.size(); ++i)
+      if (parameters_[i].grad().defined()) stepped_.push_back(i);
+    snapshots_.resize(parameters_.size());
+    for (std::size_t i : stepped_) {
       if (!snapshots_[i].defined()) snapshots_[i] = at::empty_like(parameters_[i]);
       snapshots_[i].copy_(parameters_[i]);
     }
-    optimizer_.step();
-    for (std::size_t i : moving_) {
-      at::Tensor& p = parameters_[i];
-      p.sub_(snapshots_[i]);
-      projector_.project(ids_[i], matricized_view<gradient_type, memory_space>(p), callbacks...);
-      p.add_(snapshots_[i]);
-    }
+  }
+
+  /// Turns each moving parameter into its update, projects all of them in one call, and adds the
+  /// old weights back. Parameters with an empty subspace are left as the inner step made them.
+  template <class... Callbacks>
+  void project_updates(Callbacks&... callbacks) {
+    batch_.clear();
+    moving_.clear();
+    for (std::size_t i : stepped_)
+      if (projector_.subspace_of(ids_[i])->rank() > 0) {
+        projector_.rebind(ids_[i], matricized_view<gradient_type, memory_space>(parameters_[i]));
+        batch_.push_back(ids_[i]);
+        moving_.push_back(i);
+      }
+    for (std::size_t i : moving_) parameters_[i].sub_(snapshots_[i]);
+    projector_.project_blocks(std::span<const block_id>(batch_), callbacks...);
+    for (std::size_t i : moving_) parameters_[i].add_(snapshots_[i]);
+  }
+
+  /// Gives every parameter of `stepped_` its weights from before the step.
+  void restore_snapshots() {
+    for (std::size_t i : stepped_) parameters_[i].copy_(snapshots_[i]);
   }
 
   ::torch::optim::Optimizer& optimizer_;
@@ -354,8 +480,12 @@ class projected_optimizer {
   std::vector<std::string> names_;
   std::vector<block_id> ids_;
   std::vector<at::Tensor> snapshots_;  // update placement: the parameters before the inner step
-  std::vector<std::size_t> moving_;    // reused by every update step
+  std::vector<std::size_t> stepped_;   // update placement: the parameters with a gradient,
+  std::vector<std::size_t> moving_;    // and those of them with a non-empty subspace
+  std::vector<block_id> batch_;        // the blocks of one batched projection
   bool projected_ = false;             // project() ran since the last step()
+  bool in_reference_pass_ = false;     // the reference closure is running
+  hook_set hooks_;                     // last: removed before anything the hooks use goes
 };
 
 }  // namespace ogpsa::torch
