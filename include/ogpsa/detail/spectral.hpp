@@ -8,13 +8,16 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string_view>
+#include <utility>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/householder.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/subspace.hpp"
 
@@ -37,6 +40,24 @@ inline spectrum gram_spectrum(const host_matrix& gram) {
     s.vectors.col(i) = eig.eigenvectors().col(n - 1 - i);
   }
   return s;
+}
+
+/// R (min(rows, cols) x cols) of a small host matrix a = Q R, on the calling thread (see
+/// `ogpsa/cpu/detail/householder.hpp`: no product that may run on other threads).
+inline host_matrix host_r(host_matrix a) {
+  const cpu::detail::column_block<double> block{a.data(), a.rows(), a.cols(), 1, a.rows()};
+  const auto f = cpu::detail::householder_qr<double>(std::span(&block, 1));
+  return cpu::detail::upper_factor(std::span(&block, 1), f);
+}
+
+/// Q (rows x cols, orthonormal columns) and R (cols x cols) of a small tall host matrix a = Q R,
+/// on the calling thread.
+inline std::pair<host_matrix, host_matrix> host_qr(host_matrix a) {
+  const cpu::detail::column_block<double> block{a.data(), a.rows(), a.cols(), 1, a.rows()};
+  const auto f = cpu::detail::householder_qr<double>(std::span(&block, 1));
+  host_matrix r = cpu::detail::upper_factor(std::span(&block, 1), f);
+  cpu::detail::form_q(block, f);
+  return {std::move(a), std::move(r)};
 }
 
 /// Directions whose singular value exceeds `limit * eps * largest` (and is not zero).
@@ -156,7 +177,8 @@ void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
 template <class Backend, class Matrix>
 Matrix orthonormal_basis(typename Backend::execution& exec, Matrix y) {
   if (y.cols() > 0 && cholesky_qr<Backend>(exec, y) && cholesky_qr<Backend>(exec, y)) return y;
-  return Backend::thin_qr(exec, y).first;
+  Backend::householder_basis(exec, y);
+  return y;
 }
 
 }  // namespace ogpsa::detail

@@ -69,6 +69,9 @@ struct incremental_svd_sketch {
 /// Memory d (l + 1) in the working type whatever the number of snapshots (the sketch and the data's
 /// column sum), plus d b for the buffer only when it is needed: whole blocks of b columns fed in
 /// the working type (b = 1: one flat gradient per `feed`) are read where they lie, never copied.
+/// Peak memory of a pass (w bytes per working-type value; measured in tests/estimators/memory.cpp):
+/// w d (l + 1 + max(b', k)), with b' = b when the buffer is used and 0 otherwise: the buffer is
+/// released before the basis (the sketch's first k < l columns, d x k) is gathered beside it.
 /// O(d (l + b)^2 / b) products per column, and per update two reads of B and C and one write of B.
 /// The result depends on where the blocks end, not on how the columns were split into `feed` calls.
 ///

@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include <Eigen/QR>
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
@@ -40,8 +39,11 @@ class randomized_svd_state;
 /// (|U^T A|_F^2 / |A|_F^2). Directions point along the data (sum_j u_i^T a_j >= 0).
 ///
 /// Deterministic: the same seed and snapshots give a bit-identical basis. Keeps every snapshot, like
-/// `exact_svd` (memory d x m), and reads them 2q + 2 times; cost O(d m l (q + 1)) in products on the
-/// backend, against O(d m^2) for the exact route. `single_pass_svd` is the variant that keeps none.
+/// `exact_svd`, and reads them 2q + 2 times; cost O(d m l (q + 1)) in products on the backend,
+/// against O(d m^2) for the exact route. `single_pass_svd` is the variant that keeps none. Peak
+/// memory of a pass (w bytes per working-type value; measured in tests/estimators/memory.cpp): the
+/// snapshots, one d x l sample at a time (each Q is released before the product that replaces it)
+/// and the basis, w d (m + l + k), plus O(m l) doubles on the host (Omega is m x l).
 ///
 /// | hyper-parameter    | type               | default | meaning                                           |
 /// |--------------------|--------------------|---------|---------------------------------------------------|
@@ -111,15 +113,16 @@ class randomized_svd_state {
  private:
   index_t limit() const { return std::min(dimension_, data_.columns); }
 
-  /// An orthonormal basis Q (d x l) of (A A^T)^q A Omega.
+  /// An orthonormal basis Q (d x l) of (A A^T)^q A Omega. One d x l matrix at a time: each Q is
+  /// released before the product that replaces it (only its small m x l image A^T Q is needed).
   matrix range(execution& exec) const {
     const index_t l = std::min(params_.rank + params_.oversampling, limit());
     const host_matrix omega = detail::gaussian_matrix(data_.columns, l, params_.seed);
     matrix q = detail::orthonormal_basis<Backend>(exec, Backend::multiply(exec, data_.parts, omega));
     for (index_t i = 0; i < params_.power_iterations; ++i) {
-      const host_matrix z = Backend::gram(exec, data_.parts, q);  // A^T Q, m x l
-      const host_matrix qz = Eigen::HouseholderQR<host_matrix>(z).householderQ() * host_matrix::Identity(z.rows(), l);
-      q = detail::orthonormal_basis<Backend>(exec, Backend::multiply(exec, data_.parts, qz));
+      const host_matrix z = detail::host_qr(Backend::gram(exec, data_.parts, q)).first;  // orth(A^T Q), m x l
+      q = matrix{};
+      q = detail::orthonormal_basis<Backend>(exec, Backend::multiply(exec, data_.parts, z));
     }
     return q;
   }
