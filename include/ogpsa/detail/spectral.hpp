@@ -75,33 +75,38 @@ inline index_t numerical_rank(const host_vector& sigma, index_t limit, double ep
 template <class Work>
 inline constexpr double gram_route_eps = std::max(static_cast<double>(std::numeric_limits<Work>::epsilon()), 0x1p-26);
 
-/// Checks the rank-selection hyper-parameters common to SVD estimators.
-inline void validate_rank_selection(index_t rank, const std::optional<double>& energy,
+/// Checks the rank-selection hyper-parameters common to SVD estimators (an unset rank is valid).
+inline void validate_rank_selection(std::optional<index_t> rank, const std::optional<double>& energy,
                                     std::string_view where) {
-  OGPSA_REQUIRE(rank >= 1, invalid_argument, where, "rank must be at least 1, got " << rank);
+  if (rank) OGPSA_REQUIRE(*rank >= 1, invalid_argument, where, "rank must be at least 1, got " << *rank);
   if (energy)
     OGPSA_REQUIRE(*energy > 0.0 && *energy <= 1.0, invalid_argument, where,
                   "energy threshold must be in (0, 1], got " << *energy);
 }
 
-/// The rank to keep. Fixed rank: `rank`, which must not exceed `limit` = min(d, m). Energy: the
-/// smallest k <= rank whose leading squared singular values reach `energy` of `total_energy`.
-/// Either way at most `usable` (the numerical rank); the shortfall is reported as dropped.
+/// The rank an SVD estimator keeps for one block. Every block of a projector shares the estimator's
+/// hyper-parameters while blocks differ in size, so the choice is per block and never an error:
+/// - a fixed rank k (no energy threshold): min(k, limit, usable) directions, where limit = min(d, m)
+///   and usable is the numerical rank; the shortfall, k minus that, is reported as dropped (the
+///   projector passes it to `on_degenerate`). A block smaller than k (a bias, a norm's weight, a
+///   pass of fewer snapshots than k) keeps every direction it has; the other blocks are unaffected.
+/// - an energy threshold e: the smallest k whose leading squared singular values reach e of
+///   `total_energy`, at most `rank` when one is given (the cap), limit and usable; nothing is
+///   reported dropped.
 struct rank_choice {
   index_t kept = 0;
   index_t dropped = 0;
 };
 
-inline rank_choice choose_rank(const host_vector& sigma, double total_energy, index_t rank,
-                               const std::optional<double>& energy, index_t limit, index_t usable,
-                               std::string_view where, std::string_view block) {
+/// `rank`: the fixed rank (required without `energy`), or with `energy` the cap (none when unset).
+inline rank_choice choose_rank(const host_vector& sigma, double total_energy, std::optional<index_t> rank,
+                               const std::optional<double>& energy, index_t limit, index_t usable) {
   if (!energy) {
-    OGPSA_REQUIRE(rank <= limit, invalid_argument, where,
-                  "block '" << block << "': rank " << rank << " exceeds min(d, m) = " << limit);
-    const index_t kept = std::min(rank, usable);
-    return {kept, rank - kept};
+    const index_t asked = rank.value();
+    const index_t kept = std::min({asked, limit, usable});
+    return {kept, asked - kept};
   }
-  const index_t cap = std::min({rank, limit, usable});
+  const index_t cap = std::min({rank.value_or(limit), limit, usable});
   double captured = 0;
   index_t k = 0;
   while (k < cap && captured < *energy * total_energy) captured += sigma(k) * sigma(k), ++k;
@@ -134,11 +139,10 @@ inline double energy_fraction(const host_vector& sigma, index_t k, double total)
 /// directions of `sigma` (relative to `eps`, the working precision), chooses k by `rank` / `energy`
 /// (see `choose_rank`) and records strengths, captured energy and dropped directions in `out`.
 template <class Work, class Backend>
-index_t select_rank(const host_vector& sigma, double total, index_t rank, const std::optional<double>& energy,
-                    index_t limit, double eps, std::string_view where, std::string_view block,
-                    subspace<Work, Backend>& out) {
+index_t select_rank(const host_vector& sigma, double total, std::optional<index_t> rank,
+                    const std::optional<double>& energy, index_t limit, double eps, subspace<Work, Backend>& out) {
   const index_t usable = numerical_rank(sigma, limit, eps);
-  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable, where, block);
+  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable);
   out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
   out.captured_energy = energy_fraction(sigma, choice.kept, total);
   out.dropped = choice.dropped;

@@ -53,18 +53,30 @@ class exact_svd_state;
 /// orients U are summed and every rank gets all of U. At most two rounds of sums per refresh,
 /// shared by all blocks of the model.
 ///
+/// Rank per block (`detail::choose_rank`): a fixed rank k keeps min(k, min(d, m)) directions (fewer
+/// when the data has fewer numerically non-zero ones) and reports the shortfall as dropped, so one
+/// block smaller than k never fails the pass; an energy threshold needs no rank at all
+/// (`exact_svd{.energy = 0.9}`: any rank up to min(d, m)), and a rank given with it caps it.
+///
 /// | hyper-parameter | type                  | default | meaning                                    |
 /// |-----------------|-----------------------|---------|--------------------------------------------|
-/// | `rank`          | index_t               | 8       | fixed rank; with `energy`, the largest rank |
+/// | `rank`          | optional<index_t>     | unset   | fixed rank k (8 when unset); with `energy`, the largest rank (no cap when unset) |
 /// | `energy`        | optional<double>      | unset   | smallest k with captured energy >= this, in (0, 1] |
 struct exact_svd {
   static constexpr const char* name = "exact_svd";
+  /// The fixed rank when `rank` is unset and there is no energy threshold.
+  static constexpr index_t default_rank = 8;
 
-  index_t rank = 8;
+  std::optional<index_t> rank{};
   std::optional<double> energy{};
 
   /// \throws invalid_argument for rank < 1 or an energy threshold outside (0, 1].
   void validate() const { detail::validate_rank_selection(rank, energy, "ogpsa::exact_svd::validate"); }
+
+  /// The fixed rank, or with an energy threshold the cap (none when unset).
+  std::optional<index_t> selected_rank() const {
+    return energy ? rank : std::optional<index_t>(rank.value_or(default_rank));
+  }
 
   constexpr bool supports(family) const noexcept { return true; }
 
@@ -195,8 +207,7 @@ class exact_svd_state {
 
   /// Chooses k (at most `limit`), records strengths, energy and dropped directions.
   index_t select(const host_vector& sigma, double total, index_t limit, subspace<Work, Backend>& out) const {
-    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
-                               "ogpsa::exact_svd::finish", block_, out);
+    return detail::select_rank(sigma, total, params_.selected_rank(), params_.energy, limit, work_eps, out);
   }
 
   // ---- sharded blocks: the same routes, with the partial sums awaited ---------------------------

@@ -38,6 +38,11 @@ class randomized_svd_state;
 /// of B (each at most the exact one) and `captured_energy` is exact for the returned basis
 /// (|U^T A|_F^2 / |A|_F^2). Directions point along the data (sum_j u_i^T a_j >= 0).
 ///
+/// Rank per block as `exact_svd` (`detail::choose_rank`): a fixed rank beyond min(d, m) keeps what
+/// the block has and reports the shortfall as dropped. An energy threshold still needs `rank`: it
+/// caps the choice and sizes the sample, l = min(rank + p, d, m), so there is no uncapped energy
+/// selection (use `exact_svd{.energy = ...}` for that).
+///
 /// Deterministic: the same seed and snapshots give a bit-identical basis. Keeps every snapshot, like
 /// `exact_svd`, and reads them 2q + 2 times; cost O(d m l (q + 1)) in products on the backend,
 /// against O(d m^2) for the exact route. `single_pass_svd` is the variant that keeps none. Peak
@@ -47,7 +52,7 @@ class randomized_svd_state;
 ///
 /// | hyper-parameter    | type               | default | meaning                                           |
 /// |--------------------|--------------------|---------|---------------------------------------------------|
-/// | `rank`             | index_t            | 8       | fixed rank k; with `energy`, the largest rank     |
+/// | `rank`             | index_t            | 8       | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
 /// | `energy`           | optional<double>   | unset   | smallest k with captured energy >= this, in (0, 1] |
 /// | `oversampling`     | index_t            | 10      | p, extra sample directions (l = k + p)            |
 /// | `power_iterations` | index_t            | 2       | q, passes of subspace iteration                    |
@@ -100,9 +105,8 @@ class randomized_svd_state {
     const host_matrix bt = Backend::gram(exec, data_.parts, q);  // B^T = A^T Q, m x l
     const Eigen::JacobiSVD<host_matrix> svd(bt, Eigen::ComputeThinV);
     subspace<Work, Backend> out;
-    const index_t k = detail::select_rank(svd.singularValues(), energy_, params_.rank, params_.energy,
-                                          limit(), std::numeric_limits<Work>::epsilon(),
-                                          "ogpsa::randomized_svd::finish", block_, out);
+    const index_t k = detail::select_rank(svd.singularValues(), energy_, params_.rank, params_.energy, limit(),
+                                          std::numeric_limits<Work>::epsilon(), out);
     const host_matrix ub = svd.matrixV().leftCols(k);  // B = V_t S U_t^T: B's left vectors
     // B 1 = Q^T A 1, so U_B^T B 1 holds each direction's summed coefficients on the data.
     const host_vector sign = detail::orientation(ub.transpose() * bt.colwise().sum().transpose(), ub);

@@ -41,6 +41,10 @@ class single_pass_svd_state;
 /// Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m) max(eps,
 /// 2^-26) s_1 are numerically zero (F's spectrum comes from its Gram matrix, in double).
 ///
+/// Rank per block as `exact_svd` (`detail::choose_rank`): a fixed rank beyond min(d, m) keeps what
+/// the block has and reports the shortfall as dropped. An energy threshold still needs `rank`: it
+/// caps the choice and sizes the sketch, l = min(rank + p, d), fixed before the first snapshot.
+///
 /// Deterministic: the same seed and snapshots give a bit-identical basis. Each snapshot is read
 /// once, at O(d l) products per column. Omega is generated once per pass in the working type on
 /// the backend, a panel of rows at a time (`ogpsa/detail/random.hpp`). Peak memory of a pass,
@@ -51,7 +55,7 @@ class single_pass_svd_state;
 ///
 /// | hyper-parameter | type             | default | meaning                                           |
 /// |-----------------|------------------|---------|---------------------------------------------------|
-/// | `rank`          | index_t          | 8       | fixed rank k; with `energy`, the largest rank     |
+/// | `rank`          | index_t          | 8       | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
 /// | `energy`        | optional<double> | unset   | smallest k with captured energy >= this, in (0, 1] |
 /// | `oversampling`  | index_t          | 10      | p, extra sample directions (l = k + p)            |
 /// | `seed`          | std::uint64_t    | 0       | seed of the Gaussian test matrix                   |
@@ -112,8 +116,7 @@ class single_pass_svd_state {
     const host_matrix hx = Backend::gram(exec, sketch_, sketch_);
     const detail::spectrum f = detail::gram_spectrum(x.transpose() * hx * x);
     subspace<Work, Backend> out;
-    const index_t k = detail::select_rank(f.values, energy_, params_.rank, params_.energy, limit, eps, where,
-                                          block_, out);
+    const index_t k = detail::select_rank(f.values, energy_, params_.rank, params_.energy, limit, eps, out);
     host_matrix w = x * f.vectors.leftCols(k);  // U = H w S^-1
     const host_vector sign = detail::orientation(w.transpose() * Backend::gram(exec, sketch_, sum_).col(0),
                                                  f.vectors.leftCols(k));
