@@ -60,6 +60,14 @@ inline std::pair<host_matrix, host_matrix> host_qr(host_matrix a) {
   return {std::move(a), std::move(r)};
 }
 
+/// a^T a for a small host matrix, on the calling thread; exactly symmetric.
+inline host_matrix host_gram(const host_matrix& a) {
+  host_matrix g = host_matrix::Zero(a.cols(), a.cols());
+  cpu::detail::gemm_serial(a.transpose(), a, g, 1.0);
+  g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+  return g;
+}
+
 /// Directions whose singular value exceeds `limit * eps * largest` (and is not zero).
 inline index_t numerical_rank(const host_vector& sigma, index_t limit, double eps) {
   if (sigma.size() == 0 || !(sigma(0) > 0)) return 0;
@@ -149,22 +157,29 @@ index_t select_rank(const host_vector& sigma, double total, std::optional<index_
   return choice.kept;
 }
 
-/// One Cholesky-QR pass in place, u <- u R^-1 with R^T R = u^T u (the Gram matrix accumulated in
-/// double). Returns false, leaving u as it was, when u is too ill-conditioned for one pass to
-/// bring it within 1e-3 of orthonormal: its estimated condition number must stay below
-/// 1e-3 / eps (rounding of u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix
-/// squares it).
+/// R^-1 for one Cholesky-QR pass, u <- u R^-1 with R^T R = g = u^T u (accumulated in double), or
+/// nothing when u (of working type Work) is too ill-conditioned for one pass to bring it within
+/// 1e-3 of orthonormal: its estimated condition number must stay below 1e-3 / eps (rounding of
+/// u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix squares it). A function
+/// of g alone, so ranks holding rows of u decide alike from the summed g.
+template <class Work>
+std::optional<host_matrix> cholesky_inverse_factor(const host_matrix& g) {
+  const Eigen::LLT<host_matrix> llt(g);
+  if (llt.info() != Eigen::Success) return std::nullopt;
+  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
+  const double floor = std::max(1e3 * std::numeric_limits<Work>::epsilon(),
+                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
+  if (!(r.minCoeff() > floor * r.maxCoeff())) return std::nullopt;
+  return host_matrix(llt.matrixU().solve(host_matrix::Identity(g.rows(), g.cols())));
+}
+
+/// One Cholesky-QR pass in place (see `cholesky_inverse_factor`). Returns false, leaving u as it
+/// was, when u is too ill-conditioned for it.
 template <class Backend, class Matrix>
 bool cholesky_qr(typename Backend::execution& exec, Matrix& u) {
-  using work = typename Matrix::Scalar;
-  const Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
-  if (llt.info() != Eigen::Success) return false;
-  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
-  const double floor = std::max(1e3 * std::numeric_limits<work>::epsilon(),
-                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
-  if (!(r.minCoeff() > floor * r.maxCoeff())) return false;
-  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
-  return true;
+  const auto inverse = cholesky_inverse_factor<typename Matrix::Scalar>(Backend::gram(exec, u, u));
+  if (inverse) Backend::multiply_in_place(exec, u, *inverse);
+  return inverse.has_value();
 }
 
 /// Restores orthonormality to working precision in place, for a basis that is orthonormal to within

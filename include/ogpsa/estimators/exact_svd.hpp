@@ -50,8 +50,19 @@ class exact_svd_state;
 /// matrix A^T A is summed across ranks and each rank computes its own rows of U (re-orthonormalized
 /// with the summed U^T U; the QR route becomes TSQR: every rank's R, one slot per rank, summed into
 /// one stack and factored again); with the columns split, A A^T (d x d) and the column sum that
-/// orients U are summed and every rank gets all of U. At most two rounds of sums per refresh,
-/// shared by all blocks of the model.
+/// orients U are summed and every rank gets all of U. Rounds of sums per refresh (all blocks of the
+/// model share each round) and values summed per block, both tested:
+/// - split target rows: 2 rounds, m^2 + 1 then k^2 values (U^T U); when the Gram route declines,
+///   the TSQR stack (ranks x m^2) replaces U^T U in round 2; when the summed U^T U is not positive
+///   definite (the conditioning test makes it rare, rounding could), TSQR takes a third round.
+/// - split target columns: 1 round of d^2 + d + 1 values, and with the QR route a second of
+///   ranks x d^2 (the stack of the ranks' R factors of A^T).
+/// Split target columns is exact at an O(d^2) cost per block and rank: the d x d sum and, during
+/// the round, the reducer's packed copy of it (2 x 8 d^2 bytes; measured in
+/// tests/estimators/memory.cpp), then its eigen-decomposition. That is the case of `right` blocks
+/// sharded by rows (FSDP), where d is a layer's input dimension: 57 GB summed and 114 GB held per
+/// rank and refresh for every linear layer of a 7B model. It is kept exact rather than refused;
+/// `randomized_svd` estimates the same blocks with O(d (k + p)) sums.
 ///
 /// Rank per block (`detail::choose_rank`): a fixed rank k keeps min(k, min(d, m)) directions (fewer
 /// when the data has fewer numerically non-zero ones) and reports the shortfall as dropped, so one
