@@ -71,9 +71,8 @@ matrix_d gram_reference(const matrix_f& a, index_t k) {
 }
 
 matrix_f gaussian_float(index_t rows, index_t cols, std::uint64_t seed) {
-  ogpsa::detail::gaussian_stream stream(seed);
   matrix_f m(rows, cols);
-  for (index_t i = 0; i < m.size(); ++i) m.data()[i] = static_cast<float>(stream.next());
+  ogpsa::detail::gaussian_panel(seed, 0, rows, cols, m.data(), rows);
   return m;
 }
 

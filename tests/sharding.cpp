@@ -3,6 +3,7 @@
 // collective per projection call.
 
 #include <cstdint>
+#include <ostream>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,40 @@ void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t col
   });
 }
 
+/// What one refresh of a sharded block sums across ranks (the same on every rank).
+struct refresh_cost {
+  std::size_t rounds = 0;
+  std::size_t values = 0;
+  bool operator==(const refresh_cost&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const refresh_cost& c) {
+  return os << c.rounds << " rounds, " << c.values << " values";
+}
+
+/// The rounds and values of `finish_reference_pass` for one block of family f laid out as s, fed
+/// `refs` (each rank its piece), on `ranks` ranks; checks that every rank counts the same.
+template <class Estimator, class T>
+refresh_cost sharded_refresh(Estimator e, family f, sharding s, int ranks, const std::vector<t::matrix<T>>& refs) {
+  std::vector<refresh_cost> costs(static_cast<std::size_t>(ranks));
+  t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
+    ogpsa::projector<Estimator, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<T>, t::thread_reducer> p(
+        e, {}, {}, {}, reducer);
+    t::matrix<T> mine = piece(refs.front(), s, reducer.rank, ranks);
+    const auto id = p.add_block("w", ogpsa::view(mine), f, s);
+    p.begin_reference_pass();
+    for (const auto& r : refs) {
+      const t::matrix<T> part = piece(r, s, reducer.rank, ranks);
+      p.feed(id, ogpsa::view(part));
+    }
+    const std::size_t calls = *reducer.calls, values = *reducer.values;
+    p.finish_reference_pass();
+    costs[static_cast<std::size_t>(reducer.rank)] = {*reducer.calls - calls, *reducer.values - values};
+  });
+  for (const auto& c : costs) CHECK(c == costs.front());
+  return costs.front();
+}
+
 }  // namespace
 
 TEST_CASE("sharded exact_svd projections equal the single-process projection") {
@@ -85,8 +120,15 @@ TEST_CASE("sharded exact_svd takes the QR route (TSQR) on ill-conditioned data a
   const t::matrix<double> g = t::random_matrix<double>(rows, cols, 5);
   // flat by rows: split target rows (TSQR of the stacked R factors); left by columns: split
   // target columns (the summed A A^T, then TSQR of A^T).
-  for (const auto& [f, s] : {std::pair{family::flat, sharding::rows}, std::pair{family::left, sharding::columns}}) {
+  const std::size_t m = 4, d = rows;  // flat: 4 snapshots (an m x m Gram matrix); left: d = 24 target rows
+  const std::pair<family, sharding> layouts[] = {{family::flat, sharding::rows}, {family::left, sharding::columns}};
+  // Two rounds each: the Gram matrix (and d, or the column sum and m), then the TSQR stack of the
+  // ranks' R factors, one slot per rank (m x m, or d x d: R of the transposed data).
+  const refresh_cost costs[] = {{2, m * m + 1 + 2 * m * m}, {2, d * d + d + 1 + 2 * d * d}};
+  for (std::size_t c = 0; c < 2; ++c) {
+    const auto [f, s] = layouts[c];
     CAPTURE(f);
+    CHECK(sharded_refresh(ogpsa::exact_svd{.rank = 3}, f, s, 2, references(f)) == costs[c]);
     t::matrix<double> expected = g;
     ogpsa::projector<ogpsa::exact_svd, ogpsa::orthogonal, ogpsa::every_n_steps, ogpsa::storage<double>> one(
         ogpsa::exact_svd{.rank = 3});
@@ -131,8 +173,8 @@ TEST_CASE("many sharded and replicated blocks share one collective per projectio
     }
     const std::size_t before_pass = *reducer.calls;
     p.finish_reference_pass();
-    // exact_svd's sharded route: at most two rounds (the Gram matrices, then U^T U), all blocks' at once.
-    CHECK(*reducer.calls - before_pass <= 2);
+    // exact_svd's sharded Gram route: two rounds (the Gram matrices, then U^T U), all blocks' at once.
+    CHECK(*reducer.calls - before_pass == 2);
     for (int step = 0; step < 3; ++step) {
       const std::size_t before = *reducer.calls;
       p.project();
@@ -168,10 +210,10 @@ TEST_CASE("sharded blocks need a distributed reducer and an estimator that can s
       [&] { local.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
       {"ogpsa::projector::add_block", "'w'", "rows", "local"});
   t::run_ranks(1, [&](t::thread_reducer& reducer) {
-    projector<ogpsa::randomized_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    projector<ogpsa::single_pass_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
     t::check_throws_with<ogpsa::invalid_argument>(
         [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::columns); },
-        {"ogpsa::projector::add_block", "randomized_svd", "'w'", "columns"});
+        {"ogpsa::projector::add_block", "single_pass_svd", "'w'", "columns"});
   });
 }
 
@@ -224,4 +266,45 @@ TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
         [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
         {"ogpsa::projector::add_block", "incremental_svd", "'w'", "splits its target rows"});
   });
+}
+
+TEST_CASE("sharded randomized_svd projections equal the single-process projection") {
+  const ogpsa::randomized_svd e{.rank = 3};
+  for (int ranks : {2, 4}) {
+    check_sharded(e, family::flat, sharding::rows, ranks, 1);
+    check_sharded(e, family::flat, sharding::columns, ranks, 1);
+    check_sharded(e, family::left, sharding::rows, ranks, 1);
+    check_sharded(e, family::right, sharding::columns, ranks, 1);
+    check_sharded(e, family::left, sharding::columns, ranks, 0);
+    check_sharded(e, family::right, sharding::rows, ranks, 0);
+  }
+}
+
+TEST_CASE("a sharded refresh sums what the documented formulas say") {
+  // d target rows, m snapshots, k = 3, l = k + p = 13, q = 2 power iterations, on 2 ranks.
+  constexpr std::size_t l = 13, q = 2, ranks = 2;
+  const ogpsa::randomized_svd randomized{.rank = 3};
+  {
+    // right, sharded by rows (FSDP): the target columns are split; d = 20 (G's columns), m = 96.
+    constexpr std::size_t d = cols;
+    CHECK(sharded_refresh(randomized, family::right, sharding::rows, ranks, references(family::right)) ==
+          refresh_cost{q + 3, 2 + (q + 1) * d * l + l * l + l});
+    CHECK(sharded_refresh(ogpsa::exact_svd{.rank = 3}, family::right, sharding::rows, ranks,
+                          references(family::right)) == refresh_cost{1, d * d + d + 1});
+  }
+  {
+    // left, sharded by rows: the target rows are split; d = 24, m = 80. CholeskyQR2 twice per Q.
+    constexpr std::size_t m = 4 * cols;
+    CHECK(sharded_refresh(randomized, family::left, sharding::rows, ranks, references(family::left)) ==
+          refresh_cost{3 * q + 4, 2 + (q + 1) * (2 * l * l + m * l)});
+    CHECK(sharded_refresh(ogpsa::exact_svd{.rank = 3}, family::left, sharding::rows, ranks, references(family::left)) ==
+          refresh_cost{2, m * m + 1 + 3 * 3});
+    // Data of rank 2 < l: every Cholesky-QR declines and TSQR takes its place (one l x l slot per
+    // rank in the same round), so the rounds stay 3q + 4.
+    std::vector<t::matrix<float>> low;
+    for (std::uint32_t i = 0; i < 4; ++i)
+      low.push_back((t::random_matrix<double>(rows, 2, 40) * t::random_matrix<double>(2, cols, 41 + i)).cast<float>());
+    CHECK(sharded_refresh(randomized, family::left, sharding::rows, ranks, low) ==
+          refresh_cost{3 * q + 4, 2 + (q + 1) * ((1 + ranks) * l * l + m * l)});
+  }
 }

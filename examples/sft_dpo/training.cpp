@@ -339,8 +339,8 @@ std::unique_ptr<stage_optimizer::impl> make_impl(const method& m, stage_kind kin
     return std::make_unique<projected_impl<ogpsa::published_projector>>(
         model, rate, o.clip, reference_gradients(model, std::move(batches)),
         ogpsa::published_projector({}, {}, schedule), s);
-  const ogpsa::exact_svd estimator = s.rank ? ogpsa::exact_svd{.rank = *s.rank}
-                                            : ogpsa::exact_svd{.rank = 1 << 20, .energy = s.energy};
+  const ogpsa::exact_svd estimator =
+      s.rank ? ogpsa::exact_svd{.rank = *s.rank} : ogpsa::exact_svd{.energy = s.energy};
   auto reference = s.source == basis_source::layer_inputs
                        ? projected_impl<svd_projector>::optimizer_type::reference_fn(reference_inputs(model, std::move(batches)))
                        : reference_gradients(model, std::move(batches));

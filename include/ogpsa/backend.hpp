@@ -24,7 +24,11 @@
 /// | `row_gram(exec, a)` / `transpose`      | a a^T (double, host) / a^T                            |
 /// | `gather_columns(exec, a, cols)`        | the listed columns of a, in order                    |
 /// | `concatenate(exec, parts)`             | [p_1 p_2 ...] side by side                           |
-/// | `thin_qr(exec, a)`                     | a = q r with q orthonormal (rows x cols), r on host   |
+/// | `householder_qr(exec, parts)`          | [p_1 p_2 ...] = Q R in place (the parts then hold Q's reflectors); returns `qr_factors<T>` with R on host |
+/// | `apply_q(exec, parts, factors, x)`     | Q [x; 0] for factored parts: the basis of an estimate, without ever forming Q |
+/// | `householder_basis(exec, a)`           | a <- Q of a = Q R, in place (an orthonormal basis of a tall a's range) |
+/// | `transposed_r(exec, parts)`            | R of [p_1 p_2 ...]^T = Q R on host, a slab of columns at a time (for wide data) |
+/// | `gaussian<T>(exec, rows, cols, seed)`  | the seed's standard normal test matrix in T, generated panel by panel (`detail/random.hpp`) |
 /// | `gram_schmidt(exec, q, eps, drop)`     | modified Gram-Schmidt with re-orthogonalization       |
 /// | `convert<To>(exec, m)`                 | element-type conversion                              |
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |

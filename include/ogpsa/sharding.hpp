@@ -28,6 +28,10 @@ namespace ogpsa {
 /// A flat block may hold any piece of vec(G) (FSDP and ZeRO-3 flatten and cut parameters anywhere),
 /// as long as reference gradients are cut the same way; matrix-side blocks need whole rows or
 /// whole columns on each rank.
+///
+/// A refresh communicates even where a projection does not: the estimate of a split block is a sum
+/// over ranks, whichever way it is split (see each estimator's `estimate`; for `right` blocks sharded
+/// by rows, `exact_svd` sums n x n values per block and refresh, `randomized_svd` O(n (k + p))).
 enum class sharding {
   replicated,  ///< every rank holds the whole gradient (after the data-parallel all-reduce)
   rows,        ///< each rank holds some rows (dimension 0) of G; for a flat block, any piece of it

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -90,14 +91,61 @@ TEST_CASE_TEMPLATE("a tail of columns is read where it lies", T, float, double) 
                                             {"ogpsa::cpu::backend::gram()", "column-major", "row stride 70000"});
 }
 
-TEST_CASE_TEMPLATE("thin_qr factors a tall matrix", T, float, double) {
-  const auto a = t::random_matrix<T>(300, 9, 3);
-  const auto [q, r] = backend::thin_qr(exec, a);
-  CHECK(q.rows() == 300);
-  CHECK(q.cols() == 9);
+TEST_CASE_TEMPLATE("householder_qr factors parts in place and apply_q applies Q to a few columns", T, float, double) {
+  for (auto [rows, widths] : {std::pair<ogpsa::index_t, std::vector<ogpsa::index_t>>{300, {4, 1, 40}}, {9, {3, 17}}}) {
+    CAPTURE(rows);
+    std::vector<t::matrix<T>> parts;
+    for (ogpsa::index_t w : widths) parts.push_back(t::random_matrix<T>(rows, w, static_cast<std::uint32_t>(w)));
+    t::matrix<double> a(rows, 0);
+    for (const auto& p : parts) {
+      a.conservativeResize(rows, a.cols() + p.cols());
+      a.rightCols(p.cols()) = p.template cast<double>();
+    }
+    const auto f = backend::householder_qr(exec, parts);
+    const ogpsa::index_t k = std::min(rows, a.cols());
+    REQUIRE(f.r.rows() == k);
+    REQUIRE(f.r.cols() == a.cols());
+    const t::matrix<T> q = backend::apply_q(exec, parts, f, ogpsa::host_matrix::Identity(k, k));
+    CHECK(t::orthonormality_error(q) < 10 * t::tolerance<T>());
+    CHECK((q.template cast<double>() * f.r - a).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+    const ogpsa::host_matrix x = t::random_matrix<double>(k, 2, 9);
+    const t::matrix<T> qx = backend::apply_q(exec, parts, f, x);
+    CHECK((qx.template cast<double>() - q.template cast<double>() * x).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+    t::check_throws_with<ogpsa::shape_error>([&] { (void)backend::apply_q(exec, parts, f, ogpsa::host_matrix(k + 1, 1)); },
+                                             {"ogpsa::cpu::backend::apply_q()", "rows"});
+  }
+}
+
+TEST_CASE_TEMPLATE("householder_basis orthonormalizes in place; transposed_r is the R of the parts' transpose", T,
+                   float, double) {
+  const t::matrix<T> a = t::random_matrix<T>(300, 9, 3);
+  t::matrix<T> q = a;
+  backend::householder_basis(exec, q);
   CHECK(t::orthonormality_error(q) < 10 * t::tolerance<T>());
-  const t::matrix<double> qr = q.template cast<double>() * r;
-  CHECK((qr - a.template cast<double>()).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  const t::matrix<double> qd = q.template cast<double>();
+  CHECK((qd * (qd.transpose() * a.template cast<double>()) - a.template cast<double>()).cwiseAbs().maxCoeff() <
+        100 * t::tolerance<T>());
+  t::matrix<T> wide(3, 9);
+  t::check_throws_with<ogpsa::shape_error>([&] { backend::householder_basis(exec, wide); }, {"rows >= cols", "3 x 9"});
+  // Wide data in parts wider than one slab of rows: R^T R = A A^T.
+  const std::vector<t::matrix<T>> parts{t::random_matrix<T>(20, 7, 4), t::random_matrix<T>(20, 45, 5)};
+  t::matrix<double> whole(20, 52);
+  whole << parts[0].template cast<double>(), parts[1].template cast<double>();
+  const ogpsa::host_matrix r = backend::transposed_r(exec, parts);
+  REQUIRE(r.rows() == 20);
+  CHECK(r.isUpperTriangular(0.0));
+  CHECK((r.transpose() * r - whole * whole.transpose()).cwiseAbs().maxCoeff() < 1e3 * t::tolerance<T>());
+  const std::vector<t::matrix<T>> narrow{t::random_matrix<T>(20, 3, 6)};
+  CHECK(backend::transposed_r(exec, narrow).rows() == 3);  // fewer columns than rows
+}
+
+TEST_CASE_TEMPLATE("gaussian generates the seed's matrix in T, the same bits on any number of threads", T, float,
+                   double) {
+  const ogpsa::index_t rows = 3 * (ogpsa::index_t{1} << 16) + 5;  // several runs of rows
+  ogpsa::cpu::execution serial{.threads = 1}, team{.threads = 3};
+  const t::matrix<T> one = backend::gaussian<T>(serial, rows, 3, 11);
+  CHECK(t::same_bits(one, backend::gaussian<T>(team, rows, 3, 11)));
+  CHECK(one == ogpsa::detail::gaussian_matrix(rows, 3, 11).template cast<T>());
 }
 
 TEST_CASE_TEMPLATE("gram_schmidt orthonormalizes and drops dependent columns", T, float, double) {

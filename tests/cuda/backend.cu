@@ -145,24 +145,36 @@ TEST_CASE_TEMPLATE("products of parts side by side, and in place, read the parts
   CHECK_THROWS_AS(backend::multiply(exec(), upload_parts(parts), t::matrix<double>(4, 2)), ogpsa::shape_error);
 }
 
-TEST_CASE_TEMPLATE("thin_qr factors tall and wide matrices like the host backend, up to signs", T, float, double) {
-  for (auto [rows, cols] : {std::pair<index_t, index_t>{300, 9}, {9, 20}}) {
+TEST_CASE_TEMPLATE("householder_qr and apply_q agree with the host backend", T, float, double) {
+  for (auto [rows, widths] : {std::pair<index_t, std::vector<index_t>>{300, {4, 1, 40}}, {9, {3, 17}}}) {
     CAPTURE(rows);
-    const auto a = t::random_matrix<T>(rows, cols, 3);
-    const auto [q, r] = backend::thin_qr(exec(), tc::upload(exec(), a));
-    const index_t k = std::min(rows, cols);
-    REQUIRE(q.rows() == rows);
-    REQUIRE(q.cols() == k);
-    REQUIRE(r.rows() == k);
-    const t::matrix<T> qh = tc::download(exec(), q);
-    CHECK(t::orthonormality_error(qh) < 10 * t::tolerance<T>());
-    CHECK((as_double(qh) * r - as_double(a)).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
-    CHECK(r.template triangularView<Eigen::StrictlyLower>().toDenseMatrix().isZero(0));
-    const auto [hq, hr] = host_backend::thin_qr(host, a);
-    const t::vector<double> signs = (r.diagonal().array() / hr.diagonal().array()).sign();
-    CHECK((r - signs.asDiagonal() * hr).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
-    CHECK((as_double(qh) - as_double(hq) * signs.asDiagonal()).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+    std::vector<t::matrix<T>> parts;
+    for (index_t w : widths) parts.push_back(t::random_matrix<T>(rows, w, static_cast<std::uint32_t>(w)));
+    auto device_parts = upload_parts(parts);
+    const auto f = backend::householder_qr(exec(), device_parts);
+    const auto hf = host_backend::householder_qr(host, parts);
+    REQUIRE(f.r.rows() == hf.r.rows());
+    // The same reflectors (LAPACK's and Eigen's conventions agree): the same R and Q.
+    CHECK((f.r - hf.r).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+    const t::matrix<double> x = t::random_matrix<double>(f.r.rows(), 2, 9);
+    const t::matrix<T> qx = tc::download(exec(), backend::apply_q(exec(), device_parts, f, x));
+    CHECK((as_double(qx) - as_double(host_backend::apply_q(host, parts, hf, x))).cwiseAbs().maxCoeff() <
+          100 * t::tolerance<T>());
   }
+}
+
+TEST_CASE_TEMPLATE("householder_basis, transposed_r and gaussian agree with the host backend", T, float, double) {
+  const auto a = t::random_matrix<T>(300, 9, 3);
+  auto q = tc::upload(exec(), a);
+  backend::householder_basis(exec(), q);
+  t::matrix<T> hq = a;
+  host_backend::householder_basis(host, hq);
+  CHECK((as_double(tc::download(exec(), q)) - as_double(hq)).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+  const std::vector<t::matrix<T>> parts{t::random_matrix<T>(20, 7, 4), t::random_matrix<T>(20, 45, 5)};
+  const t::matrix<double> r = backend::transposed_r(exec(), upload_parts(parts));
+  CHECK((r - host_backend::transposed_r(host, parts)).cwiseAbs().maxCoeff() < 1e3 * t::tolerance<T>());
+  const t::matrix<T> g = tc::download(exec(), backend::gaussian<T>(exec(), 3000, 5, 17));
+  CHECK(t::same_bits(g, host_backend::gaussian<T>(host, 3000, 5, 17)));
 }
 
 TEST_CASE_TEMPLATE("gram_schmidt orthonormalizes and drops dependent columns, as the host backend does", T, float, double) {

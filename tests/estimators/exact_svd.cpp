@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <span>
+#include <vector>
+
 #include <doctest/doctest.h>
 
 #include <ogpsa/estimator.hpp>
@@ -77,11 +81,13 @@ TEST_CASE("a fixed rank beyond the numerical rank keeps what exists and reports 
   CHECK(zero.dropped == 2);
 }
 
-TEST_CASE("a rank larger than the data allows is an error with both numbers") {
-  const auto data = t::random_matrix<float>(64, 32, 17);
-  t::check_throws_with<ogpsa::invalid_argument>(
-      [&] { (void)estimate<float>(exact_svd{.rank = 40}, data, 32); },
-      {"ogpsa::exact_svd::finish()", "block 'w'", "rank 40 exceeds min(d, m) = 32"});
+TEST_CASE("a rank larger than min(d, m) keeps every direction the data has and reports the shortfall") {
+  for (auto [rows, cols] : {std::pair{64, 32}, std::pair{32, 64}}) {  // tall and wide routes
+    const auto sub = estimate<float>(exact_svd{.rank = 40}, t::random_matrix<float>(rows, cols, 17), 16);
+    CHECK(sub.rank() == 32);
+    CHECK(sub.dropped == 8);
+    CHECK(t::orthonormality_error(sub.basis) < 10 * t::tolerance<float>());
+  }
 }
 
 TEST_CASE("bad hyper-parameters are rejected with their values") {
@@ -89,4 +95,29 @@ TEST_CASE("bad hyper-parameters are rejected with their values") {
   for (double e : {0.0, -0.1, 1.5})
     t::check_throws_with<ogpsa::invalid_argument>([&] { exact_svd{.rank = 4, .energy = e}.validate(); },
                                                   {"energy threshold must be in (0, 1]"});
+}
+
+TEST_CASE("split target rows: a third round, TSQR, when the summed U^T U is not positive definite") {
+  // One rank drives the estimate itself (a sum over one rank is the value) and replaces the second
+  // round's U^T U by zero, which no Cholesky factorization accepts: the estimate must then take the
+  // TSQR route in a third round and still return the exact basis.
+  const auto data = t::low_rank_plus_noise<double>(200, 12, 4, 1e-3, 18);
+  ogpsa::cpu::execution exec;
+  t::state_of<exact_svd, double> sharded(exact_svd{.rank = 4}, data.rows(), "w");
+  t::feed_columns(sharded, data, 12);
+  auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
+  std::vector<std::size_t> lengths;
+  while (ogpsa::detail::advance(task)) {
+    std::size_t length = 0;
+    for (std::span<double> part : task.request()) length += part.size();
+    lengths.push_back(length);
+    if (lengths.size() == 2)
+      for (std::span<double> part : task.request()) std::fill(part.begin(), part.end(), 0.0);
+  }
+  // The Gram matrix and d, U^T U, the stack of the one rank's R.
+  CHECK(lengths == std::vector<std::size_t>{12 * 12 + 1, 4 * 4, 12 * 12});
+  const auto sub = task.result();
+  REQUIRE(sub.rank() == 4);
+  CHECK(t::orthonormality_error(sub.basis) < 1e-12);
+  CHECK(t::max_principal_sine(sub.basis, reference_basis(data, 4)) < 1e-10);
 }

@@ -1,4 +1,7 @@
+#include <algorithm>
 #include <cmath>
+#include <span>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -106,14 +109,14 @@ TEST_CASE("the energy threshold picks the smallest rank that captures it, exactl
   CHECK(sub.captured_energy == doctest::Approx(captured).epsilon(1e-12));
 }
 
-TEST_CASE("degenerate data: rank beyond the numerical rank is reported, beyond min(d, m) is an error") {
+TEST_CASE("degenerate data: a rank beyond the numerical rank or min(d, m) keeps what exists, reports the rest") {
   const auto data = t::low_rank_plus_noise<double>(100, 20, 3, 0.0, 28);
   const auto sub = estimate<double>(randomized_svd{.rank = 5}, data, 20);
   CHECK(sub.rank() == 3);
   CHECK(sub.dropped == 2);
-  t::check_throws_with<ogpsa::invalid_argument>(
-      [&] { (void)estimate<double>(randomized_svd{.rank = 40}, data, 20); },
-      {"ogpsa::randomized_svd::finish()", "block 'w'", "rank 40 exceeds min(d, m) = 20"});
+  const auto full = estimate<double>(randomized_svd{.rank = 40}, t::random_matrix<double>(100, 20, 29), 20);
+  CHECK(full.rank() == 20);
+  CHECK(full.dropped == 20);
   t::state_of<randomized_svd, float> empty(randomized_svd{}, 10, "w");
   ogpsa::cpu::execution exec;
   t::check_throws_with<ogpsa::state_error>([&] { (void)empty.finish(exec); }, {"no reference snapshot"});
@@ -129,4 +132,32 @@ TEST_CASE("bad hyper-parameters are rejected with their values") {
   t::check_throws_with<ogpsa::invalid_argument>([] { randomized_svd{.energy = 1.5}.validate(); },
                                                 {"energy threshold must be in (0, 1], got 1.5"});
   CHECK_NOTHROW(randomized_svd{.oversampling = 0, .power_iterations = 0}.validate());
+}
+
+TEST_CASE("split target rows: a Q whose second Cholesky-QR pass declines is finished by TSQR in one more round") {
+  // One rank drives the estimate itself (a sum over one rank is the value) and replaces the Gram
+  // matrix of the first Q's second Cholesky-QR pass (round 3) by zero, which no Cholesky
+  // factorization accepts.
+  const auto data = t::low_rank_plus_noise<double>(300, 40, 6, 1e-3, 30);
+  ogpsa::cpu::execution exec;
+  const randomized_svd params{.rank = 6, .oversampling = 4};
+  t::state_of<randomized_svd, double> sharded(params, data.rows(), "w");
+  t::feed_columns(sharded, data, 40);
+  auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
+  std::vector<std::size_t> lengths;
+  while (ogpsa::detail::advance(task)) {
+    std::size_t length = 0;
+    for (std::span<double> part : task.request()) length += part.size();
+    lengths.push_back(length);
+    if (lengths.size() == 3)
+      for (std::span<double> part : task.request()) std::fill(part.begin(), part.end(), 0.0);
+  }
+  // d and |A|_F^2; Q_0: two l x l Gram matrices and the TSQR stack; A^T Q_0; then twice Q_i's two
+  // Gram matrices and A^T Q_i (the last one is B^T). l = 10, m = 40.
+  const std::vector<std::size_t> expected{2, 100, 100, 100, 400, 100, 100, 400, 100, 100, 400};
+  CHECK(lengths == expected);
+  const auto sub = task.result();
+  REQUIRE(sub.rank() == 6);
+  CHECK(t::orthonormality_error(sub.basis) < 1e-12);
+  CHECK(t::max_principal_sine(sub.basis, estimate<double>(params, data, 40).basis) < 1e-10);
 }

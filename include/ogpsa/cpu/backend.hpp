@@ -9,20 +9,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <span>
 #include <type_traits>
 #include <vector>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
-#include <Eigen/QR>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/householder.hpp"
 #include "ogpsa/cpu/detail/projection.hpp"
 #include "ogpsa/cpu/detail/stacked.hpp"
 #include "ogpsa/cpu/execution.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/random.hpp"
 #include "ogpsa/element.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/memory_space.hpp"
@@ -82,6 +84,17 @@ struct backend {
   template <class T>
   static matrix<T> zeros(execution&, index_t rows, index_t cols) {
     return matrix<T>::Zero(rows, cols);
+  }
+
+  /// The leading rows x cols block of the seed's standard normal matrix (`ogpsa/detail/random.hpp`),
+  /// generated in T a run of rows at a time across the team: the same bits on any number of threads.
+  template <class T>
+  static matrix<T> gaussian(execution& exec, index_t rows, index_t cols, std::uint64_t seed) {
+    matrix<T> out(rows, cols);
+    detail::for_row_runs(max_threads(exec), rows, [&](index_t r, index_t n) {
+      ogpsa::detail::gaussian_panel(seed, r, n, cols, out.data() + r, rows);
+    });
+    return out;
   }
 
   template <class T, class S>
@@ -244,15 +257,69 @@ struct backend {
     return out;
   }
 
-  /// Householder QR of a tall matrix: q (rows x cols, orthonormal columns) and r (cols x cols).
+  /// The factors `householder_qr` leaves beside the parts it factored in place.
   template <class T>
-  static std::pair<matrix<T>, host_matrix> thin_qr(execution&, const matrix<T>& a) {
-    const index_t k = std::min(a.rows(), a.cols());
-    Eigen::HouseholderQR<matrix<T>> qr(a);
-    matrix<T> q = qr.householderQ() * matrix<T>::Identity(a.rows(), k);
-    host_matrix r = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>().toDenseMatrix()
-                        .template cast<double>();
-    return {std::move(q), std::move(r)};
+  struct qr_factors {
+    detail::householder_factors<T> reflectors;
+    host_matrix r;  ///< R, min(rows, cols) x cols, upper triangular
+  };
+
+  /// Householder QR in place of the parts side by side, A = [p_1 p_2 ...] = Q R (rows x cols, any
+  /// shape): the parts then hold Q's reflectors (and R's columns above them), so nothing of A's size
+  /// is allocated; R comes back on the host. Runs on the calling thread
+  /// (`ogpsa/cpu/detail/householder.hpp`).
+  template <class T>
+  static qr_factors<T> householder_qr(execution&, std::vector<matrix<T>>& parts) {
+    const std::vector<detail::column_block<T>> blocks = blocks_of<T>(parts);
+    qr_factors<T> f{detail::householder_qr<T>(blocks), {}};
+    f.r = detail::upper_factor(std::span(blocks), f.reflectors);
+    return f;
+  }
+
+  /// Q [x; 0] (rows x cols(x)) for parts factored by `householder_qr`; x has min(rows, cols) rows.
+  /// \throws shape_error for another number of rows.
+  template <class T>
+  static matrix<T> apply_q(execution&, const std::vector<matrix<T>>& parts, const qr_factors<T>& f,
+                           const host_matrix& x) {
+    OGPSA_REQUIRE(x.rows() == f.r.rows(), shape_error, "ogpsa::cpu::backend::apply_q",
+                  "x must have " << f.r.rows() << " rows (R's), got " << x.rows());
+    matrix<T> out = matrix<T>::Zero(f.reflectors.rows, x.cols());
+    out.topRows(x.rows()) = x.template cast<T>();
+    std::vector<detail::column_block<const T>> blocks;
+    for (const matrix<T>& p : parts) blocks.push_back({p.data(), p.rows(), p.cols(), 1, p.rows()});
+    detail::apply_q(std::span<const detail::column_block<const T>>(blocks), f.reflectors, out);
+    return out;
+  }
+
+  /// a <- an orthonormal basis of its range, in place (Householder QR, then Q formed where a was;
+  /// completed to a's width when a is rank deficient). a is tall: rows >= cols.
+  /// \throws shape_error for a wide a.
+  template <class T>
+  static void householder_basis(execution&, matrix<T>& a) {
+    OGPSA_REQUIRE(a.rows() >= a.cols(), shape_error, "ogpsa::cpu::backend::householder_basis",
+                  "needs rows >= cols, got " << a.rows() << " x " << a.cols());
+    const detail::column_block<T> block{a.data(), a.rows(), a.cols(), 1, a.rows()};
+    detail::form_q(block, detail::householder_qr<T>(std::span(&block, 1)));
+  }
+
+  /// R (min(rows, cols) x rows, upper triangular, on the host) of A^T = Q R for the parts side by
+  /// side, A = [p_1 p_2 ...]; A is only read. A^T is factored a slab of `rows` of its rows at a time
+  /// below the R of those before (TSQR), so beside A this needs one (2 rows) x rows matrix of T.
+  template <class T>
+  static host_matrix transposed_r(execution&, const std::vector<matrix<T>>& parts) {
+    const index_t d = parts.empty() ? 0 : parts.front().rows(), slab = std::max<index_t>(d, 1);
+    matrix<T> stack(d + slab, d);
+    index_t held = 0;  // rows of R at the top of the stack
+    for (const matrix<T>& p : parts)
+      for (index_t c = 0; c < p.cols(); c += slab) {
+        const index_t n = std::min(slab, p.cols() - c);
+        stack.middleRows(held, n) = p.middleCols(c, n).transpose();
+        const detail::column_block<T> block{stack.data(), held + n, d, 1, stack.rows()};
+        (void)detail::householder_qr<T>(std::span(&block, 1));
+        held = std::min(held + n, d);
+        stack.topRows(held).template triangularView<Eigen::StrictlyLower>().setZero();
+      }
+    return stack.topRows(held).template cast<double>();
   }
 
   /// Modified Gram-Schmidt with one re-orthogonalization pass, in place. Column j becomes
@@ -290,6 +357,13 @@ struct backend {
   template <class T>
   static matrix<T> from_host(execution&, const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>& h) {
     return h;
+  }
+
+  template <class T>
+  static std::vector<detail::column_block<T>> blocks_of(std::vector<matrix<T>>& parts) {
+    std::vector<detail::column_block<T>> blocks;
+    for (matrix<T>& p : parts) blocks.push_back({p.data(), p.rows(), p.cols(), 1, p.rows()});
+    return blocks;
   }
 
   template <class T>

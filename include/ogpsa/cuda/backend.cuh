@@ -10,16 +10,18 @@
 /// - estimator data (snapshots, sums, bases): on the device; Gram matrices through cuBLAS
 ///   (fp32 data widened panel by panel and accumulated in fp64; parts side by side gathered
 ///   panel by panel, so they are read once), products with small host matrices through cuBLAS
-///   (in place panel by panel, without a second large matrix), QR through cuSOLVER
-///   (geqrf/orgqr), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels.
+///   (in place panel by panel, without a second large matrix), QR in place through cuSOLVER
+///   (geqrf, ormqr, orgqr), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels; Gaussian
+///   test matrices generated on the host panel by panel and copied in.
 /// - small dense algebra (k x k and m x m eigen-decompositions and SVDs): on the host in double,
 ///   as for every backend; only those small matrices cross the bus.
 ///
 /// Every call is ordered on the execution's stream. Calls that return host values (`gram`,
-/// `all_finite`, `thin_qr`'s R, `gram_schmidt`'s norms, `to_host`, `project*`'s stats) wait for
+/// `all_finite`, the QR primitives, `gram_schmidt`'s norms, `to_host`, `project*`'s stats) wait for
 /// it; the others return with the work in flight.
 
 #include <algorithm>
+#include <cstdint>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -40,6 +42,7 @@
 #include "ogpsa/cuda/matrix.hpp"
 #include "ogpsa/cuda/workspace.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/random.hpp"
 #include "ogpsa/element.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/memory_space.hpp"
@@ -58,6 +61,14 @@ inline index_t panel_length(index_t total, index_t width) {
 template <class T>
 device_ref<const T> dense(const device_matrix<T>& m) {
   return {m.data(), m.rows(), m.cols(), 1, m.rows()};
+}
+
+/// Zeroes a(i, j) for i > j in the leading rows x cols block (leading dimension ld).
+template <class T>
+__global__ void zero_below_diagonal_kernel(T* a, index_t rows, index_t cols, index_t ld) {
+  for (index_t j = blockIdx.y; j < cols; j += gridDim.y)
+    for (index_t i = j + 1 + blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < rows; i += index_t(gridDim.x) * blockDim.x)
+      a[j * ld + i] = T(0);
 }
 
 template <class T>
@@ -351,31 +362,150 @@ struct backend {
     return out;
   }
 
-  /// Householder QR of a tall matrix through cuSOLVER (geqrf, then orgqr for Q): q (rows x k,
-  /// orthonormal columns, k = min(rows, cols)) and r (k x cols, upper triangular) on the host.
+  /// The factors `householder_qr` leaves beside the parts it factored in place: each part's
+  /// reflector coefficients (geqrf's tau) and first column, and R on the host.
   template <class T>
-  static std::pair<matrix<T>, host_matrix> thin_qr(execution& exec, const matrix<T>& a) {
-    constexpr const char* where = "ogpsa::cuda::backend::thin_qr";
-    const index_t k = std::min(a.rows(), a.cols());
-    if (k == 0) return {matrix<T>(a.rows(), 0, exec.stream()), host_matrix::Zero(0, a.cols())};
+  struct qr_factors {
+    index_t rows = 0;
+    std::vector<index_t> first;  ///< per part, its first column in A
+    std::vector<matrix<T>> tau;  ///< per part, min(cols, rows - first) coefficients (none past the last row)
+    host_matrix r;               ///< R, min(rows, cols) x cols, upper triangular
+  };
+
+  /// Householder QR in place of the parts side by side, A = [p_1 p_2 ...] = Q R (any shape), through
+  /// cuSOLVER, one part at a time: the earlier parts' reflectors are applied to it (ormqr), then its
+  /// rows below the earlier columns are factored (geqrf). The parts then hold the reflectors and R's
+  /// columns above them, as LAPACK leaves them; nothing of A's size is allocated. R comes back on the
+  /// host (waits for the stream).
+  template <class T>
+  static qr_factors<T> householder_qr(execution& exec, std::vector<matrix<T>>& parts) {
+    constexpr const char* where = "ogpsa::cuda::backend::householder_qr";
+    qr_factors<T> f;
+    f.rows = common_rows<T>(parts, where);
+    const int rows = detail::to_int(f.rows, where, "rows");
+    detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size() * (parts.size() + 1) / 2),
+                               exec.stream(), where);
+    int* status = static_cast<int*>(info.data());
+    int calls = 0;
+    index_t column = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      matrix<T>& p = parts[i];
+      const int cols = detail::to_int(p.cols(), where, "columns");
+      for (std::size_t j = 0; j < i; ++j) {
+        const index_t reflectors = f.tau[j].rows();
+        if (reflectors == 0 || cols == 0) continue;
+        detail::ormqr<T>(exec, CUBLAS_SIDE_LEFT, CUBLAS_OP_T, static_cast<int>(f.rows - f.first[j]), cols,
+                         static_cast<int>(reflectors), parts[j].data() + f.first[j], rows, f.tau[j].data(),
+                         p.data() + f.first[j], rows, status + calls++, where);
+      }
+      const index_t count = std::clamp<index_t>(f.rows - column, 0, p.cols());
+      f.first.push_back(column);
+      f.tau.emplace_back(count, 1, exec.stream());
+      if (count > 0)
+        detail::geqrf<T>(exec, static_cast<int>(f.rows - column), cols, p.data() + column, rows, f.tau.back().data(),
+                         status + calls++, where);
+      column += p.cols();
+    }
+    check_status(exec, status, calls, where);
+    f.r = upper_factor(exec, parts, f.first, std::min(f.rows, column), column, where);
+    return f;
+  }
+
+  /// Q [x; 0] (rows x cols(x)) for parts factored by `householder_qr`; x has min(rows, cols) rows.
+  /// \throws shape_error for another number of rows.
+  template <class T>
+  static matrix<T> apply_q(execution& exec, const std::vector<matrix<T>>& parts, const qr_factors<T>& f,
+                           const host_matrix& x) {
+    constexpr const char* where = "ogpsa::cuda::backend::apply_q";
+    OGPSA_REQUIRE(x.rows() == f.r.rows(), shape_error, where,
+                  "x must have " << f.r.rows() << " rows (R's), got " << x.rows());
+    matrix<T> out = zeros<T>(exec, f.rows, x.cols());
+    if (out.size() == 0) return out;
+    const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> top = x.template cast<T>();
+    if (top.size() > 0)
+      OGPSA_CUDA_CHECK(where, cudaMemcpy2DAsync(out.data(), static_cast<std::size_t>(f.rows) * sizeof(T), top.data(),
+                                                static_cast<std::size_t>(top.rows()) * sizeof(T),
+                                                static_cast<std::size_t>(top.rows()) * sizeof(T),
+                                                static_cast<std::size_t>(top.cols()), cudaMemcpyHostToDevice,
+                                                exec.stream()));
+    const int rows = detail::to_int(f.rows, where, "rows"), cols = detail::to_int(x.cols(), where, "columns");
+    detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size()), exec.stream(), where);
+    int* status = static_cast<int*>(info.data());
+    int calls = 0;
+    for (std::size_t j = parts.size(); j-- > 0;) {  // Q = Q_1 Q_2 ...: the last part's reflectors first
+      const index_t reflectors = f.tau[j].rows();
+      if (reflectors == 0) continue;
+      detail::ormqr<T>(exec, CUBLAS_SIDE_LEFT, CUBLAS_OP_N, static_cast<int>(f.rows - f.first[j]), cols,
+                       static_cast<int>(reflectors), parts[j].data() + f.first[j], rows, f.tau[j].data(),
+                       out.data() + f.first[j], rows, status + calls++, where);
+    }
+    check_status(exec, status, calls, where);  // also keeps `top` alive until the copy is done
+    return out;
+  }
+
+  /// a <- an orthonormal basis of its range, in place (cuSOLVER geqrf, then orgqr where a was;
+  /// completed to a's width when a is rank deficient). a is tall: rows >= cols.
+  /// \throws shape_error for a wide a.
+  template <class T>
+  static void householder_basis(execution& exec, matrix<T>& a) {
+    constexpr const char* where = "ogpsa::cuda::backend::householder_basis";
+    OGPSA_REQUIRE(a.rows() >= a.cols(), shape_error, where, "needs rows >= cols, got " << a.rows() << " x " << a.cols());
+    if (a.cols() == 0) return;
     const int m = detail::to_int(a.rows(), where, "rows"), n = detail::to_int(a.cols(), where, "columns");
-    matrix<T> work = a;
-    matrix<T> tau(k, 1, exec.stream());
+    matrix<T> tau(n, 1, exec.stream());
     detail::device_buffer info(2 * sizeof(int), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
-    detail::geqrf<T>(exec, m, n, work.data(), m, tau.data(), status, where);
-    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> top(k, a.cols());
-    OGPSA_CUDA_CHECK(where, cudaMemcpy2DAsync(top.data(), static_cast<std::size_t>(k) * sizeof(T), work.data(),
-                                              static_cast<std::size_t>(m) * sizeof(T),
-                                              static_cast<std::size_t>(k) * sizeof(T), static_cast<std::size_t>(n),
-                                              cudaMemcpyDeviceToHost, exec.stream()));
-    detail::orgqr<T>(exec, m, static_cast<int>(k), static_cast<int>(k), work.data(), m, tau.data(), status + 1, where);
-    check_info(exec, status, where);
-    host_matrix r = top.template cast<double>().template triangularView<Eigen::Upper>();
-    if (a.cols() == k) return {std::move(work), std::move(r)};
-    matrix<T> q(a.rows(), k, exec.stream());
-    copy_columns(exec, work.data(), q.data(), q.size(), where);  // the first k columns
-    return {std::move(q), std::move(r)};
+    detail::geqrf<T>(exec, m, n, a.data(), m, tau.data(), status, where);
+    detail::orgqr<T>(exec, m, n, n, a.data(), m, tau.data(), status + 1, where);
+    check_status(exec, status, 2, where);
+  }
+
+  /// R (min(rows, cols) x rows, upper triangular, on the host) of A^T = Q R for the parts side by
+  /// side, A = [p_1 p_2 ...]; A is only read. A^T is factored a slab of `rows` of its rows at a time
+  /// below the R of those before (TSQR), so beside A this needs one (2 rows) x rows device matrix.
+  template <class T>
+  static host_matrix transposed_r(execution& exec, const std::vector<matrix<T>>& parts) {
+    constexpr const char* where = "ogpsa::cuda::backend::transposed_r";
+    const index_t d = common_rows<T>(parts, where), slab = std::max<index_t>(d, 1), ld = d + slab;
+    const int width = detail::to_int(d, where, "rows"), lead = detail::to_int(ld, where, "rows");
+    matrix<T> stack(ld, d, exec.stream()), tau(d, 1, exec.stream());
+    detail::device_buffer info(sizeof(int), exec.stream(), where);
+    int* status = static_cast<int*>(info.data());
+    index_t held = 0;  // rows of R at the top of the stack
+    for (const matrix<T>& p : parts)
+      for (index_t c = 0; c < p.cols(); c += slab) {
+        const index_t n = std::min(slab, p.cols() - c);
+        const ref<const T> rows_of_transpose{p.col(c), n, d, p.rows(), 1};  // columns c.. of p, as rows
+        detail::convert_into<false>(exec, rows_of_transpose, stack.data() + held, ld, where);
+        if (d > 0) detail::geqrf<T>(exec, static_cast<int>(held + n), width, stack.data(), lead, tau.data(), status, where);
+        held = std::min(held + n, d);
+        zero_below_diagonal(exec, stack.data(), held, d, ld, where);
+      }
+    check_status(exec, status, 1, where);
+    const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> top = rows_to_host(exec, stack, held, d, where);
+    return top.template cast<double>();
+  }
+
+  /// The leading rows x cols block of the seed's standard normal matrix (`ogpsa/detail/random.hpp`):
+  /// generated in T on the host a panel of rows at a time (at most 2^20 values), each copied into
+  /// place; the same bits as the host backend's.
+  template <class T>
+  static matrix<T> gaussian(execution& exec, index_t rows, index_t cols, std::uint64_t seed) {
+    constexpr const char* where = "ogpsa::cuda::backend::gaussian";
+    matrix<T> out(rows, cols, exec.stream());
+    if (out.size() == 0) return out;
+    const index_t panel = std::clamp<index_t>((index_t{1} << 20) / cols, 1, rows);
+    std::vector<T> host(static_cast<std::size_t>(panel * cols));
+    for (index_t r = 0; r < rows; r += panel) {
+      const index_t n = std::min(panel, rows - r);
+      ogpsa::detail::gaussian_panel(seed, r, n, cols, host.data(), n);
+      OGPSA_CUDA_CHECK(where, cudaMemcpy2DAsync(out.data() + r, static_cast<std::size_t>(rows) * sizeof(T), host.data(),
+                                                static_cast<std::size_t>(n) * sizeof(T),
+                                                static_cast<std::size_t>(n) * sizeof(T), static_cast<std::size_t>(cols),
+                                                cudaMemcpyHostToDevice, exec.stream()));
+      exec.synchronize();  // the panel is refilled next
+    }
+    return out;
   }
 
   /// Modified Gram-Schmidt with one re-orthogonalization pass, in place, with the host
@@ -610,12 +740,52 @@ struct backend {
                                               cudaMemcpyDeviceToDevice, exec.stream()));
   }
 
-  static void check_info(execution& exec, const int* status, const char* where) {
-    int seen[2] = {0, 0};
-    OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(seen, status, sizeof seen, cudaMemcpyDeviceToHost, exec.stream()));
+  /// Waits for the stream and checks the info values of `count` cuSOLVER calls.
+  static void check_status(execution& exec, const int* status, int count, const char* where) {
+    std::vector<int> seen(static_cast<std::size_t>(std::max(count, 1)), 0);
+    if (count > 0)
+      OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(seen.data(), status, sizeof(int) * static_cast<std::size_t>(count),
+                                              cudaMemcpyDeviceToHost, exec.stream()));
     exec.synchronize();
-    OGPSA_REQUIRE(seen[0] == 0 && seen[1] == 0, backend_error, where,
-                  "cuSOLVER reported info " << seen[0] << " (geqrf) and " << seen[1] << " (orgqr)");
+    for (int i = 0; i < count; ++i)
+      OGPSA_REQUIRE(seen[static_cast<std::size_t>(i)] == 0, backend_error, where,
+                    "cuSOLVER call " << i << " reported info " << seen[static_cast<std::size_t>(i)]);
+  }
+
+  /// The leading rows x cols block of a, on the host.
+  template <class T>
+  static Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> rows_to_host(execution& exec, const matrix<T>& a, index_t rows,
+                                                                       index_t cols, const char* where) {
+    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> h(rows, cols);
+    if (h.size() > 0)
+      OGPSA_CUDA_CHECK(where, cudaMemcpy2DAsync(h.data(), static_cast<std::size_t>(rows) * sizeof(T), a.data(),
+                                                static_cast<std::size_t>(a.rows()) * sizeof(T),
+                                                static_cast<std::size_t>(rows) * sizeof(T),
+                                                static_cast<std::size_t>(cols), cudaMemcpyDeviceToHost, exec.stream()));
+    exec.synchronize();
+    return h;
+  }
+
+  /// R of factored parts: column c of A holds R's column c in its first min(c + 1, rows) rows.
+  template <class T>
+  static host_matrix upper_factor(execution& exec, const std::vector<matrix<T>>& parts, const std::vector<index_t>& first,
+                                  index_t rows, index_t cols, const char* where) {
+    host_matrix r = host_matrix::Zero(rows, cols);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const index_t top = std::min(first[i] + parts[i].cols(), rows);
+      r.middleCols(first[i], parts[i].cols()).topRows(top) =
+          rows_to_host(exec, parts[i], top, parts[i].cols(), where).template cast<double>();
+    }
+    return r.template triangularView<Eigen::Upper>();
+  }
+
+  /// Zeroes the strictly lower part of the leading rows x cols block of a (leading dimension ld).
+  template <class T>
+  static void zero_below_diagonal(execution& exec, T* a, index_t rows, index_t cols, index_t ld, const char* where) {
+    if (rows == 0 || cols == 0) return;
+    detail::zero_below_diagonal_kernel<<<detail::grid_2d(rows, cols), detail::block_threads, 0, exec.stream()>>>(
+        a, rows, cols, ld);
+    detail::check_launch(where, "ogpsa's triangle kernel");
   }
 
   /// Double copies of row or column panels of float data (none for double data: it is used

@@ -16,6 +16,11 @@
 /// `run_locally(task)` is the one-process case, where every sum is the value itself. Ranks must
 /// request the same lengths in the same order, so what a task requests may depend only on
 /// quantities that are the same on every rank (sums already received, snapshot counts, ranks).
+/// A task runs a sub-computation's rounds as its own by forwarding its requests:
+///
+///     detail::rounds<matrix> sub = orthonormalize(...);
+///     while (detail::advance(sub)) co_await detail::summed(sub.request());
+///     matrix q = sub.result();
 
 #include <algorithm>
 #include <coroutine>
@@ -36,6 +41,8 @@ struct summed {
   explicit summed(Parts... ps) {
     (parts.push_back(std::span<double>(ps)), ...);
   }
+  /// A sub-computation's request, forwarded.
+  explicit summed(std::vector<std::span<double>> ps) : parts(std::move(ps)) {}
   std::vector<std::span<double>> parts;
 };
 
@@ -89,6 +96,13 @@ class rounds {
   handle handle_;
 };
 
+/// Runs `task` to its next request or to its end; whether it now waits for a sum.
+template <class Result>
+bool advance(rounds<Result>& task) {
+  task.resume();
+  return !task.done();
+}
+
 /// Runs `task` in one process: a sum over one rank is the value itself.
 template <class Result>
 Result run_locally(rounds<Result> task) {
@@ -97,30 +111,43 @@ Result run_locally(rounds<Result> task) {
   return task.result();
 }
 
+/// Packs the requests of every waiting task (`length` values in all) into one buffer, sums it with
+/// one `reducer.sum` call and copies the sums back. The buffer lives only through this call, so it
+/// never adds to what the tasks hold when they resume.
+template <class Result, class Reducer>
+void sum_requests(std::vector<rounds<Result>>& tasks, std::size_t length, Reducer& reducer) {
+  std::vector<double> packed;
+  packed.reserve(length);
+  for (const auto& t : tasks)
+    if (!t.done())
+      for (std::span<double> part : t.request()) packed.insert(packed.end(), part.begin(), part.end());
+  reducer.sum(std::span<double>(packed));
+  std::size_t at = 0;
+  for (const auto& t : tasks)
+    if (!t.done())
+      for (std::span<double> part : t.request()) {
+        std::copy_n(packed.begin() + static_cast<std::ptrdiff_t>(at), part.size(), part.begin());
+        at += part.size();
+      }
+}
+
 /// Runs every task to its end with one `reducer.sum` per round for all of them together (none for
 /// a round whose requests are all empty). Returns the number of rounds.
 template <class Result, class Reducer>
 std::size_t run_rounds(std::vector<rounds<Result>>& tasks, Reducer& reducer) {
   for (auto& t : tasks) t.resume();
-  std::vector<double> packed;
   for (std::size_t round = 0;; ++round) {
-    packed.clear();
-    for (const auto& t : tasks)
-      if (!t.done())
-        for (std::span<double> part : t.request()) packed.insert(packed.end(), part.begin(), part.end());
     bool waiting = false;
-    for (const auto& t : tasks) waiting = waiting || !t.done();
-    if (!waiting) return round;
-    if (!packed.empty()) reducer.sum(std::span<double>(packed));  // equally empty on every rank
-    std::size_t at = 0;
-    for (auto& t : tasks) {
+    std::size_t length = 0;
+    for (const auto& t : tasks) {
       if (t.done()) continue;
-      for (std::span<double> part : t.request()) {
-        std::copy_n(packed.begin() + static_cast<std::ptrdiff_t>(at), part.size(), part.begin());
-        at += part.size();
-      }
-      t.resume();
+      waiting = true;
+      for (std::span<double> part : t.request()) length += part.size();
     }
+    if (!waiting) return round;
+    if (length > 0) sum_requests(tasks, length, reducer);  // equally long on every rank
+    for (auto& t : tasks)
+      if (!t.done()) t.resume();
   }
 }
 

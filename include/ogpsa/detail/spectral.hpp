@@ -8,13 +8,16 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string_view>
+#include <utility>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/config.hpp"
+#include "ogpsa/cpu/detail/householder.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/subspace.hpp"
 
@@ -46,6 +49,32 @@ inline spectrum gram_spectrum(const host_matrix& gram) {
   return s;
 }
 
+/// R (min(rows, cols) x cols) of a small host matrix a = Q R, on the calling thread (see
+/// `ogpsa/cpu/detail/householder.hpp`: no product that may run on other threads).
+inline host_matrix host_r(host_matrix a) {
+  const cpu::detail::column_block<double> block{a.data(), a.rows(), a.cols(), 1, a.rows()};
+  const auto f = cpu::detail::householder_qr<double>(std::span(&block, 1));
+  return cpu::detail::upper_factor(std::span(&block, 1), f);
+}
+
+/// Q (rows x cols, orthonormal columns) and R (cols x cols) of a small tall host matrix a = Q R,
+/// on the calling thread.
+inline std::pair<host_matrix, host_matrix> host_qr(host_matrix a) {
+  const cpu::detail::column_block<double> block{a.data(), a.rows(), a.cols(), 1, a.rows()};
+  const auto f = cpu::detail::householder_qr<double>(std::span(&block, 1));
+  host_matrix r = cpu::detail::upper_factor(std::span(&block, 1), f);
+  cpu::detail::form_q(block, f);
+  return {std::move(a), std::move(r)};
+}
+
+/// a^T a for a small host matrix, on the calling thread; exactly symmetric.
+inline host_matrix host_gram(const host_matrix& a) {
+  host_matrix g = host_matrix::Zero(a.cols(), a.cols());
+  cpu::detail::gemm_serial(a.transpose(), a, g, 1.0);
+  g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+  return g;
+}
+
 /// Directions whose singular value exceeds `limit * eps * largest` (and is not zero).
 inline index_t numerical_rank(const host_vector& sigma, index_t limit, double eps) {
   if (sigma.size() == 0 || !(sigma(0) > 0)) return 0;
@@ -61,33 +90,38 @@ inline index_t numerical_rank(const host_vector& sigma, index_t limit, double ep
 template <class Work>
 inline constexpr double gram_route_eps = std::max(static_cast<double>(std::numeric_limits<Work>::epsilon()), 0x1p-26);
 
-/// Checks the rank-selection hyper-parameters common to SVD estimators.
-inline void validate_rank_selection(index_t rank, const std::optional<double>& energy,
+/// Checks the rank-selection hyper-parameters common to SVD estimators (an unset rank is valid).
+inline void validate_rank_selection(std::optional<index_t> rank, const std::optional<double>& energy,
                                     std::string_view where) {
-  OGPSA_REQUIRE(rank >= 1, invalid_argument, where, "rank must be at least 1, got " << rank);
+  if (rank) OGPSA_REQUIRE(*rank >= 1, invalid_argument, where, "rank must be at least 1, got " << *rank);
   if (energy)
     OGPSA_REQUIRE(*energy > 0.0 && *energy <= 1.0, invalid_argument, where,
                   "energy threshold must be in (0, 1], got " << *energy);
 }
 
-/// The rank to keep. Fixed rank: `rank`, which must not exceed `limit` = min(d, m). Energy: the
-/// smallest k <= rank whose leading squared singular values reach `energy` of `total_energy`.
-/// Either way at most `usable` (the numerical rank); the shortfall is reported as dropped.
+/// The rank an SVD estimator keeps for one block. Every block of a projector shares the estimator's
+/// hyper-parameters while blocks differ in size, so the choice is per block and never an error:
+/// - a fixed rank k (no energy threshold): min(k, limit, usable) directions, where limit = min(d, m)
+///   and usable is the numerical rank; the shortfall, k minus that, is reported as dropped (the
+///   projector passes it to `on_degenerate`). A block smaller than k (a bias, a norm's weight, a
+///   pass of fewer snapshots than k) keeps every direction it has; the other blocks are unaffected.
+/// - an energy threshold e: the smallest k whose leading squared singular values reach e of
+///   `total_energy`, at most `rank` when one is given (the cap), limit and usable; nothing is
+///   reported dropped.
 struct rank_choice {
   index_t kept = 0;
   index_t dropped = 0;
 };
 
-inline rank_choice choose_rank(const host_vector& sigma, double total_energy, index_t rank,
-                               const std::optional<double>& energy, index_t limit, index_t usable,
-                               std::string_view where, std::string_view block) {
+/// `rank`: the fixed rank (required without `energy`), or with `energy` the cap (none when unset).
+inline rank_choice choose_rank(const host_vector& sigma, double total_energy, std::optional<index_t> rank,
+                               const std::optional<double>& energy, index_t limit, index_t usable) {
   if (!energy) {
-    OGPSA_REQUIRE(rank <= limit, invalid_argument, where,
-                  "block '" << block << "': rank " << rank << " exceeds min(d, m) = " << limit);
-    const index_t kept = std::min(rank, usable);
-    return {kept, rank - kept};
+    const index_t asked = rank.value();
+    const index_t kept = std::min({asked, limit, usable});
+    return {kept, asked - kept};
   }
-  const index_t cap = std::min({rank, limit, usable});
+  const index_t cap = std::min({rank.value_or(limit), limit, usable});
   double captured = 0;
   index_t k = 0;
   while (k < cap && captured < *energy * total_energy) captured += sigma(k) * sigma(k), ++k;
@@ -120,33 +154,39 @@ inline double energy_fraction(const host_vector& sigma, index_t k, double total)
 /// directions of `sigma` (relative to `eps`, the working precision), chooses k by `rank` / `energy`
 /// (see `choose_rank`) and records strengths, captured energy and dropped directions in `out`.
 template <class Work, class Backend>
-index_t select_rank(const host_vector& sigma, double total, index_t rank, const std::optional<double>& energy,
-                    index_t limit, double eps, std::string_view where, std::string_view block,
-                    subspace<Work, Backend>& out) {
+index_t select_rank(const host_vector& sigma, double total, std::optional<index_t> rank,
+                    const std::optional<double>& energy, index_t limit, double eps, subspace<Work, Backend>& out) {
   const index_t usable = numerical_rank(sigma, limit, eps);
-  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable, where, block);
+  const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable);
   out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
   out.captured_energy = energy_fraction(sigma, choice.kept, total);
   out.dropped = choice.dropped;
   return choice.kept;
 }
 
-/// One Cholesky-QR pass in place, u <- u R^-1 with R^T R = u^T u (the Gram matrix accumulated in
-/// double). Returns false, leaving u as it was, when u is too ill-conditioned for one pass to
-/// bring it within 1e-3 of orthonormal: its estimated condition number must stay below
-/// 1e-3 / eps (rounding of u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix
-/// squares it).
+/// R^-1 for one Cholesky-QR pass, u <- u R^-1 with R^T R = g = u^T u (accumulated in double), or
+/// nothing when u (of working type Work) is too ill-conditioned for one pass to bring it within
+/// 1e-3 of orthonormal: its estimated condition number must stay below 1e-3 / eps (rounding of
+/// u R^-1 in the working type) and 0.1 / sqrt(eps_double) (the Gram matrix squares it). A function
+/// of g alone, so ranks holding rows of u decide alike from the summed g.
+template <class Work>
+std::optional<host_matrix> cholesky_inverse_factor(const host_matrix& g) {
+  const Eigen::LLT<host_matrix> llt(g);
+  if (llt.info() != Eigen::Success) return std::nullopt;
+  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
+  const double floor = std::max(1e3 * std::numeric_limits<Work>::epsilon(),
+                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
+  if (!(r.minCoeff() > floor * r.maxCoeff())) return std::nullopt;
+  return host_matrix(llt.matrixU().solve(host_matrix::Identity(g.rows(), g.cols())));
+}
+
+/// One Cholesky-QR pass in place (see `cholesky_inverse_factor`). Returns false, leaving u as it
+/// was, when u is too ill-conditioned for it.
 template <class Backend, class Matrix>
 bool cholesky_qr(typename Backend::execution& exec, Matrix& u) {
-  using work = typename Matrix::Scalar;
-  const Eigen::LLT<host_matrix> llt(Backend::gram(exec, u, u));
-  if (llt.info() != Eigen::Success) return false;
-  const host_vector r = llt.matrixLLT().diagonal().cwiseAbs();
-  const double floor = std::max(1e3 * std::numeric_limits<work>::epsilon(),
-                                10 * std::sqrt(std::numeric_limits<double>::epsilon()));
-  if (!(r.minCoeff() > floor * r.maxCoeff())) return false;
-  Backend::multiply_in_place(exec, u, llt.matrixU().solve(host_matrix::Identity(u.cols(), u.cols())));
-  return true;
+  const auto inverse = cholesky_inverse_factor<typename Matrix::Scalar>(Backend::gram(exec, u, u));
+  if (inverse) Backend::multiply_in_place(exec, u, *inverse);
+  return inverse.has_value();
 }
 
 /// Restores orthonormality to working precision in place, for a basis that is orthonormal to within
@@ -163,7 +203,8 @@ void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
 template <class Backend, class Matrix>
 Matrix orthonormal_basis(typename Backend::execution& exec, Matrix y) {
   if (y.cols() > 0 && cholesky_qr<Backend>(exec, y) && cholesky_qr<Backend>(exec, y)) return y;
-  return Backend::thin_qr(exec, y).first;
+  Backend::householder_basis(exec, y);
+  return y;
 }
 
 }  // namespace ogpsa::detail

@@ -10,7 +10,6 @@
 #include <utility>
 
 #include <Eigen/Cholesky>
-#include <Eigen/QR>
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
@@ -35,30 +34,60 @@ class exact_svd_state;
 /// Snapshots and the basis are kept in the working type (float, or double for a double basis).
 /// Route: the Gram matrix of the short side (A^T A for tall data, A A^T for wide), always
 /// accumulated in double, and a symmetric eigen-solver; its error in a direction is about
-/// eps_double * (s_1/s_k)^2, so when (s_k/s_1)^2 < sqrt(eps_double) the estimator falls back to Householder QR followed by an
-/// SVD of the small triangular factor. Gram-route bases are re-orthonormalized (Cholesky QR).
-/// Directions with s_i <= min(d, m) * eps * s_1 are numerically zero: never kept, and reported as
-/// dropped when a fixed rank asked for them. Memory: d x m snapshots plus the basis.
+/// eps_double * (s_1/s_k)^2, so when (s_k/s_1)^2 < sqrt(eps_double) the estimator falls back to
+/// Householder QR followed by an SVD of the small triangular factor: for tall data the snapshots
+/// are factored in place and Q is applied to the k directions only (U = Q [U_R; 0]); for wide data
+/// only the R of A^T is needed, factored a slab of d columns at a time. Gram-route bases are
+/// re-orthonormalized (Cholesky QR). Directions with s_i <= min(d, m) * eps * s_1 are numerically
+/// zero: never kept, and reported as dropped when a fixed rank asked for them.
+///
+/// Peak memory of a pass (w bytes per working-type value; measured in tests/estimators/memory.cpp,
+/// on either route): the snapshots and the basis, w d (m + k), plus on the host O(m^2) doubles for
+/// tall data, or at most 8 (3 d^2 + 2048 d) bytes for wide data (the d x d Gram matrix, its
+/// eigen-decomposition or the QR route's 2d x d slab stack, and a widened panel).
 ///
 /// Sharded blocks (`ogpsa/sharding.hpp`, `estimate`): with the target rows split, the m x m Gram
 /// matrix A^T A is summed across ranks and each rank computes its own rows of U (re-orthonormalized
 /// with the summed U^T U; the QR route becomes TSQR: every rank's R, one slot per rank, summed into
 /// one stack and factored again); with the columns split, A A^T (d x d) and the column sum that
-/// orients U are summed and every rank gets all of U. At most two rounds of sums per refresh,
-/// shared by all blocks of the model.
+/// orients U are summed and every rank gets all of U. Rounds of sums per refresh (all blocks of the
+/// model share each round) and values summed per block, both tested:
+/// - split target rows: 2 rounds, m^2 + 1 then k^2 values (U^T U); when the Gram route declines,
+///   the TSQR stack (ranks x m^2) replaces U^T U in round 2; when the summed U^T U is not positive
+///   definite (the conditioning test makes it rare, rounding could), TSQR takes a third round.
+/// - split target columns: 1 round of d^2 + d + 1 values, and with the QR route a second of
+///   ranks x d^2 (the stack of the ranks' R factors of A^T).
+/// Split target columns is exact at an O(d^2) cost per block and rank: the d x d sum and, during
+/// the round, the reducer's packed copy of it (2 x 8 d^2 bytes; measured in
+/// tests/estimators/memory.cpp), then its eigen-decomposition. That is the case of `right` blocks
+/// sharded by rows (FSDP), where d is a layer's input dimension: 57 GB summed and 114 GB held per
+/// rank and refresh for every linear layer of a 7B model. It is kept exact rather than refused;
+/// `randomized_svd` estimates the same blocks with O(d (k + p)) sums.
+///
+/// Rank per block (`detail::choose_rank`): a fixed rank k keeps min(k, min(d, m)) directions (fewer
+/// when the data has fewer numerically non-zero ones) and reports the shortfall as dropped, so one
+/// block smaller than k never fails the pass; an energy threshold needs no rank at all
+/// (`exact_svd{.energy = 0.9}`: any rank up to min(d, m)), and a rank given with it caps it.
 ///
 /// | hyper-parameter | type                  | default | meaning                                    |
 /// |-----------------|-----------------------|---------|--------------------------------------------|
-/// | `rank`          | index_t               | 8       | fixed rank; with `energy`, the largest rank |
+/// | `rank`          | optional<index_t>     | unset   | fixed rank k (8 when unset); with `energy`, the largest rank (no cap when unset) |
 /// | `energy`        | optional<double>      | unset   | smallest k with captured energy >= this, in (0, 1] |
 struct exact_svd {
   static constexpr const char* name = "exact_svd";
+  /// The fixed rank when `rank` is unset and there is no energy threshold.
+  static constexpr index_t default_rank = 8;
 
-  index_t rank = 8;
+  std::optional<index_t> rank{};
   std::optional<double> energy{};
 
   /// \throws invalid_argument for rank < 1 or an energy threshold outside (0, 1].
   void validate() const { detail::validate_rank_selection(rank, energy, "ogpsa::exact_svd::validate"); }
+
+  /// The fixed rank, or with an energy threshold the cap (none when unset).
+  std::optional<index_t> selected_rank() const {
+    return energy ? rank : std::optional<index_t>(rank.value_or(default_rank));
+  }
 
   constexpr bool supports(family) const noexcept { return true; }
 
@@ -97,22 +126,31 @@ class exact_svd_state {
   }
 
  private:
+  using result = subspace<Work, Backend>;
   static constexpr double work_eps = std::numeric_limits<Work>::epsilon();
 
   index_t limit() const { return std::min(dimension_, data_.columns); }
 
-  /// d > m: eigen-decomposition of A^T A; U = A V S^-1.
+  /// d > m: eigen-decomposition of A^T A; U = A V S^-1. The QR route factors the snapshots in
+  /// place (they are not needed after the pass), A = Q R, and applies Q to R's k directions only:
+  /// U = Q [U_R; 0], never Q itself.
   subspace<Work, Backend> tall(execution& exec) {
-    const host_matrix g = Backend::gram(exec, data_.parts);
-    const detail::spectrum s = detail::gram_spectrum(g);
-    subspace<Work, Backend> out;
-    const index_t k = select(s.values, g.trace(), limit(), out);
-    if (k > 0 && ill_conditioned(s.values, k)) {
-      auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
-      return from_qr(exec, q, r, g.trace(), limit(), out);
+    result out;
+    double total = 0;
+    {
+      const host_matrix g = Backend::gram(exec, data_.parts);
+      const detail::spectrum s = detail::gram_spectrum(g);
+      total = g.trace();
+      const index_t k = select(s.values, total, limit(), out);
+      if (k == 0 || !ill_conditioned(s.values, k)) {
+        out.basis = Backend::multiply(exec, data_.parts, oriented_inverse_scaled(s, k));
+        detail::reorthonormalize<Backend>(exec, out.basis);
+        return out;
+      }
     }
-    out.basis = Backend::multiply(exec, data_.parts, oriented_inverse_scaled(s, k));
-    detail::reorthonormalize<Backend>(exec, out.basis);
+    const auto factors = Backend::householder_qr(exec, data_.parts);
+    const host_matrix x = directions_of_r(factors.r, total, limit(), out);
+    out.basis = Backend::apply_q(exec, data_.parts, factors, x);
     return out;
   }
 
@@ -125,34 +163,38 @@ class exact_svd_state {
     return v;
   }
 
-  /// The basis from A = Q R (Q d x m with orthonormal columns, R m x m): A's left singular vectors
-  /// are Q times R's.
-  subspace<Work, Backend> from_qr(execution& exec, const matrix& q, const host_matrix& r, double total,
-                                  index_t limit, subspace<Work, Backend>& out) const {
-    Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
+  /// A's top directions in Q's coordinates, for A = Q R: R's left singular vectors U_R (the basis is
+  /// Q U_R), each signed to point along the data (A^T Q U_R = R^T U_R holds the data's coefficients).
+  /// Records strengths, energy and dropped directions in `out`.
+  host_matrix directions_of_r(const host_matrix& r, double total, index_t limit, result& out) const {
+    const Eigen::JacobiSVD<host_matrix> svd(r, Eigen::ComputeFullU);
     out = {};
     const index_t k = select(svd.singularValues(), total, limit, out);
-    host_matrix ur = svd.matrixU().leftCols(k);
-    // A^T U = R^T U_R: the data's coefficients on each direction.
-    const host_vector sign =
-        detail::orientation((r.transpose() * ur).colwise().sum().transpose(), ur);
-    out.basis = Backend::multiply(exec, q, ur * sign.asDiagonal());
-    return std::move(out);
+    const host_matrix ur = svd.matrixU().leftCols(k);
+    const host_vector sign = detail::orientation((r.transpose() * ur).colwise().sum().transpose(), ur);
+    return ur * sign.asDiagonal();
   }
 
-  /// d <= m: eigen-decomposition of A A^T gives U directly.
+  /// d <= m: eigen-decomposition of A A^T gives U directly. The QR route needs only the R of A^T,
+  /// which the backend computes a slab of columns of A at a time (no copy of A).
   subspace<Work, Backend> wide(execution& exec) {
+    result out;
+    double total = 0;
+    {
+      const host_matrix g = row_gram(exec);
+      const detail::spectrum s = detail::gram_spectrum(g);
+      total = g.trace();
+      const index_t k = select(s.values, total, limit(), out);
+      if (k == 0 || !ill_conditioned(s.values, k)) return oriented(exec, s.vectors.leftCols(k), column_sum(exec), out);
+    }
+    return from_transposed_r(exec, Backend::transposed_r(exec, data_.parts), total, limit(), column_sum(exec), out);
+  }
+
+  /// A A^T, d x d, in double.
+  host_matrix row_gram(execution& exec) const {
     host_matrix g = host_matrix::Zero(dimension_, dimension_);
     for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
-    const detail::spectrum s = detail::gram_spectrum(g);
-    subspace<Work, Backend> out;
-    const index_t k = select(s.values, g.trace(), limit(), out);
-    if (k > 0 && ill_conditioned(s.values, k)) {
-      const host_matrix r =
-          Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts))).second;
-      return from_transposed_r(exec, r, g.trace(), limit(), column_sum(exec), out);
-    }
-    return oriented(exec, s.vectors.leftCols(k), column_sum(exec), out);
+    return g;
   }
 
   /// The basis from the R of A^T = Q R: A = R^T Q^T, so A's left singular vectors are R's right
@@ -176,12 +218,10 @@ class exact_svd_state {
 
   /// Chooses k (at most `limit`), records strengths, energy and dropped directions.
   index_t select(const host_vector& sigma, double total, index_t limit, subspace<Work, Backend>& out) const {
-    return detail::select_rank(sigma, total, params_.rank, params_.energy, limit, work_eps,
-                               "ogpsa::exact_svd::finish", block_, out);
+    return detail::select_rank(sigma, total, params_.selected_rank(), params_.energy, limit, work_eps, out);
   }
 
   // ---- sharded blocks: the same routes, with the partial sums awaited ---------------------------
-  using result = subspace<Work, Backend>;
 
   detail::rounds<result> unsplit(execution& exec) { co_return finish(exec); }
 
@@ -210,42 +250,47 @@ class exact_svd_state {
         co_return out;
       }
     }
-    // TSQR: each rank factors its rows, A_r = Q_r R_r; the stacked R_r (one slot per rank, summed
-    // into place) are factored again, [R_1; ...; R_p] = Q_s R, so that A = diag(Q_r) Q_s R.
-    auto [q, r] = Backend::thin_qr(exec, Backend::concatenate(exec, data_.parts));
-    const index_t m = data_.columns;
+    // TSQR: each rank factors its rows in place, A_r = Q_r R_r; the stacked R_r (one slot per rank,
+    // summed into place) are factored again, [R_1; ...; R_p] = Q_s R, so that A = diag(Q_r) Q_s R
+    // and this rank's rows of U are Q_r (Q_s's slot rows) U_R.
+    out = {};
+    const auto factors = Backend::householder_qr(exec, data_.parts);
+    const index_t m = data_.columns, held = factors.r.rows(), slot = position.rank * m;
     host_matrix stack = host_matrix::Zero(position.ranks * m, m);
-    const index_t slot = position.rank * m;
-    stack.middleRows(slot, r.rows()) = r;
+    stack.middleRows(slot, held) = factors.r;
     co_await detail::summed(span_of(stack));
-    const auto [qs, rs] = host_qr(stack);
-    co_return from_qr(exec, Backend::multiply(exec, q, qs.middleRows(slot, r.rows())), rs, g.trace(), limit, out);
+    const auto [qs, rs] = detail::host_qr(std::move(stack));
+    const host_matrix x = directions_of_r(rs, g.trace(), limit, out);
+    out.basis = Backend::apply_q(exec, data_.parts, factors, qs.middleRows(slot, held) * x);
+    co_return out;
   }
 
   /// Columns of A split: A A^T (d x d), the column sum that orients U and m are sums over ranks
   /// (a rank may hold no column at all); every rank gets all of U.
   detail::rounds<result> split_columns(execution& exec, rank_position position) {
-    host_matrix g = host_matrix::Zero(dimension_, dimension_);
-    for (const matrix& c : data_.parts) g += Backend::row_gram(exec, c);
     host_vector along = data_.columns > 0 ? column_sum(exec) : host_vector::Zero(dimension_);
-    double columns = static_cast<double>(data_.columns);
-    co_await detail::summed(span_of(g), span_of(along), std::span<double>(&columns, 1));
-    require_snapshots(static_cast<index_t>(columns));
-    const index_t limit = std::min(dimension_, static_cast<index_t>(columns));
-    const detail::spectrum s = detail::gram_spectrum(g);
+    double columns = static_cast<double>(data_.columns), total = 0;
     result out;
-    const index_t k = select(s.values, g.trace(), limit, out);
-    if (k == 0 || !ill_conditioned(s.values, k)) co_return oriented(exec, s.vectors.leftCols(k), along, out);
+    index_t limit = 0;
+    {
+      host_matrix g = row_gram(exec);
+      co_await detail::summed(span_of(g), span_of(along), std::span<double>(&columns, 1));
+      require_snapshots(static_cast<index_t>(columns));
+      limit = std::min(dimension_, static_cast<index_t>(columns));
+      const detail::spectrum s = detail::gram_spectrum(g);
+      total = g.trace();
+      const index_t k = select(s.values, total, limit, out);
+      if (k == 0 || !ill_conditioned(s.values, k)) co_return oriented(exec, s.vectors.leftCols(k), along, out);
+    }
     // A^T = Q R and A's left singular vectors are R's right ones; split columns of A are split
     // rows of A^T, so TSQR's R (the stack of the ranks' R factors, factored again) is all we need.
     host_matrix stack = host_matrix::Zero(position.ranks * dimension_, dimension_);
     if (data_.columns > 0) {
-      const host_matrix r =
-          Backend::thin_qr(exec, Backend::transpose(exec, Backend::concatenate(exec, data_.parts))).second;
+      const host_matrix r = Backend::transposed_r(exec, data_.parts);
       stack.middleRows(position.rank * dimension_, r.rows()) = r;
     }
     co_await detail::summed(span_of(stack));
-    co_return from_transposed_r(exec, host_qr(stack).second, g.trace(), limit, along, out);
+    co_return from_transposed_r(exec, detail::host_r(std::move(stack)), total, limit, along, out);
   }
 
   void require_snapshots(index_t columns) const {
@@ -255,14 +300,6 @@ class exact_svd_state {
 
   static std::span<double> span_of(host_matrix& m) { return {m.data(), static_cast<std::size_t>(m.size())}; }
   static std::span<double> span_of(host_vector& v) { return {v.data(), static_cast<std::size_t>(v.size())}; }
-
-  /// Q (rows x cols) and R (cols x cols) of a tall host matrix.
-  static std::pair<host_matrix, host_matrix> host_qr(const host_matrix& a) {
-    const Eigen::HouseholderQR<host_matrix> qr(a);
-    host_matrix q = qr.householderQ() * host_matrix::Identity(a.rows(), a.cols());
-    host_matrix r = qr.matrixQR().topRows(a.cols()).template triangularView<Eigen::Upper>();
-    return {std::move(q), std::move(r)};
-  }
 
   bool ill_conditioned(const host_vector& sigma, index_t k) const {
     const double ratio = sigma(k - 1) / sigma(0);

@@ -69,12 +69,19 @@ struct incremental_svd_sketch {
 /// Memory d (l + 1) in the working type whatever the number of snapshots (the sketch and the data's
 /// column sum), plus d b for the buffer only when it is needed: whole blocks of b columns fed in
 /// the working type (b = 1: one flat gradient per `feed`) are read where they lie, never copied.
+/// Peak memory of a pass (w bytes per working-type value; measured in tests/estimators/memory.cpp):
+/// w d (l + 1 + max(b', k)), with b' = b when the buffer is used and 0 otherwise: the buffer is
+/// released before the basis (the sketch's first k < l columns, d x k) is gathered beside it.
 /// O(d (l + b)^2 / b) products per column, and per update two reads of B and C and one write of B.
 /// The result depends on where the blocks end, not on how the columns were split into `feed` calls.
 ///
+/// Rank per block as `exact_svd` (`detail::choose_rank`): a fixed rank beyond min(d, m) keeps what
+/// the block has and reports the shortfall as dropped. An energy threshold still needs `rank`: it
+/// caps the choice and sets the default sketch width 2 rank, fixed before the first snapshot.
+///
 /// | hyper-parameter | type                   | default  | meaning                                       |
 /// |-----------------|------------------------|----------|-----------------------------------------------|
-/// | `rank`          | index_t                | 8        | fixed rank k; with `energy`, the largest rank |
+/// | `rank`          | index_t                | 8        | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
 /// | `energy`        | optional<double>       | unset    | smallest k with captured energy >= this, in (0, 1] |
 /// | `sketch_width`  | optional<index_t>      | 2 * rank | l >= k, directions kept between updates       |
 /// | `block`         | optional<index_t>      | rank     | b >= 1, columns gathered between updates      |
@@ -156,7 +163,7 @@ class incremental_svd_state {
     const joint j = joint_spectrum(exec, tail);
     subspace<Work, Backend> out;
     const index_t k = detail::select_rank(j.s.values, energy_ + j.incoming_energy, params_.rank, params_.energy,
-                                          std::min(dimension_, count_ + filled_), eps, where, block_, out);
+                                          std::min(dimension_, count_ + filled_), eps, out);
     host_vector along(width() + filled_);  // [B C]^T A 1
     along.head(width()) = Backend::gram(exec, sketch_, sum_).col(0);
     if (filled_ > 0) along.tail(filled_) = Backend::gram(exec, sum_, tail).row(0).tail(filled_).transpose();

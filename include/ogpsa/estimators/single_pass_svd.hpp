@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include <Eigen/QR>
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
@@ -42,13 +41,21 @@ class single_pass_svd_state;
 /// Directions point along the data (sum_j u_i^T a_j >= 0); those with s_i <= min(d, m) max(eps,
 /// 2^-26) s_1 are numerically zero (F's spectrum comes from its Gram matrix, in double).
 ///
-/// Deterministic: the same seed and snapshots give a bit-identical basis. Memory 2 d l + d
-/// (Omega, H and the data's column sum), whatever the number of snapshots; each snapshot is read
-/// once, at O(d l) products per column. Omega is drawn on the host once per pass (O(d l) normals).
+/// Rank per block as `exact_svd` (`detail::choose_rank`): a fixed rank beyond min(d, m) keeps what
+/// the block has and reports the shortfall as dropped. An energy threshold still needs `rank`: it
+/// caps the choice and sizes the sketch, l = min(rank + p, d), fixed before the first snapshot.
+///
+/// Deterministic: the same seed and snapshots give a bit-identical basis. Each snapshot is read
+/// once, at O(d l) products per column. Omega is generated once per pass in the working type on
+/// the backend, a panel of rows at a time (`ogpsa/detail/random.hpp`). Peak memory of a pass,
+/// whatever the number of snapshots (w bytes per working-type value; measured in
+/// tests/estimators/memory.cpp): Omega, H and the data's column sum, plus the fed block being
+/// absorbed (copied into the working type for the products), w d (2 l + 1 + c) for feeds of at most
+/// c columns; Omega is released before the basis (d x k) is built.
 ///
 /// | hyper-parameter | type             | default | meaning                                           |
 /// |-----------------|------------------|---------|---------------------------------------------------|
-/// | `rank`          | index_t          | 8       | fixed rank k; with `energy`, the largest rank     |
+/// | `rank`          | index_t          | 8       | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
 /// | `energy`        | optional<double> | unset   | smallest k with captured energy >= this, in (0, 1] |
 /// | `oversampling`  | index_t          | 10      | p, extra sample directions (l = k + p)            |
 /// | `seed`          | std::uint64_t    | 0       | seed of the Gaussian test matrix                   |
@@ -97,20 +104,19 @@ class single_pass_svd_state {
     columns_ += c.cols();
     host_matrix stacked(r_.rows() + y.rows(), r_.cols());
     stacked << r_, y;
-    const Eigen::HouseholderQR<host_matrix> qr(stacked);
-    r_ = qr.matrixQR().topRows(std::min(stacked.rows(), stacked.cols())).template triangularView<Eigen::Upper>();
+    r_ = detail::host_r(std::move(stacked));
   }
 
   subspace<Work, Backend> finish(execution& exec) {
     constexpr const char* where = "ogpsa::single_pass_svd::finish";
     OGPSA_REQUIRE(columns_ > 0, state_error, where, "block '" << block_ << "': no reference snapshot was fed");
     const index_t limit = std::min(dimension_, columns_);
+    omega_ = matrix{};  // not needed any more: room for the basis
     const host_matrix x = inverse_factor();  // F = H x
     const host_matrix hx = Backend::gram(exec, sketch_, sketch_);
     const detail::spectrum f = detail::gram_spectrum(x.transpose() * hx * x);
     subspace<Work, Backend> out;
-    const index_t k = detail::select_rank(f.values, energy_, params_.rank, params_.energy, limit, eps, where,
-                                          block_, out);
+    const index_t k = detail::select_rank(f.values, energy_, params_.rank, params_.energy, limit, eps, out);
     host_matrix w = x * f.vectors.leftCols(k);  // U = H w S^-1
     const host_vector sign = detail::orientation(w.transpose() * Backend::gram(exec, sketch_, sum_).col(0),
                                                  f.vectors.leftCols(k));
@@ -125,8 +131,7 @@ class single_pass_svd_state {
 
   void start(execution& exec) {
     const index_t l = std::min(params_.rank + params_.oversampling, dimension_);
-    const host_matrix omega = detail::gaussian_matrix(dimension_, l, params_.seed);
-    omega_ = Backend::from_host(exec, Eigen::Matrix<Work, Eigen::Dynamic, Eigen::Dynamic>(omega.cast<Work>()));
+    omega_ = Backend::template gaussian<Work>(exec, dimension_, l, params_.seed);
     sketch_ = Backend::template zeros<Work>(exec, dimension_, l);
     sum_ = Backend::template zeros<Work>(exec, dimension_, 1);
     r_ = host_matrix(0, l);

@@ -158,4 +158,22 @@ void orgqr(execution& exec, int m, int n, int k, T* a, int lda, const T* tau, in
     OGPSA_CUDA_CHECK(where, cusolverDnDorgqr(h, m, n, k, a, lda, tau, w, lwork, device_info));
 }
 
+/// c <- op(Q) c for Q given by geqrf's k reflectors in a (LAPACK's ormqr).
+template <blas_real T>
+void ormqr(execution& exec, cublasSideMode_t side, cublasOperation_t trans, int m, int n, int k, const T* a, int lda,
+           const T* tau, T* c, int ldc, int* device_info, const char* where) {
+  cusolverDnHandle_t h = exec.solver();
+  int lwork = 0;
+  if constexpr (std::is_same_v<T, float>)
+    OGPSA_CUDA_CHECK(where, cusolverDnSormqr_bufferSize(h, side, trans, m, n, k, a, lda, tau, c, ldc, &lwork));
+  else
+    OGPSA_CUDA_CHECK(where, cusolverDnDormqr_bufferSize(h, side, trans, m, n, k, a, lda, tau, c, ldc, &lwork));
+  device_buffer work(static_cast<std::size_t>(lwork) * sizeof(T), exec.stream(), where);
+  T* w = static_cast<T*>(work.data());
+  if constexpr (std::is_same_v<T, float>)
+    OGPSA_CUDA_CHECK(where, cusolverDnSormqr(h, side, trans, m, n, k, a, lda, tau, c, ldc, w, lwork, device_info));
+  else
+    OGPSA_CUDA_CHECK(where, cusolverDnDormqr(h, side, trans, m, n, k, a, lda, tau, c, ldc, w, lwork, device_info));
+}
+
 }  // namespace ogpsa::cuda::detail
