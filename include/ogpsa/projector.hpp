@@ -120,9 +120,9 @@ class projector {
     OGPSA_REQUIRE(estimator_.supports(kind), invalid_argument, where,
                   Estimator::name << " does not support " << kind << " blocks (block '" << name
                                   << "')");
-    OGPSA_REQUIRE(kind == family::flat || !rule_.scales_gradient(), invalid_argument, where,
-                  Rule::name << " in this mode scales whole gradients and applies to flat blocks "
-                             "only; block '" << name << "' is " << kind);
+    OGPSA_REQUIRE(rule_.supports(kind), invalid_argument, where,
+                  Rule::name << " supports " << detail::supported_families(rule_) << " only; block '" << name
+                             << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
     block b{std::move(name), kind, layout, extents_of(gradient), {}, 0, std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
