@@ -284,6 +284,36 @@ TEST_CASE("sharded blocks report the whole block's diagnostics on every rank") {
   }
 }
 
+// Split by target columns, each rank holds whole target vectors: its numbers are its columns'.
+TEST_CASE("blocks split by target columns report each rank's columns, without communicating") {
+  namespace sh = ogpsa::test::sharded;
+  using ogpsa::sharding;
+  const std::pair<family, sharding> cases[] = {{family::left, sharding::columns}, {family::right, sharding::rows}};
+  for (const auto& [f, layout] : cases) {
+    CAPTURE(f);
+    t::run_ranks(2, [&](t::thread_reducer& reducer) {
+      ogpsa::projector<ogpsa::exact_svd, ogpsa::soft, ogpsa::every_n_steps, ogpsa::storage<float>, t::thread_reducer>
+          p(ogpsa::exact_svd{.rank = 3}, ogpsa::soft{.alpha = 0.5}, {}, {}, reducer);
+      t::matrix<float> mine = sh::piece(sh::gradient(), layout, reducer.rank, 2);
+      const auto block = p.add_block("w", ogpsa::view(mine), f, layout);
+      p.begin_reference_pass();
+      for (const auto& r : sh::references(f)) {
+        const t::matrix<float> part = sh::piece(r, layout, reducer.rank, 2);
+        p.feed(block, ogpsa::view(part));
+      }
+      p.finish_reference_pass();
+      const wide_matrix u = p.subspace_of(block)->basis.cast<long double>();
+      const wide_matrix before = target_space(mine, f);
+      recorder rec;
+      const std::size_t calls = *reducer.calls;
+      p.project(rec);
+      CHECK(*reducer.calls == calls);
+      REQUIRE(rec.projections.size() == 1);
+      expected_info(u, before, target_space(mine, f)).check(rec.projections[0], 1e-5, 1e-6);
+    });
+  }
+}
+
 TEST_CASE("a block whose subspace came out empty reports its gradient as it was") {
   std::vector<float> g(300), zero(300, 0.0f);
   for (std::size_t i = 0; i < g.size(); ++i) g[i] = static_cast<float>(i % 7) - 3.0f;

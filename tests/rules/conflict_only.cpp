@@ -109,13 +109,14 @@ void check_first_order(Estimator e, Eigen::Index examples, std::uint32_t seed, d
   constexpr Eigen::Index d = 300;
   constexpr int cases = 200;
   std::mt19937 rng(seed);
+  const auto next_seed = [&] { return static_cast<std::uint32_t>(rng()); };
   int raised = 0, partly_removed = 0, untouched = 0;
   for (int c = 0; c < cases; ++c) {
     CAPTURE(c);
-    const reference_loss loss{t::random_matrix<double>(d, examples, rng()), 0.1 * t::random_matrix<double>(d, 1, rng())};
+    const reference_loss loss{t::random_matrix<double>(d, examples, next_seed()), 0.1 * t::random_matrix<double>(d, 1, next_seed())};
     const t::matrix<double> r = loss.gradients();
     ogpsa::projector<Estimator, conflict_only, ogpsa::every_n_steps, ogpsa::storage<T>> p(e);
-    t::matrix<T> g = t::random_matrix<T>(d, 1, rng());
+    t::matrix<T> g = t::random_matrix<T>(d, 1, next_seed());
     if ((r.transpose() * t::to_double(g)).sum() > 0) g = -g;
     const t::matrix<double> before = t::to_double(g);
     const double rise = -(r.transpose() * before).sum();  // d/dlr of L(w - lr g) at 0

@@ -261,8 +261,7 @@ class many_block_projection {
       cm.setZero();
       for_panels(u, xm.middleCols(tl.begin, columns), member, [&](const auto& up, const auto& xp) {
         gemm_serial(up.transpose(), xp, cm, A(1));
-        if (squares)
-          for (index_t j = 0; j < xp.cols(); ++j) *squares += static_cast<double>(xp.col(j).squaredNorm());
+        if (squares) *squares += squares_by_vector(xp);
       });
     });
   }
@@ -280,9 +279,18 @@ class many_block_projection {
   packed_scratch<A>& member_scratch(int member) { return ws_.scratch[static_cast<std::size_t>(member)]; }
 
   static double column_squares(const A* x, index_t rows, index_t stride, index_t cols) {
-    const map_of<dense<A>, const A> tile(x, rows, cols, Eigen::OuterStride<>(stride));
+    return squares_by_vector(map_of<dense<A>, const A>(x, rows, cols, Eigen::OuterStride<>(stride)));
+  }
+
+  /// |X|^2 of a matrix expression, contiguous vector by contiguous vector (its rows when it is
+  /// row-major: a column of it would be a strided walk), each in `A`, added up in double.
+  template <class M>
+  static double squares_by_vector(const M& x) {
     double sum = 0;
-    for (index_t j = 0; j < cols; ++j) sum += static_cast<double>(tile.col(j).squaredNorm());
+    if constexpr (M::IsRowMajor)
+      for (index_t i = 0; i < x.rows(); ++i) sum += static_cast<double>(x.row(i).squaredNorm());
+    else
+      for (index_t j = 0; j < x.cols(); ++j) sum += static_cast<double>(x.col(j).squaredNorm());
     return sum;
   }
 
