@@ -67,29 +67,6 @@ TEST_CASE_TEMPLATE("soft projection interpolates between identity and orthogonal
   CHECK((half - (g0 + full) / T(2)).cwiseAbs().maxCoeff() < 10 * t::tolerance<T>());
 }
 
-TEST_CASE("conflict_only leaves non-conflicting gradients untouched and removes conflicts") {
-  t::matrix<double> g(200, 1);
-  ogpsa::projector<ogpsa::exact_svd, ogpsa::conflict_only, ogpsa::every_n_steps, ogpsa::storage<double>> p(
-      ogpsa::exact_svd{.rank = 2});
-  const auto id = p.add_block("w", ogpsa::view(g));
-  const t::matrix<double> refs = t::random_matrix<double>(200, 2, 110);
-  p.begin_reference_pass();
-  for (Eigen::Index j = 0; j < 2; ++j) p.feed(id, ogpsa::view(refs.middleCols(j, 1)));
-  p.finish_reference_pass();
-  const t::matrix<double> u = p.subspace_of(id)->basis;
-  const t::matrix<double> noise = t::random_matrix<double>(200, 1, 111);
-  const t::matrix<double> free_part = noise - u * (u.transpose() * noise);
-
-  g = free_part + 0.5 * u.col(0) + 0.25 * u.col(1);  // agrees with both directions
-  const t::matrix<double> agreeing = g;
-  p.project();
-  CHECK(g == agreeing);
-
-  g = free_part + 0.5 * u.col(0) - 0.25 * u.col(1);  // conflicts with the second only
-  p.project();
-  CHECK((g - (free_part + 0.5 * u.col(0))).cwiseAbs().maxCoeff() < 1e-12);
-}
-
 TEST_CASE("feeding reference gradients never touches the registered gradient buffers") {
   std::vector<float> grad(100, 1.0f), ref(100);
   for (std::size_t i = 0; i < ref.size(); ++i) ref[i] = static_cast<float>(i % 7) - 3.0f;

@@ -36,6 +36,7 @@
 /// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
 /// | `coefficients_all(exec, tasks, ws, diag)` | its first half: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
 /// | `update_all(exec, tasks, rule, ws, diag)` | its second half: rule and update from the packed coefficients |
+/// | `measure_all(exec, tasks, ws)` | host backends, after `update_all` with diagnostics and a sum across ranks of `ws.packed_measurements<Acc>()`: each task's measured stats from those sums |
 ///
 /// Small dense algebra (eigen-decompositions and SVDs of k x k or m x m matrices) always runs on
 /// the host in double precision through Eigen, whichever backend holds the large data.
@@ -74,14 +75,17 @@ struct backend_for {
 template <class Space>
 using backend_for_t = typename backend_for<Space>::type;
 
-/// Per-call numbers a backend's `project` reports, from which diagnostics are derived without
-/// another pass over the gradient. Squared norms are Frobenius norms over the whole block.
+/// Per-call numbers a backend's `project` reports, from which `projection_info` is formed. Squared
+/// norms are Frobenius norms over the whole block, g and g_after its target-space vectors before
+/// and after the call. With diagnostics, the numbers about g_after are measured over the values
+/// written, in the pass that writes them (never derived from |g|^2 and the coefficients, which
+/// cancels catastrophically when g lies almost in the subspace); without, only the flags are set.
 struct projection_stats {
   double gradient_sq = -1;     ///< |g|^2, or -1 when it was not computed
   double coefficient_sq = 0;   ///< |U^T g|^2
-  double removed_dot = 0;      ///< <U^T g, r> where r is what the rule removes
-  double removed_sq = 0;       ///< |r|^2 = |U r|^2 (U orthonormal)
-  double remaining_coefficient_sq = 0;  ///< |U^T g_after|^2 = |s c - r|^2
+  double removed_sq = 0;       ///< |(1 - s) g + U r|^2, what the rule removes (r its coefficients)
+  double projected_sq = 0;     ///< |g_after|^2, measured
+  double remaining_coefficient_sq = 0;  ///< |U^T g_after|^2, measured
   double scale = 1;            ///< s, the factor the whole gradient was scaled by
   bool finite = true;          ///< false: the gradient held NaN/Inf and was left untouched
   bool changed = false;        ///< whether the gradient was written

@@ -2,8 +2,9 @@
 /// \file
 /// Optional observation hooks, detected at compile time: pass any objects to
 /// `projector::project` or `projector::finish_reference_pass`, and whichever of these member
-/// functions an object has is called. A hook nobody asked for costs nothing (diagnostics that
-/// need extra arithmetic are computed only when some callback has `on_projection`).
+/// functions an object has is called. A hook nobody asked for costs nothing: the measures behind
+/// `projection_info` are taken only when some callback has `on_projection` (see there for what
+/// they cost).
 ///
 ///     void on_refresh(const ogpsa::refresh_info&);        // a reference pass was committed
 ///     void on_degenerate(const ogpsa::degenerate_info&);  // a block's estimator dropped directions
@@ -33,17 +34,29 @@ struct degenerate_info {
   index_t dropped;  ///< directions dropped (zero or parallel references, numerically zero singular values)
 };
 
+/// One block's projection, with g its target-space vectors before and g_after after it, U its
+/// basis, r the coefficients the rule removed and s its scale (Frobenius norms over the block).
+///
+/// Measured, not derived: |g| and U^T g in the pass that reads g, |g_after| and U^T g_after over
+/// the values written, in the pass that writes them. Each number has a small relative error (a few
+/// units of the accumulator's rounding: float for float and 16-bit data, double for double), even
+/// when g lies almost in the subspace and |g_after| is a tiny fraction of |g|. The exception is
+/// what rounding itself leaves in the subspace: `cosine_after` is then measured to an absolute
+/// error of about that rounding unit (relative error about |g_after| / |g| of its value), so a value
+/// of that order means the projection was exact to rounding. A block whose target rows are split
+/// across ranks reports the whole block's numbers on every rank; one split by target columns, its
+/// rank's columns.
 struct projection_info {
   std::string_view block;
   std::size_t index;
   family kind;
   index_t rank;
-  double gradient_norm;     ///< |g| before
-  double projected_norm;    ///< |g| after
-  double removed_fraction;  ///< |g_before - g_after| / |g_before|
+  double gradient_norm;     ///< |g|
+  double projected_norm;    ///< |g_after|
+  double removed_fraction;  ///< |(1 - s) g + U r| / |g|, what the rule removed (0 if g was not written)
   double cosine_before;     ///< |U^T g| / |g|, the cosine between g and the subspace
-  double cosine_after;      ///< the same after projection (0 for `orthogonal`)
-  double scale;             ///< factor the whole gradient was scaled by (threshold mode)
+  double cosine_after;      ///< |U^T g_after| / |g_after|, the same after projection
+  double scale;             ///< s, the factor the whole gradient was scaled by (threshold mode)
 };
 
 struct non_finite_info {

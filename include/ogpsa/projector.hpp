@@ -141,9 +141,9 @@ class projector {
     OGPSA_REQUIRE(estimator_.supports(kind), invalid_argument, where,
                   Estimator::name << " does not support " << kind << " blocks (block '" << name
                                   << "')");
-    OGPSA_REQUIRE(kind == family::flat || !rule_.scales_gradient(), invalid_argument, where,
-                  Rule::name << " in this mode scales whole gradients and applies to flat blocks "
-                             "only; block '" << name << "' is " << kind);
+    OGPSA_REQUIRE(rule_.supports(kind), invalid_argument, where,
+                  Rule::name << " supports " << detail::supported_families(rule_) << " only; block '" << name
+                             << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
     block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0,
             std::nullopt};
@@ -632,6 +632,10 @@ class projector {
         backend_type::coefficients_all(exec_, std::span<task>(shared_), workspace_, diagnostics);
         reducer_.sum(workspace_.template packed_coefficients<accumulator>());
         backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
+        if constexpr (diagnostics) {  // each rank measured its rows of the projected blocks
+          reducer_.sum(workspace_.template packed_measurements<accumulator>());
+          backend_type::measure_all(exec_, std::span<task>(shared_), workspace_);
+        }
       }
     backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
   }
@@ -724,25 +728,19 @@ class projector {
       detail::notify_projection(describe(b, i, stats), callbacks...);
   }
 
+  /// The backend's measures as norms and cosines (0 where the norm they divide by is 0).
   static projection_info describe(const block& b, std::size_t i, const projection_stats& st) {
-    const double g2 = st.gradient_sq, s = st.scale;
-    const double after2 =
-        st.changed ? std::max(0.0, s * s * g2 - 2 * s * st.removed_dot + st.removed_sq) : g2;
-    const double removed2 =
-        st.changed ? std::max(0.0, (1 - s) * (1 - s) * g2 + 2 * (1 - s) * st.removed_dot + st.removed_sq)
-                   : 0.0;
-    const double norm = std::sqrt(g2), after = std::sqrt(after2);
-    const double remaining2 = st.changed ? st.remaining_coefficient_sq : st.coefficient_sq;
+    const double norm = std::sqrt(st.gradient_sq), after = std::sqrt(st.projected_sq);
     return projection_info{b.name,
                            i,
                            b.kind,
                            b.basis->rank(),
                            norm,
                            after,
-                           norm > 0 ? std::sqrt(removed2) / norm : 0.0,
+                           norm > 0 ? std::sqrt(st.removed_sq) / norm : 0.0,
                            norm > 0 ? std::sqrt(st.coefficient_sq) / norm : 0.0,
-                           after > 0 ? std::sqrt(remaining2) / after : 0.0,
-                           s};
+                           after > 0 ? std::sqrt(st.remaining_coefficient_sq) / after : 0.0,
+                           st.scale};
   }
 
   std::optional<subspace_type> restored(const block& b, const block_state<basis_type>& s) {

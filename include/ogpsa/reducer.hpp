@@ -9,7 +9,9 @@
 /// What a communicating reducer sums, and when:
 /// - `projector::project()`: the coefficients U^T x of every block whose target rows are split
 ///   across ranks (`ogpsa/sharding.hpp`), packed into one buffer, plus their |x|^2 when a callback
-///   wants diagnostics: one collective per call, none when no block has split target rows.
+///   wants diagnostics: one collective per call, none when no block has split target rows. With
+///   diagnostics a second one sums what each rank measured of its projected rows (U^T x and
+///   |x|^2 after), so that every rank reports the whole block's numbers.
 ///   Replicated blocks (DDP: the gradient was already all-reduced) and blocks split by target
 ///   columns add nothing.
 /// - `projector::finish_reference_pass()`: the Gram matrices, norms and dot products of sharded

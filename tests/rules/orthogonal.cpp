@@ -12,3 +12,8 @@ TEST_CASE_TEMPLATE("orthogonal removes every coefficient and never scales", T, f
   CHECK(c[2] == T(2));
   CHECK_FALSE(ogpsa::orthogonal{}.scales_gradient());
 }
+
+TEST_CASE("orthogonal supports every family") {
+  for (ogpsa::family f : {ogpsa::family::flat, ogpsa::family::left, ogpsa::family::right})
+    CHECK(ogpsa::orthogonal{}.supports(f));
+}

@@ -15,6 +15,12 @@ TEST_CASE_TEMPLATE("soft removes the fraction alpha of each coefficient", T, flo
   CHECK(c[1] == T(1));
 }
 
+TEST_CASE("soft supports every family and never scales") {
+  for (ogpsa::family f : {ogpsa::family::flat, ogpsa::family::left, ogpsa::family::right})
+    CHECK(ogpsa::soft{.alpha = 0.5}.supports(f));
+  CHECK_FALSE(ogpsa::soft{.alpha = 0.5}.scales_gradient());
+}
+
 TEST_CASE("alpha outside [0, 1] is rejected with its value") {
   CHECK_NOTHROW(ogpsa::soft{.alpha = 0.0}.validate());
   CHECK_NOTHROW(ogpsa::soft{.alpha = 1.0}.validate());

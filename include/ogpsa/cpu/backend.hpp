@@ -79,6 +79,13 @@ struct backend {
     std::span<Acc> packed_coefficients() {
       return get<Acc>().coefficients;
     }
+    /// The measures `update_all` packed with diagnostics: for every task in order U^T x_after
+    /// (k x n, column-major; zeros for a task it did not write), then one |x_after|^2 per task.
+    /// A distributed run sums them across ranks, then calls `measure_all`.
+    template <class Acc>
+    std::span<Acc> packed_measurements() {
+      return get<Acc>().measurements;
+    }
   };
 
   template <class T>
@@ -410,12 +417,24 @@ struct backend {
   }
 
   /// The second half of `project_all`, for the same tasks and diagnostics flag: applies the rule
-  /// to the packed coefficients and writes x <- s x - U r, filling each task's stats.
+  /// to the packed coefficients and writes x <- s x - U r, filling each task's stats. With
+  /// diagnostics it measures what it wrote (`ws.packed_measurements<Acc>()`); the stats are this
+  /// process's measures, the whole block's unless its target rows are split across ranks.
+  /// \throws invalid_argument for a rule that scales gradients and a target of several columns.
   template <class Basis, class G, class Rule>
   static void update_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
                          const Rule& rule, workspace& ws, bool diagnostics) {
     using acc = accumulator_t<G, Basis>;
     detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), diagnostics).update(exec, rule);
+  }
+
+  /// After `update_all` with diagnostics on the same tasks, and a sum of
+  /// `ws.packed_measurements<Acc>()` across the ranks that share the tasks' target rows: forms
+  /// each task's measured stats (|x_after|^2, |U^T x_after|^2) from those sums.
+  template <class Basis, class G>
+  static void measure_all(execution&, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, workspace& ws) {
+    using acc = accumulator_t<G, Basis>;
+    detail::many_block_projection<acc, Basis, G>(tasks, ws.template get<acc>(), true).measure();
   }
 };
 

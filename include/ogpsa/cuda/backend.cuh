@@ -581,8 +581,9 @@ struct backend {
   }
 
   /// Projects every task's target with its basis in a constant number of launches and fills each
-  /// task's stats: `finite` and `changed` always, the squared norms and scale with
-  /// `diagnostics`. Flat blocks accumulate in `accumulator_t<G, Basis>`; matrix-side blocks run
+  /// task's stats: `finite` and `changed` always, the squared norms and scale with `diagnostics`
+  /// (the numbers after the update measured by the coefficient pass run once more over what was
+  /// written, and the call then waits for them). Flat blocks accumulate in `accumulator_t<G, Basis>`; matrix-side blocks run
   /// as cuBLAS GEMMs in the gradient's type with fp32 accumulation (bf16/fp16 on the tensor
   /// cores, with operands the gradient type cannot hold exactly split into two parts; fp32 on
   /// the tensor cores only with `matrix_math::tf32`). A block whose rule removes nothing, or
@@ -650,8 +651,8 @@ struct backend {
       const detail::projection_record& r = records[s];
       stats.gradient_sq = r.gradient_sq;
       stats.coefficient_sq = r.coefficient_sq;
-      stats.removed_dot = r.removed_dot;
       stats.removed_sq = r.removed_sq;
+      stats.projected_sq = r.projected_sq;
       stats.remaining_coefficient_sq = r.remaining_coefficient_sq;
       stats.scale = r.scale;
     }

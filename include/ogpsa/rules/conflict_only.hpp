@@ -6,12 +6,11 @@
 
 #include "ogpsa/config.hpp"
 #include "ogpsa/error.hpp"
+#include "ogpsa/family.hpp"
 
 namespace ogpsa {
 
-/// Removes only conflicting components. Estimators orient every basis direction u_i along the
-/// reference gradients, so a safety step -g raises a reference loss to first order exactly when
-/// u_i^T g < 0; those components are removed and the agreeing ones kept.
+/// Removes only conflicting components, on flat blocks.
 ///
 /// Two modes:
 /// - `per_direction` (default): g <- g - sum over {i : u_i^T g < 0} of (u_i^T g) u_i, any rank.
@@ -19,8 +18,24 @@ namespace ogpsa {
 ///   cos(g, b) < 0 removes the b component; cos > 0 scales the whole gradient by `base_scale`;
 ///   cos == 0 leaves g unchanged. With two or more directions, `several_directions` says what
 ///   happens: `fallback::project`, the plain orthogonal projection (the published SFT trainer), or
-///   `fallback::unchanged`, the gradient is left as it is (the published DPO trainer). Scaling the
-///   whole gradient makes this mode apply to flat blocks only.
+///   `fallback::unchanged`, the gradient is left as it is (the published DPO trainer).
+///
+/// What `per_direction` guarantees, to first order: let r be the gradient of a reference loss,
+/// lying in the subspace with nonnegative coordinates a_i = u_i^T r. The projected step
+/// -lr P(g) changes that loss by -lr r^T P(g), and
+///     r^T P(g) = sum_i a_i max(u_i^T g, 0) >= 0,
+/// so it never raises it, whatever g. Every estimator orients each u_i along the sum of the
+/// reference gradients it was fed (sum_j u_i^T r_j >= 0), so this holds for the loss whose
+/// gradient is that sum as soon as the reference gradients lie in the subspace: `mean_gradient`
+/// with one reference set, or a rank at least theirs. (The threshold mode keeps the first-order
+/// property of its one direction when it removes, and scales by a nonnegative factor otherwise; with
+/// `fallback::unchanged` and two or more directions it keeps none, as the published DPO trainer.)
+///
+/// Flat blocks only (`supports`): on a matrix-side block the sign test would apply to each target
+/// vector (column of G, or row for `right`) separately, while the reference loss sums over all of
+/// them, and the coordinates of a reference gradient's columns in the basis take either sign
+/// column by column (the basis is oriented along their sum only): removing u_i^T g_j < 0 in every
+/// column no longer implies the sum over columns cannot rise, so add_block refuses such blocks.
 ///
 /// The threshold mode counts directions of the basis, not reference sets: a second set parallel
 /// to the first (always so in a one-element tensor) adds no direction, so the one-direction rule
@@ -54,6 +69,8 @@ struct conflict_only {
                   "ogpsa::conflict_only::validate",
                   "base_scale must be finite and >= 0, got " << base_scale);
   }
+  /// Flat blocks only, in both modes (see above).
+  constexpr bool supports(family f) const noexcept { return f == family::flat; }
   constexpr bool scales_gradient() const noexcept { return behaviour == mode::threshold; }
 
   template <class T>

@@ -3,6 +3,7 @@
 /// The hard projection rule: remove the whole component in the subspace.
 
 #include "ogpsa/config.hpp"
+#include "ogpsa/family.hpp"
 
 namespace ogpsa {
 
@@ -15,6 +16,7 @@ struct orthogonal {
   static constexpr const char* name = "orthogonal";
 
   void validate() const noexcept {}
+  constexpr bool supports(family) const noexcept { return true; }
   constexpr bool scales_gradient() const noexcept { return false; }
 
   template <class T>

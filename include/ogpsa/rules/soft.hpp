@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ogpsa/config.hpp"
+#include "ogpsa/family.hpp"
 #include "ogpsa/error.hpp"
 
 namespace ogpsa {
@@ -24,6 +25,7 @@ struct soft {
     OGPSA_REQUIRE(alpha >= 0.0 && alpha <= 1.0, invalid_argument, "ogpsa::soft::validate",
                   "alpha must be in [0, 1], got " << alpha);
   }
+  constexpr bool supports(family) const noexcept { return true; }
   constexpr bool scales_gradient() const noexcept { return false; }
 
   template <class T>

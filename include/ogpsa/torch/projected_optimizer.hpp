@@ -112,7 +112,7 @@ enum class placement {
 /// | option     | type             | default  | meaning |
 /// |------------|------------------|----------|---------|
 /// | `where`    | `placement`      | gradient | what the projection acts on |
-/// | `families` | `family_chooser` | empty    | each parameter's family; empty: `right_for_matrices` when the estimator supports right blocks and the rule does not scale whole gradients, else `flat_blocks` |
+/// | `families` | `family_chooser` | empty    | each parameter's family; empty: `right_for_matrices` when the estimator and the rule support right blocks, else `flat_blocks` |
 struct projection_options {
   placement where = placement::gradient;
   family_chooser families = {};
@@ -324,7 +324,7 @@ class projected_optimizer {
 
   family_chooser default_families() const {
     const bool matrix_side =
-        projector_.estimator().supports(family::right) && !projector_.rule().scales_gradient();
+        projector_.estimator().supports(family::right) && projector_.rule().supports(family::right);
     return matrix_side ? family_chooser(right_for_matrices) : family_chooser(flat_blocks);
   }
 

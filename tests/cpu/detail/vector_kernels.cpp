@@ -63,6 +63,30 @@ TEST_CASE_TEMPLATE_DEFINE("update_rows writes s g - U r, rounded once to the gra
 }
 TEST_CASE_TEMPLATE_APPLY(update, t::element_pairs);
 
+TEST_CASE_TEMPLATE_DEFINE("update_and_measure_rows writes what update_rows writes and measures it", P, measure) {
+  using G = typename P::first_type;
+  using B = typename P::second_type;
+  using A = ogpsa::accumulator_t<G, B>;
+  for (index_t d : sizes)
+    for (index_t rank : {index_t{1}, index_t{9}, index_t{33}}) {
+      CAPTURE(d);
+      CAPTURE(rank);
+      t::matrix<G> plain = t::random_matrix<G>(d, 1, 3);
+      t::matrix<G> measured = plain;
+      const t::matrix<B> u = t::random_matrix<B>(d, rank, 4);
+      const t::matrix<A> r = t::random_matrix<A>(rank, 1, 5);
+      k::update_rows<A>(plain.data(), u.data(), d, rank, r.data(), A(0.5), 0, d);
+      std::vector<double> sums(static_cast<std::size_t>(rank + 1), 0.0);
+      k::update_and_measure_rows<A>(measured.data(), u.data(), d, rank, r.data(), A(0.5), 0, d, sums.data());
+      CHECK(t::same_bits(measured, plain));
+      // The measures of the values written, as the dot products of a separate pass would sum them.
+      std::vector<double> expected(sums.size(), 0.0);
+      k::accumulate_dots<A>(plain.data(), u.data(), d, rank, 0, d, expected.data(), true);
+      CHECK(sums == expected);
+    }
+}
+TEST_CASE_TEMPLATE_APPLY(measure, t::element_pairs);
+
 TEST_CASE("row ranges that start at chunk boundaries give bit-identical sums and updates") {
   const index_t d = 5 * k::chunk_rows + 3, rank = 11, split = 2 * k::chunk_rows;
   const t::matrix<float> u = t::random_matrix<float>(d, rank, 6);

@@ -167,8 +167,8 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     plan.build<bfloat16, float>(tasks, diagnostics, "test");
     const plan_layout& l = plan.layout();
     const std::vector<std::size_t> starts{l.reduce, l.slots, l.bases, l.groups, l.member_slot, l.member_basis,
-                                          l.member_update, l.member_target, l.member_coefficients, l.packed,
-                                          l.partials, l.halves, l.work, l.update_operand, l.basis_operand, l.scales,
+                                          l.member_update, l.member_target, l.member_coefficients,
+                                          l.member_measures, l.packed, l.measures, l.partials, l.halves, l.work, l.update_operand, l.basis_operand, l.scales,
                                           l.compact_basis, l.compact_update, l.compact_target, l.records};
     for (std::size_t i = 0; i < starts.size(); ++i) {
       CHECK(starts[i] % 256 == 0);
@@ -176,6 +176,9 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     }
     CHECK(l.blob == l.packed);  // the descriptors come first, and only they are uploaded
     CHECK(l.packed_count == 3 + 2 * 8 * 32 + (diagnostics ? 3 : 0));
+    // The measures after the update, in the packed layout: with diagnostics only.
+    CHECK(l.measures == l.packed + region_layout::round_up(l.packed_count * sizeof(float)));
+    CHECK(l.partials == l.measures + (diagnostics ? region_layout::round_up(l.packed_count * sizeof(float)) : 0));
     CHECK(l.flags == l.records + 3 * sizeof(projection_record));
     CHECK(l.total >= l.flags + 3);
     CHECK(plan.result_bytes() == (diagnostics ? 3 * sizeof(projection_record) + 3 : 3));
@@ -192,12 +195,13 @@ TEST_CASE("packed coefficients follow task order, empty tasks included, then one
                                       flat_task(gradients, 100, bases, 2), flat_task(gradients, 9, bases, 0)};
   projection_plan plan;
   plan.build<float, float>(tasks, true, "test");
-  REQUIRE(plan.slots() == 2);
+  REQUIRE(plan.slots() == 3);  // the empty basis gets a slot for its norm
   CHECK(plan.slot_entries()[0].packed == 0);
   CHECK(plan.slot_entries()[1].packed == 8 * 32 + 4);  // after the empty block's four zeros
   CHECK(plan.layout().packed_count == 8 * 32 + 4 + 2 + 4);
   CHECK(plan.slot_entries()[0].norm == 8 * 32 + 4 + 2 + 0);
   CHECK(plan.slot_entries()[1].norm == 8 * 32 + 4 + 2 + 2);
+  CHECK(plan.slot_entries()[2].norm == 8 * 32 + 4 + 2 + 3);
   CHECK(plan.slot_entries()[0].halves == -1);  // a whole float basis: the GEMM writes packed directly
   CHECK(plan.tasks() == 4);
   CHECK(plan.accumulator_bytes() == sizeof(float));
@@ -214,6 +218,7 @@ TEST_CASE("descriptors point into the workspace at each block's offsets") {
   plan.fill<bfloat16, float>(blob.data(), device, tasks);
   const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
   const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
+  const auto* measures = reinterpret_cast<void* const*>(blob.data() + l.member_measures);
   const auto* targets = reinterpret_cast<void* const*>(blob.data() + l.member_target);
   const auto* built = reinterpret_cast<const basis_entry*>(blob.data() + l.bases);
   CHECK(members[0] == 0);
@@ -222,9 +227,45 @@ TEST_CASE("descriptors point into the workspace at each block's offsets") {
   const slot_entry& third = plan.slot_entries()[2];
   CHECK(third.halves == 2 * 8 * 32);  // a split basis: the GEMM's two halves go to scratch
   CHECK(coefficients[1] == reinterpret_cast<float*>(device + l.halves) + third.halves);
+  CHECK(measures[1] == coefficients[1]);  // measured through the same scratch
   CHECK(third.work == 2 * 8 * 32 + 2 * 2);
   CHECK(third.packed == 8 * 32 + 2);
   CHECK(built[1].operand == reinterpret_cast<bfloat16*>(device + l.basis_operand) + 64 * 3 * 8);
   CHECK(built[1].rows == 64);
   CHECK(built[1].k == 8);
+}
+
+TEST_CASE("with diagnostics, an empty basis gets a reduction of its norm alone, whatever the target's shape") {
+  const std::vector<block_task> tasks{flat_task(gradients, 100, bases, 0), matrix_task(gradients, 64, 32, bases, 0),
+                                      matrix_task(gradients, 64, 32, bases, 8)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, false, "test");
+  CHECK(plan.slots() == 1);
+  plan.build<float, float>(tasks, true, "test");
+  REQUIRE(plan.slots() == 3);
+  const auto& s = plan.slot_entries();
+  CHECK(s[0].matrix == 0);
+  CHECK(s[1].matrix == 0);  // no GEMM for a basis of no columns
+  CHECK(s[2].matrix == 1);
+  CHECK(plan.groups().size() == 1);
+  REQUIRE(plan.reduce().size() == 3);
+  CHECK(plan.reduce()[static_cast<std::size_t>(s[1].reduce)].k == 0);
+  CHECK(plan.reduce()[static_cast<std::size_t>(s[1].reduce)].values == 1);
+  CHECK(plan.reduce()[static_cast<std::size_t>(s[1].reduce)].inner * plan.reduce()[static_cast<std::size_t>(s[1].reduce)].outer == 64 * 32);
+}
+
+TEST_CASE("the measures' GEMMs write the measures where the coefficients' GEMMs write the coefficients") {
+  const std::vector<block_task> tasks{flat_task(gradients, 100, bases, 2), matrix_task(gradients, 64, 32, bases, 8)};
+  projection_plan plan;
+  plan.build<float, float>(tasks, true, "test");
+  const plan_layout& l = plan.layout();
+  std::vector<std::byte> blob(l.blob);
+  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
+  plan.fill<float, float>(blob.data(), device, tasks);
+  const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
+  const auto* measures = reinterpret_cast<void* const*>(blob.data() + l.member_measures);
+  const slot_entry& matrix = plan.slot_entries()[1];
+  CHECK(matrix.halves == -1);
+  CHECK(coefficients[0] == reinterpret_cast<float*>(device + l.packed) + matrix.packed);
+  CHECK(measures[0] == reinterpret_cast<float*>(device + l.measures) + matrix.packed);
 }

@@ -13,7 +13,11 @@
 ///   packed, with |X|^2 when diagnostics are on, into one buffer;
 /// - `update`: each block's packed coefficients are checked for NaN/Inf and turned by the rule
 ///   into the coefficients to remove and a scale per column; then members take equal shares of
-///   the bytes moved and write X <- X diag(s) - U R.
+///   the bytes moved and write X <- X diag(s) - U R. With diagnostics, each tile is measured right
+///   after it is written, while it is in cache: U^T X and |X|^2 of the values written (a flat
+///   tile chunk by chunk, along with its update; a matrix tile by one more thin product), then
+///   each block's partial sums are added in tile order and packed like the coefficients, which a
+///   distributed run may all-reduce before `measure` forms the statistics from them.
 ///
 /// Tiles depend on the shapes only, so every sum is formed in the same order whatever the number
 /// of threads: results are bit-identical on 1 thread or 64.
@@ -86,6 +90,10 @@ struct projection_workspace {
   std::vector<std::vector<A>> panels;  ///< per team member: converted 16-bit GEMM operands
   std::vector<packed_basis<A>> packs;     ///< per team member: the basis its tiles last used, packed
   std::vector<packed_scratch<A>> scratch;  ///< per team member: the packed kernels' buffers
+  /// With diagnostics, the measures of the update, packed as the coefficients are: for every task
+  /// U^T X_after (k x n, zeros for a task that was not written), then one |X_after|^2 per task.
+  std::vector<A> measurements;
+  std::vector<packed_basis<A>> measure_packs;  ///< per team member: the basis packed for the measures
 };
 
 /// The projection of a span of tasks whose bases hold `Basis` and targets `G`, accumulating in `A`.
@@ -115,17 +123,33 @@ class many_block_projection {
   }
 
   /// Applies the rule to the packed coefficients (as `coefficients` left them, or all-reduced
-  /// since) and writes every target, filling each task's stats.
+  /// since) and writes every target, filling each task's stats (with diagnostics, from this
+  /// rank's measures: see `measure`).
+  /// \throws invalid_argument for a rule that scales gradients and a target of several columns
+  ///         (such rules act on one vector per block), before anything is written.
   template <class Rule>
   void update(const execution& exec, const Rule& rule) {
-    run_team(team_size(exec, ws_.update_bytes.back()), [&](int member, int members) {
+    check_scaling(rule);
+    const int threads = team_size(exec, ws_.update_bytes.back());
+    if (diagnostics_) prepare_measurements(threads);
+    run_team(threads, [&](int member, int members) {
       ws_.packs[static_cast<std::size_t>(member)].forget();
       const auto [first_task, end_task] = share(ws_.task_work, member, members);
       for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
       team_barrier();
       const auto [first_tile, end_tile] = share(ws_.update_bytes, member, members);
       for (std::size_t t = first_tile; t < end_tile; ++t) update_tile(ws_.tiles[t], member);
+      if (!diagnostics_) return;
+      team_barrier();
+      for (std::size_t i = first_task; i < end_task; ++i) gather_measurements(i);
     });
+  }
+
+  /// Forms each task's measured stats (|X_after|^2 and |U^T X_after|^2) from `ws.measurements`, as
+  /// `update` packed them or as summed across ranks since. A task that was not written keeps
+  /// what its coefficients say.
+  void measure() {
+    for (std::size_t i = 0; i < tasks_.size(); ++i) finish_measurement(i);
   }
 
  private:
@@ -156,7 +180,8 @@ class many_block_projection {
       layout.coefficients = coefficients;
       layout.columns = columns;
       layout.first_tile = ws_.tiles.size();
-      if (u.cols() > 0 && t.target.size() > 0) add_tiles(i, u.cols(), partials);
+      // Without a basis nothing is removed, but diagnostics still report |X|.
+      if (t.target.size() > 0 && (u.cols() > 0 || diagnostics_)) add_tiles(i, u.cols(), partials);
       layout.end_tile = ws_.tiles.size();
       coefficients += u.cols() * t.target.cols;
       columns += t.target.cols;
@@ -211,39 +236,41 @@ class many_block_projection {
                          diagnostics_);
       return;
     }
+    tile_products(tl, member, ws_.packs, coefficient_block(tl.task, tl.begin, tl.end).data(),
+                  diagnostics_ ? partial : nullptr);
+  }
+
+  /// C = U^T X for the columns of a multi-column tile, into `c` (k x columns, column-major), and
+  /// |X|^2 added to `*squares` unless it is null; by the packed kernels where they apply (see
+  /// `packs_targets`, with the basis packed by rows in `packs`), else by Eigen's GEMM.
+  void tile_products(const tile& tl, int member, std::vector<packed_basis<A>>& packs, A* c, double* squares) {
+    const target_ref& x = tasks_[tl.task].target;
+    const basis_matrix& u = *tasks_[tl.task].basis;
+    const index_t columns = tl.end - tl.begin;
     if constexpr (packs_targets) {
-      if (t.target.column_major()) {
-        coefficients_packed(tl, member, partial);
+      if (x.column_major()) {
+        const A* first = x.data + tl.begin * x.col_stride;
+        packed_coefficients(member_pack(packs, member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride,
+                            columns, c, u.cols(), member_scratch(member));
+        if (squares) *squares += column_squares(first, x.rows, x.col_stride, columns);
         return;
       }
     }
-    with_map(t.target, [&](auto& x) {
-      auto c = coefficient_block(tl.task, tl.begin, tl.end);
-      c.setZero();
-      for_panels(u, x.middleCols(tl.begin, tl.end - tl.begin), member,
-                 [&](const auto& up, const auto& xp) {
-                   gemm_serial(up.transpose(), xp, c, A(1));
-                   if (diagnostics_)
-                     for (index_t j = 0; j < xp.cols(); ++j)
-                       *partial += static_cast<double>(xp.col(j).squaredNorm());
-                 });
+    with_map(x, [&](auto& xm) {
+      Eigen::Map<dense<A>> cm(c, u.cols(), columns);
+      cm.setZero();
+      for_panels(u, xm.middleCols(tl.begin, columns), member, [&](const auto& up, const auto& xp) {
+        gemm_serial(up.transpose(), xp, cm, A(1));
+        if (squares) *squares += squares_by_vector(xp);
+      });
     });
   }
 
-  /// A tile's coefficients by the packed kernels (see `packs_targets`).
-  void coefficients_packed(const tile& tl, int member, double* partial) {
-    const target_ref& x = tasks_[tl.task].target;
-    const index_t k = tasks_[tl.task].basis->cols(), columns = tl.end - tl.begin;
-    const A* first = x.data + tl.begin * x.col_stride;
-    A* c = coefficient_block(tl.task, tl.begin, tl.end).data();
-    packed_coefficients(member_pack(member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride, columns, c,
-                        k, member_scratch(member));
-    if (diagnostics_) *partial += column_squares(first, x.rows, x.col_stride, columns);
-  }
-
-  /// Team member `member`'s pack of task `i`'s basis in layout `wanted`, packed if it is not yet.
-  packed_basis<A>& member_pack(int member, typename packed_basis<A>::layout wanted, std::size_t i) {
-    packed_basis<A>& pack = ws_.packs[static_cast<std::size_t>(member)];
+  /// Team member `member`'s entry of `packs`, holding task `i`'s basis in layout `wanted`, packed
+  /// if it does not yet.
+  packed_basis<A>& member_pack(std::vector<packed_basis<A>>& packs, int member, typename packed_basis<A>::layout wanted,
+                               std::size_t i) {
+    packed_basis<A>& pack = packs[static_cast<std::size_t>(member)];
     const basis_matrix& u = *tasks_[i].basis;
     pack.pack(wanted, i, u.data(), u.rows(), u.cols(), u.rows());
     return pack;
@@ -252,9 +279,18 @@ class many_block_projection {
   packed_scratch<A>& member_scratch(int member) { return ws_.scratch[static_cast<std::size_t>(member)]; }
 
   static double column_squares(const A* x, index_t rows, index_t stride, index_t cols) {
-    const map_of<dense<A>, const A> tile(x, rows, cols, Eigen::OuterStride<>(stride));
+    return squares_by_vector(map_of<dense<A>, const A>(x, rows, cols, Eigen::OuterStride<>(stride)));
+  }
+
+  /// |X|^2 of a matrix expression, contiguous vector by contiguous vector (its rows when it is
+  /// row-major: a column of it would be a strided walk), each in `A`, added up in double.
+  template <class M>
+  static double squares_by_vector(const M& x) {
     double sum = 0;
-    for (index_t j = 0; j < cols; ++j) sum += static_cast<double>(tile.col(j).squaredNorm());
+    if constexpr (M::IsRowMajor)
+      for (index_t i = 0; i < x.rows(); ++i) sum += static_cast<double>(x.row(i).squaredNorm());
+    else
+      for (index_t j = 0; j < x.cols(); ++j) sum += static_cast<double>(x.col(j).squaredNorm());
     return sum;
   }
 
@@ -343,7 +379,7 @@ class many_block_projection {
       stats.scale = static_cast<double>(scales[j]);
       stats.changed = stats.changed || scales[j] != A(1) || !c.col(j).isZero(0);
     }
-    if (diagnostics_) record(stats, original, c, scales);
+    if (diagnostics_) stats.removed_sq = removed_squares(stats.gradient_sq, original, c, scales);
   }
 
   template <class M>
@@ -353,16 +389,36 @@ class many_block_projection {
     return sum;
   }
 
-  /// The numbers `projection_info` is derived from, with r the removed and c the original
-  /// coefficients, column by column: <c, r>, |r|^2 and |s c - r|^2.
+  /// |(1 - s) X + U R|^2, what the rule removes, from the original coefficients C = U^T X, the
+  /// removed ones R and the scales s, column by column as two orthogonal parts: in the subspace
+  /// |(1 - s) c + r|^2, outside it (1 - s)^2 (|x|^2 - |c|^2). Only one-column targets scale
+  /// (`check_scaling`), so the second part needs |X|^2 alone; it is weighted by (1 - s)^2, so the
+  /// cancellation in |x|^2 - |c|^2 never matters for rules that scale or remove, not both.
   template <class M>
-  static void record(projection_stats& stats, const M& original, const M& removed, const A* scales) {
+  static double removed_squares(double gradient_sq, const M& original, const M& removed, const A* scales) {
+    double sum = 0;
     for (index_t j = 0; j < original.cols(); ++j) {
-      stats.removed_dot += static_cast<double>(original.col(j).dot(removed.col(j)));
-      stats.removed_sq += static_cast<double>(removed.col(j).squaredNorm());
-      stats.remaining_coefficient_sq +=
-          static_cast<double>((original.col(j) * scales[j] - removed.col(j)).squaredNorm());
+      const double s = static_cast<double>(scales[j]);
+      for (index_t i = 0; i < original.rows(); ++i) {
+        const double part = (1 - s) * static_cast<double>(original(i, j)) + static_cast<double>(removed(i, j));
+        sum += part * part;
+      }
     }
+    const double s = static_cast<double>(scales[0]);
+    if (original.cols() == 1 && s != 1)
+      sum += (1 - s) * (1 - s) * std::max(0.0, gradient_sq - squared_norm(original));
+    return sum;
+  }
+
+  /// \throws invalid_argument when the rule may scale whole gradients and a target has several
+  ///         columns, naming the first.
+  template <class Rule>
+  void check_scaling(const Rule& rule) const {
+    if (!rule.scales_gradient()) return;
+    for (std::size_t i = 0; i < tasks_.size(); ++i)
+      OGPSA_REQUIRE(tasks_[i].target.cols <= 1, invalid_argument, "ogpsa::cpu::backend::update_all",
+                    Rule::name << " in this mode scales whole gradients and applies to one-column targets only; task "
+                               << i << " has " << tasks_[i].target.cols << " columns");
   }
 
   void update_tile(const tile& tl, int member) {
@@ -372,26 +428,95 @@ class many_block_projection {
     const task_layout& layout = ws_.tasks[tl.task];
     const A* scales = ws_.scales.data() + layout.columns;
     if (layout.one_column) {
-      update_rows<A>(t.target.data, u.data(), u.rows(), u.cols(),
-                     ws_.coefficients.data() + layout.coefficients, scales[0], tl.begin, tl.end);
+      const A* r = ws_.coefficients.data() + layout.coefficients;
+      if (diagnostics_)
+        update_and_measure_rows<A>(t.target.data, u.data(), u.rows(), u.cols(), r, scales[0], tl.begin, tl.end,
+                                   ws_.partials.data() + tl.partial);
+      else
+        update_rows<A>(t.target.data, u.data(), u.rows(), u.cols(), r, scales[0], tl.begin, tl.end);
       return;
     }
     const auto r = coefficient_block(tl.task, tl.begin, tl.end);
     const A* s = scales + tl.begin;
-    if (!tile_changed(r, s)) return;
+    if (tile_changed(r, s)) write_tile(tl, r, s, member);
+    // Also the tiles left as they were: a rank's measures must be its whole part of the sums.
+    if (diagnostics_)
+      tile_products(tl, member, ws_.measure_packs, measurement_block(tl.task, tl.begin),
+                    ws_.partials.data() + tl.partial);
+  }
+
+  /// X <- X diag(s) - U R for the columns of a multi-column tile.
+  void write_tile(const tile& tl, const Eigen::Map<dense<A>>& r, const A* s, int member) {
+    const task& t = tasks_[tl.task];
     if constexpr (packs_targets) {
       if (t.target.column_major()) {
         update_packed(tl, r, s, member);
         return;
       }
     }
-    with_map(t.target, [&](auto& x) { update_columns(u, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
+    with_map(t.target,
+             [&](auto& x) { update_columns(*t.basis, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
+  }
+
+  // ---- the measures -----------------------------------------------------------------------------
+
+  /// Sizes the measures' buffers and clears the tiles' partial sums (the coefficients' partial
+  /// sums were packed already: the measures reuse them).
+  void prepare_measurements(int threads) {
+    ws_.measurements.resize(static_cast<std::size_t>(packed_) + tasks_.size());
+    if (ws_.measure_packs.size() < static_cast<std::size_t>(threads))
+      ws_.measure_packs.resize(static_cast<std::size_t>(threads));
+    for (auto& pack : ws_.measure_packs) pack.forget();
+    std::fill(ws_.partials.begin(), ws_.partials.end(), 0.0);
+  }
+
+  /// Where the measured U^T X_after of task i's columns from `first` on lies.
+  A* measurement_block(std::size_t i, index_t first) {
+    return ws_.measurements.data() + ws_.tasks[i].coefficients + first * tasks_[i].basis->cols();
+  }
+
+  /// Adds a task's measured partial sums in tile order and packs them (zeros for a task that was
+  /// not written), then forms its stats.
+  void gather_measurements(std::size_t i) {
+    const task_layout& layout = ws_.tasks[i];
+    const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
+    A* packed = measurement_block(i, 0);
+    A& squares = ws_.measurements[static_cast<std::size_t>(packed_) + i];
+    const projection_stats& stats = tasks_[i].stats;
+    if (!stats.finite || !stats.changed) {
+      std::fill(packed, packed + k * n, A(0));
+      squares = A(0);
+    } else {
+      const index_t width = layout.one_column ? k + 1 : 1;
+      double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
+      for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
+        const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
+        for (index_t j = 0; j < width; ++j) total[j] += partial[j];
+      }
+      if (layout.one_column)
+        for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
+      squares = static_cast<A>(total[width - 1]);
+    }
+    finish_measurement(i);
+  }
+
+  void finish_measurement(std::size_t i) {
+    projection_stats& stats = tasks_[i].stats;
+    if (!stats.finite) return;
+    if (!stats.changed) {
+      stats.projected_sq = stats.gradient_sq;
+      stats.remaining_coefficient_sq = stats.coefficient_sq;
+      return;
+    }
+    const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
+    stats.projected_sq = static_cast<double>(ws_.measurements[static_cast<std::size_t>(packed_) + i]);
+    stats.remaining_coefficient_sq = squared_norm(Eigen::Map<const dense<A>>(measurement_block(i, 0), k, n));
   }
 
   /// X <- X diag(s) - U R for a tile's columns, by the packed kernels (see `packs_targets`).
   void update_packed(const tile& tl, const Eigen::Map<dense<A>>& r, const A* s, int member) {
     const target_ref& x = tasks_[tl.task].target;
-    const packed_basis<A>& pack = member_pack(member, packed_basis<A>::layout::panels, tl.task);
+    const packed_basis<A>& pack = member_pack(ws_.packs, member, packed_basis<A>::layout::panels, tl.task);
     packed_update(pack, x.data + tl.begin * x.col_stride, x.col_stride, tl.end - tl.begin, r.data(), r.rows(), s,
                   member_scratch(member));
   }

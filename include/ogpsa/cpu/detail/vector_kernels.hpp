@@ -2,7 +2,7 @@
 /// \file
 /// The two kernels of a one-column projection (a flat block, or any target with one column):
 /// all k dot products of a row range in one pass over the gradient, and the update of a row range
-/// in one pass. Together they move the minimal traffic, (3 + 2k) elements per row: g and U read
+/// in one pass (with diagnostics, measuring what it wrote chunk by chunk). Together they move the minimal traffic, (3 + 2k) elements per row: g and U read
 /// once for the coefficients; U and g read and g written once for the update.
 ///
 /// Rows go in chunks; within a chunk, up to `column_group` basis columns stream together with the
@@ -134,6 +134,19 @@ void update_rows(G* g, const B* u, index_t ld, index_t k, const A* r, A s, index
     with_constant<column_group>(k - j, [&](auto columns) {
       chunk_update<decltype(columns)::value>(partial, A(1), x, n, chunk + j * ld, ld, r + j);
     });
+  }
+}
+
+/// `update_rows`, measuring what it writes: for rows [begin, end), g <- s g - U r, then
+/// sums[j] += U(:, j)^T g for j < k and sums[k] += g^T g over the values written, chunk by chunk
+/// while the chunk is in cache. Writes the same values as `update_rows`.
+template <class A, class G, class B>
+void update_and_measure_rows(G* g, const B* u, index_t ld, index_t k, const A* r, A s, index_t begin,
+                             index_t end, double* sums) {
+  for (index_t row = begin; row < end; row += chunk_rows) {
+    const index_t last = std::min(end, row + chunk_rows);
+    update_rows<A>(g, u, ld, k, r, s, row, last);
+    accumulate_dots<A>(g, u, ld, k, row, last, sums, true);
   }
 }
 

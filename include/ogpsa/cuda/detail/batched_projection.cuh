@@ -9,7 +9,9 @@
 ///   of the per-block flags (plus the diagnostics records when asked for) to the host, then the
 ///   flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
 ///   the matrix-side update GEMMs for the blocks that changed, and returns with that work in
-///   flight on the stream.
+///   flight on the stream. With diagnostics it then measures what was written (the reduction,
+///   GEMMs and packing of the coefficients once more, into the measures) and waits for the
+///   records.
 
 #include <algorithm>
 #include <cstdint>
@@ -43,7 +45,9 @@ struct plan_regions {
         member_update(reinterpret_cast<const void* const*>(base + l.member_update)),
         member_target(reinterpret_cast<void* const*>(base + l.member_target)),
         member_coefficients(reinterpret_cast<void* const*>(base + l.member_coefficients)),
+        member_measures(reinterpret_cast<void* const*>(base + l.member_measures)),
         packed(reinterpret_cast<Acc*>(base + l.packed)),
+        measures(reinterpret_cast<Acc*>(base + l.measures)),
         partials(reinterpret_cast<Acc*>(base + l.partials)),
         halves(reinterpret_cast<Acc*>(base + l.halves)),
         work(reinterpret_cast<Acc*>(base + l.work)),
@@ -65,7 +69,9 @@ struct plan_regions {
   const void* const* member_update;
   void* const* member_target;
   void* const* member_coefficients;
+  void* const* member_measures;
   Acc* packed;
+  Acc* measures;
   Acc* partials;
   Acc* halves;
   Acc* work;
@@ -79,10 +85,11 @@ struct plan_regions {
   std::uint8_t* flags;
 };
 
-/// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, into the packed
-/// coefficients (or the halves' scratch).
+/// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, where `out` points
+/// (the packed coefficients or measures, or the halves' scratch).
 template <class G, class B>
-void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, const char* where) {
+void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, void* const* out,
+                       const char* where) {
   using gemm = gemm_plan<G, B>;
   using scalar = typename gemm::cublas_accumulator;
   using E = typename gemm::gemm_type;
@@ -95,7 +102,7 @@ void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_
     gemm_batched(exec, CUBLAS_OP_T, sh.row_major ? CUBLAS_OP_T : CUBLAS_OP_N, height, sh.cols, sh.rows, &one,
                  batched_operand{r.member_basis + first, data_type<E>(), sh.rows},
                  batched_operand{reinterpret_cast<const void* const*>(r.member_target + first), data_type<G>(), sh.ld},
-                 &zero, r.member_coefficients + first, data_type<typename gemm::accumulator>(), height, members.count,
+                 &zero, out + first, data_type<typename gemm::accumulator>(), height, members.count,
                  compute_type<E>(exec.math()), where);
   }
 }
@@ -130,6 +137,38 @@ void update_gemms(execution& exec, const projection_plan& plan, const plan_regio
   }
 }
 
+/// U^T x (and |x|^2 with diagnostics) of every block into `packed`: the flat reduction, the
+/// matrix-side GEMMs writing where `gemm_out` points, and the packing.
+template <class G, class B>
+void reduce_and_pack(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, void* const* gemm_out,
+                     typename plan_regions<G, B>::Acc* packed, const char* where) {
+  const cudaStream_t stream = exec.stream();
+  if (plan.total_chunks() > 0) {
+    reduce_kernel<G, B, typename plan_regions<G, B>::Acc><<<static_cast<unsigned>(plan.total_chunks()), block_threads, 0, stream>>>(
+        r.reduce, static_cast<int>(plan.reduce().size()), r.partials);
+    check_launch(where, "ogpsa's projection reduction kernel");
+  }
+  coefficient_gemms(exec, plan, r, gemm_out, where);
+  pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
+      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.halves, packed);
+  check_launch(where, "ogpsa's coefficient packing kernel");
+}
+
+/// With diagnostics, after the update: the measures of every block as written, then each written
+/// block's record completed from them and all records copied to the host (waited for).
+template <class G, class B>
+void measure_blocks(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, std::byte* results,
+                    const char* where) {
+  const cudaStream_t stream = exec.stream();
+  reduce_and_pack(exec, plan, r, r.member_measures, r.measures, where);
+  measure_kernel<<<static_cast<unsigned>(plan.slots()), block_threads, 0, stream>>>(r.slots, r.measures, r.flags,
+                                                                                     r.records);
+  check_launch(where, "ogpsa's projection measure kernel");
+  OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(results, r.records, plan.slots() * sizeof(projection_record),
+                                          cudaMemcpyDeviceToHost, stream));
+  OGPSA_CUDA_CHECK(where, cudaStreamSynchronize(stream));
+}
+
 /// Phase one over `ws.tasks`: plans, uploads, and leaves the packed coefficients on the stream.
 template <class G, class B>
 void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const char* where) {
@@ -155,15 +194,7 @@ void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const
     build_basis_kernel<G, B><<<dim3(128, bases), block_threads, 0, stream>>>(r.bases, static_cast<int>(plan.built_bases()));
     check_launch(where, "ogpsa's basis operand kernel");
   }
-  if (plan.total_chunks() > 0) {
-    reduce_kernel<G, B, typename plan_regions<G, B>::Acc><<<static_cast<unsigned>(plan.total_chunks()), block_threads, 0, stream>>>(
-        r.reduce, static_cast<int>(plan.reduce().size()), r.partials);
-    check_launch(where, "ogpsa's projection reduction kernel");
-  }
-  coefficient_gemms(exec, plan, r, where);
-  pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.halves, r.packed);
-  check_launch(where, "ogpsa's coefficient packing kernel");
+  reduce_and_pack(exec, plan, r, r.member_coefficients, r.packed, where);
 }
 
 /// Phase two, after `coefficients_blocks` on the same tasks and workspace. Returns the host copy
@@ -210,6 +241,7 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   OGPSA_CUDA_CHECK(where, cudaEventSynchronize(ws.results_event()));
   const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (l.flags - plan.result_offset()));
   update_gemms(exec, plan, r, flags, where);
+  if (diagnostics) measure_blocks(exec, plan, r, results, where);
   return results;
 }
 

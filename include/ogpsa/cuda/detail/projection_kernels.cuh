@@ -10,7 +10,9 @@
 /// 4. `rule_kernel`: per target column, the rule applied (on the device, through its
 ///    `OGPSA_HOST_DEVICE apply`); `flags_kernel`: per block, the flags and diagnostics;
 /// 5. `compact_kernel`: the matrix-side blocks that need an update, per batched GEMM;
-/// 6. `update_kernel`: x <- s x - U r for every flat block that changed, in a second pass.
+/// 6. `update_kernel`: x <- s x - U r for every flat block that changed, in a second pass;
+/// 7. with diagnostics, kernels 1 and 3 once more over the projected blocks (their measures), and
+///    `measure_kernel`: per block, |x_after|^2 and |U^T x_after|^2 into its record.
 ///
 /// The packing and rule kernels run one block per chunk of `column_chunk` target columns, so
 /// the work of a wide matrix-side block spreads over the whole device.
@@ -212,11 +214,9 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
     sums[removed_any] += scale != Acc(1) ? 1.0 : 0.0;
     for (index_t i = 0; i < k; ++i) {
       const double removed = static_cast<double>(r[i]), original = static_cast<double>(r[k + i]);
-      const double remaining = original * static_cast<double>(scale) - removed;
+      const double part = (1 - static_cast<double>(scale)) * original + removed;
       sums[removed_any] += removed != 0 ? 1.0 : 0.0;
-      sums[removed_dot] += original * removed;
-      sums[removed_sq] += removed * removed;
-      sums[remaining_sq] += remaining * remaining;
+      sums[removed_sq] += part * part;
     }
     if (col == s.cols - 1) scales[slot] = scale;
     if (s.matrix) {
@@ -232,7 +232,9 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
 }
 
 /// One block per slot: its chunks' sums added in a fixed order, then the slot's flags and, with
-/// diagnostics, its record.
+/// diagnostics, its record: what the rule removes, |(1 - s) x + U r|^2, as its part in the
+/// subspace plus (1 - s)^2 (|x|^2 - |c|^2) outside it (only one-column slots scale), and the
+/// numbers of x itself as those after, which `measure_kernel` replaces for the slots written.
 template <class Acc>
 __global__ void __launch_bounds__(block_threads)
 flags_kernel(const slot_entry* slots, const Acc* packed, const Acc* scales, const double* chunk_sums,
@@ -250,9 +252,30 @@ flags_kernel(const slot_entry* slots, const Acc* packed, const Acc* scales, cons
   flags[blockIdx.x] = static_cast<std::uint8_t>((finite ? flag_finite : 0) | (changed ? flag_changed : 0));
   if (!diagnostics) return;
   const double scale = static_cast<double>(scales[blockIdx.x]);
-  records[blockIdx.x] = finite ? projection_record{gradient_sq, sums[coefficient_sq], sums[removed_dot], sums[removed_sq],
-                                                   sums[remaining_sq], scale}
+  const double outside = gradient_sq > sums[coefficient_sq] ? gradient_sq - sums[coefficient_sq] : 0.0;
+  const double removed = sums[removed_sq] + (s.cols == 1 ? (1 - scale) * (1 - scale) * outside : 0.0);
+  records[blockIdx.x] = finite ? projection_record{gradient_sq, sums[coefficient_sq], removed, gradient_sq,
+                                                   sums[coefficient_sq], scale}
                                : projection_record{gradient_sq, 0, 0, 0, 0, 1};
+}
+
+/// One block per slot written, with diagnostics: its record's |x_after|^2 and |U^T x_after|^2 from
+/// the measures packed after the update (the other slots keep the numbers of x itself).
+template <class Acc>
+__global__ void __launch_bounds__(block_threads)
+measure_kernel(const slot_entry* slots, const Acc* measures, const std::uint8_t* flags, projection_record* records) {
+  __shared__ double shared[warp_threads];
+  if (flags[blockIdx.x] != (flag_finite | flag_changed)) return;
+  const slot_entry s = slots[blockIdx.x];
+  double sum[1] = {0};
+  for (index_t i = threadIdx.x; i < s.k * s.cols; i += blockDim.x) {
+    const double c = static_cast<double>(measures[s.packed + i]);
+    sum[0] += c * c;
+  }
+  block_sum(sum, shared);
+  if (threadIdx.x != 0) return;
+  records[blockIdx.x].projected_sq = static_cast<double>(measures[s.norm]);
+  records[blockIdx.x].remaining_coefficient_sq = sum[0];
 }
 
 /// One thread per batched GEMM call: packs the members that changed to the front of the

@@ -14,6 +14,10 @@
 /// every task in task order, its k x cols coefficients (column-major, zero for an empty target),
 /// then, with diagnostics, one partial |x|^2 per task. The layout depends on k and cols only, so
 /// ranks holding different shards of the same blocks agree on it.
+///
+/// With diagnostics, the update phase then measures what it wrote: the same reduction, GEMMs and
+/// packing run once more over the projected blocks, into a second buffer of that layout (U^T x
+/// and |x|^2 after), from which each block's record takes |x_after|^2 and |U^T x_after|^2.
 
 #include <algorithm>
 #include <cmath>
@@ -150,14 +154,15 @@ struct group_entry {
 struct projection_record {
   double gradient_sq;
   double coefficient_sq;
-  double removed_dot;
   double removed_sq;
+  double projected_sq;
   double remaining_coefficient_sq;
   double scale;
 };
 
-/// Per-block sums the rule kernels reduce over columns, in double, in this order.
-enum rule_sum { coefficient_sq, removed_dot, removed_sq, remaining_sq, non_finite, removed_any, rule_sums };
+/// Per-block sums the rule kernels reduce over columns, in double, in this order: |c|^2, the part
+/// in the subspace of what the rule removes, |(1 - s) c + r|^2, and two counts.
+enum rule_sum { coefficient_sq, removed_sq, non_finite, removed_any, rule_sums };
 
 /// Bits of a block's flag byte.
 inline constexpr std::uint8_t flag_finite = 1, flag_changed = 2;
@@ -194,7 +199,9 @@ struct plan_layout {
   std::size_t blob = 0;  // bytes of the uploaded descriptors, at offset 0
   std::size_t reduce = 0, slots = 0, bases = 0, groups = 0;
   std::size_t member_slot = 0, member_basis = 0, member_update = 0, member_target = 0, member_coefficients = 0;
+  std::size_t member_measures = 0;           // where each member's measuring GEMM writes
   std::size_t packed = 0, packed_count = 0;  // the packed coefficients: offset, elements
+  std::size_t measures = 0;                  // with diagnostics, packed_count measures after the update
   std::size_t partials = 0, halves = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
   std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
   std::size_t records = 0, flags = 0;  // adjacent: one copy brings both back
@@ -206,7 +213,8 @@ struct plan_layout {
 class projection_plan {
  public:
   /// Classifies the tasks of a call over gradients G and bases B and sizes everything. Tasks
-  /// with an empty target or basis get no slot: nothing is computed or written for them.
+  /// with an empty target get no slot, nor those with an empty basis unless diagnostics ask for
+  /// their |x|^2 (a reduction alone, never a write).
   /// \throws shape_error when a basis and its target disagree on rows, invalid_argument for a
   ///         null basis or a matrix-side block whose types cuBLAS cannot multiply at the
   ///         requested accumulation.
@@ -248,6 +256,7 @@ class projection_plan {
     auto* member_update = reinterpret_cast<const void**>(blob + layout_.member_update);
     auto* member_target = reinterpret_cast<void**>(blob + layout_.member_target);
     auto* member_coefficients = reinterpret_cast<void**>(blob + layout_.member_coefficients);
+    auto* member_measures = reinterpret_cast<void**>(blob + layout_.member_measures);
     for (std::size_t m = 0; m < members_.size(); ++m) {
       const int s = members_[m];
       const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
@@ -262,10 +271,11 @@ class projection_plan {
       member_basis[m] = operand;
       member_update[m] = reinterpret_cast<const E*>(device + layout_.update_operand) + e.update;
       member_target[m] = t.target.data;
-      // The GEMM writes U^T X straight into the packed buffer, or its two halves to scratch.
-      accumulator* c = e.halves >= 0 ? reinterpret_cast<accumulator*>(device + layout_.halves) + e.halves
-                                     : reinterpret_cast<accumulator*>(device + layout_.packed) + e.packed;
-      member_coefficients[m] = c;
+      // The GEMM writes U^T X straight into the packed buffer (the measures' after the update), or
+      // its two halves to scratch.
+      accumulator* halves = reinterpret_cast<accumulator*>(device + layout_.halves) + e.halves;
+      member_coefficients[m] = e.halves >= 0 ? halves : reinterpret_cast<accumulator*>(device + layout_.packed) + e.packed;
+      member_measures[m] = e.halves >= 0 ? halves : reinterpret_cast<accumulator*>(device + layout_.measures) + e.packed;
     }
   }
 
@@ -319,9 +329,11 @@ class projection_plan {
     OGPSA_REQUIRE(t.basis_rows == t.target.rows || t.k == 0, shape_error, where,
                   "block " << i << ": the basis has " << t.basis_rows << " rows, the target "
                            << t.target.rows);
-    if (t.target.size() == 0 || t.k == 0) return;
-    OGPSA_REQUIRE(t.basis != nullptr, invalid_argument, where, "block " << i << " has a null basis");
-    const bool matrix = !flat(t.target);
+    // Without a basis nothing is removed, but diagnostics still report |x| (through a reduction
+    // alone, whatever the target's shape).
+    if (t.target.size() == 0 || (t.k == 0 && !diagnostics_)) return;
+    OGPSA_REQUIRE(t.basis != nullptr || t.k == 0, invalid_argument, where, "block " << i << " has a null basis");
+    const bool matrix = t.k > 0 && !flat(t.target);
     constexpr bool supported = gemm_plan<G, B>::supported;
     if (matrix)
       OGPSA_REQUIRE(supported, invalid_argument, where,
@@ -412,6 +424,7 @@ class projection_plan {
     layout_.member_update = l.add<const void*>(members_.size());
     layout_.member_target = l.add<void*>(members_.size());
     layout_.member_coefficients = l.add<void*>(members_.size());
+    layout_.member_measures = l.add<void*>(members_.size());
     layout_.blob = l.size();
 
     // Packed: every task's k x cols coefficients in task order, then one |x|^2 per task.
@@ -448,6 +461,7 @@ class projection_plan {
     }
     layout_.packed_count = static_cast<std::size_t>(packed);
     layout_.packed = l.add<accumulator>(layout_.packed_count);
+    layout_.measures = l.add<accumulator>(diagnostics_ ? layout_.packed_count : 0);
     layout_.partials = l.add<accumulator>(static_cast<std::size_t>(partials));
     layout_.halves = l.add<accumulator>(static_cast<std::size_t>(halves));
     layout_.work = l.add<accumulator>(static_cast<std::size_t>(work));
