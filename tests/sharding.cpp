@@ -3,7 +3,10 @@
 // collective per projection call.
 
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -55,6 +58,12 @@ struct refresh_cost {
   bool operator==(const refresh_cost&) const = default;
 };
 
+refresh_cost operator+(refresh_cost a, refresh_cost b) { return {a.rounds + b.rounds, a.values + b.values}; }
+
+/// After the estimate of a block whose target rows are split, the ranks agree whether its basis
+/// rows are finite everywhere: one more round, one value per such block.
+constexpr refresh_cost finiteness_vote{1, 1};
+
 std::ostream& operator<<(std::ostream& os, const refresh_cost& c) {
   return os << c.rounds << " rounds, " << c.values << " values";
 }
@@ -81,6 +90,44 @@ refresh_cost sharded_refresh(Estimator e, family f, sharding s, int ranks, const
   for (const auto& c : costs) CHECK(c == costs.front());
   return costs.front();
 }
+
+/// exact_svd, except that from its second sharded estimate on, rank 1's rows of the basis come out
+/// NaN: a non-finite estimate that only one rank can see.
+struct nan_rows_on_rank_one {
+  static constexpr const char* name = "nan_rows_on_rank_one";
+  std::shared_ptr<int> estimates = std::make_shared<int>(0);  ///< sharded estimates so far, this rank
+
+  void validate() const {}
+  bool supports(family) const { return true; }
+
+  template <class Backend, class Work>
+  class state {
+   public:
+    state(const nan_rows_on_rank_one& e, ogpsa::index_t dimension, std::string block)
+        : inner_(ogpsa::exact_svd{.rank = 2}, dimension, std::move(block)), estimates_(e.estimates) {}
+
+    template <class Execution, class Columns>
+    void feed(Execution& exec, const Columns& columns, ogpsa::index_t set) {
+      inner_.feed(exec, columns, set);
+    }
+    template <class Execution>
+    ogpsa::subspace<Work, Backend> finish(Execution& exec) {
+      return inner_.finish(exec);
+    }
+    template <class Execution>
+    ogpsa::detail::rounds<ogpsa::subspace<Work, Backend>> estimate(Execution& exec, ogpsa::shard_layout layout) {
+      auto sub = inner_.estimate(exec, layout);
+      while (ogpsa::detail::advance(sub)) co_await ogpsa::detail::summed(sub.request());
+      ogpsa::subspace<Work, Backend> s = sub.result();
+      if (++*estimates_ > 1 && layout.position.rank == 1) s.basis(0, 0) = std::numeric_limits<Work>::quiet_NaN();
+      co_return s;
+    }
+
+   private:
+    ogpsa::exact_svd::state<Backend, Work> inner_;
+    std::shared_ptr<int> estimates_;
+  };
+};
 
 }  // namespace
 
@@ -124,7 +171,8 @@ TEST_CASE("sharded exact_svd takes the QR route (TSQR) on ill-conditioned data a
   const std::pair<family, sharding> layouts[] = {{family::flat, sharding::rows}, {family::left, sharding::columns}};
   // Two rounds each: the Gram matrix (and d, or the column sum and m), then the TSQR stack of the
   // ranks' R factors, one slot per rank (m x m, or d x d: R of the transposed data).
-  const refresh_cost costs[] = {{2, m * m + 1 + 2 * m * m}, {2, d * d + d + 1 + 2 * d * d}};
+  const refresh_cost costs[] = {refresh_cost{2, m * m + 1 + 2 * m * m} + finiteness_vote,
+                                {2, d * d + d + 1 + 2 * d * d}};
   for (std::size_t c = 0; c < 2; ++c) {
     const auto [f, s] = layouts[c];
     CAPTURE(f);
@@ -173,8 +221,9 @@ TEST_CASE("many sharded and replicated blocks share one collective per projectio
     }
     const std::size_t before_pass = *reducer.calls;
     p.finish_reference_pass();
-    // exact_svd's sharded Gram route: two rounds (the Gram matrices, then U^T U), all blocks' at once.
-    CHECK(*reducer.calls - before_pass == 2);
+    // exact_svd's sharded Gram route: two rounds (the Gram matrices, then U^T U), all blocks' at once,
+    // then one for the ranks to agree that both split blocks' bases are finite.
+    CHECK(*reducer.calls - before_pass == 3);
     for (int step = 0; step < 3; ++step) {
       const std::size_t before = *reducer.calls;
       p.project();
@@ -296,15 +345,37 @@ TEST_CASE("a sharded refresh sums what the documented formulas say") {
     // left, sharded by rows: the target rows are split; d = 24, m = 80. CholeskyQR2 twice per Q.
     constexpr std::size_t m = 4 * cols;
     CHECK(sharded_refresh(randomized, family::left, sharding::rows, ranks, references(family::left)) ==
-          refresh_cost{3 * q + 4, 2 + (q + 1) * (2 * l * l + m * l)});
+          refresh_cost{3 * q + 4, 2 + (q + 1) * (2 * l * l + m * l)} + finiteness_vote);
     CHECK(sharded_refresh(ogpsa::exact_svd{.rank = 3}, family::left, sharding::rows, ranks, references(family::left)) ==
-          refresh_cost{2, m * m + 1 + 3 * 3});
+          refresh_cost{2, m * m + 1 + 3 * 3} + finiteness_vote);
     // Data of rank 2 < l: every Cholesky-QR declines and TSQR takes its place (one l x l slot per
     // rank in the same round), so the rounds stay 3q + 4.
     std::vector<t::matrix<float>> low;
     for (std::uint32_t i = 0; i < 4; ++i)
       low.push_back((t::random_matrix<double>(rows, 2, 40) * t::random_matrix<double>(2, cols, 41 + i)).cast<float>());
     CHECK(sharded_refresh(randomized, family::left, sharding::rows, ranks, low) ==
-          refresh_cost{3 * q + 4, 2 + (q + 1) * ((1 + ranks) * l * l + m * l)});
+          refresh_cost{3 * q + 4, 2 + (q + 1) * ((1 + ranks) * l * l + m * l)} + finiteness_vote);
   }
+}
+
+TEST_CASE("a basis non-finite on one rank rejects the pass on every rank, and every rank keeps its bases") {
+  t::run_ranks(2, [](t::thread_reducer& reducer) {
+    projector<nan_rows_on_rank_one, t::thread_reducer> p(nan_rows_on_rank_one{}, {}, {}, {}, reducer);
+    t::matrix<float> mine = piece(gradient(), sharding::rows, reducer.rank, 2);
+    const auto id = p.add_block("w", ogpsa::view(mine), family::flat, sharding::rows);
+    const auto pass = [&] {
+      p.begin_reference_pass();
+      for (const auto& r : references(family::flat)) {
+        const t::matrix<float> part = piece(r, sharding::rows, reducer.rank, 2);
+        p.feed(id, ogpsa::view(part));
+      }
+      p.finish_reference_pass();
+    };
+    pass();
+    const t::matrix<float> basis = p.subspace_of(id)->basis;
+    const std::size_t refreshes = p.refreshes();
+    CHECK_THROWS_WITH_AS(pass(), doctest::Contains("NaN or Inf in its basis on 1 of 2 ranks"), ogpsa::numeric_error);
+    CHECK(t::same_bits(p.subspace_of(id)->basis, basis));
+    CHECK(p.refreshes() == refreshes);
+  });
 }

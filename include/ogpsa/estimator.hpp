@@ -52,23 +52,21 @@ concept subspace_estimator = std::copy_constructible<Estimator> &&
                                typename Estimator::template state<void, float>;
                              };
 
-                             /// The per-block state `Estimator::state<Backend, Work>` keeps the contract
-                             /// above: it is constructible from (const Estimator&, index_t dimension,
-                             /// std::string block_name), takes target-space columns through `feed(execution&,
-                             /// matrix_ref<const S, Space>, index_t set)` (checked with S = Work) and gives
-                             /// the estimate through `finish(execution&)` as a `subspace<Work, Backend>`.
-                             template <class Estimator, class Backend, class Work>
-                             concept estimator_state_for =
-                                 std::constructible_from < typename Estimator::template state<Backend, Work>,
-                             const Estimator&, index_t,
-                                 std::string >
-                                     &&requires(typename Estimator::template state<Backend, Work>& state,
-                                                typename Backend::execution& exec,
-                                                detail::matrix_ref<const Work, typename Backend::memory_space>
-                                                    columns,
-                                                index_t set) {
-                               state.feed(exec, columns, set);
-                               { state.finish(exec) } -> std::same_as<subspace<Work, Backend>>;
-                             };
+/// The per-block state `Estimator::state<Backend, Work>` keeps the contract above: it is
+/// constructible from (const Estimator&, index_t dimension, std::string block_name), takes
+/// target-space columns through `feed(execution&, matrix_ref<const S, Space>, index_t set)`
+/// (checked with S = Work) and gives the estimate through `finish(execution&)` as a
+/// `subspace<Work, Backend>`.
+// clang-format off (clang-format 14 mangles this concept's layout)
+template <class Estimator, class Backend, class Work>
+concept estimator_state_for =
+    std::constructible_from<typename Estimator::template state<Backend, Work>, const Estimator&, index_t,
+                            std::string> &&
+    requires(typename Estimator::template state<Backend, Work>& state, typename Backend::execution& exec,
+             detail::matrix_ref<const Work, typename Backend::memory_space> columns, index_t set) {
+      state.feed(exec, columns, set);
+      { state.finish(exec) } -> std::same_as<subspace<Work, Backend>>;
+    };
+// clang-format on
 
 }  // namespace ogpsa

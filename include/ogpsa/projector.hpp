@@ -292,10 +292,7 @@ class projector {
     pass_.reset();
     check_complete(finished, where);
     std::vector<subspace_type> estimates = estimate(finished);
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      if (!is_finite(estimates[i]))
-        reject_non_finite("block '" + blocks_[i].name + "'",
-                          "NaN or Inf in its basis, strengths or captured energy");
+    require_finite(estimates);
     commit(std::move(estimates), callbacks...);
   }
 
@@ -632,7 +629,7 @@ class projector {
         backend_type::coefficients_all(exec_, std::span<task>(shared_), workspace_, diagnostics);
         reducer_.sum(workspace_.template packed_coefficients<accumulator>());
         backend_type::update_all(exec_, std::span<task>(shared_), rule_, workspace_, diagnostics);
-        if constexpr (diagnostics) {  // each rank measured its rows of the projected blocks
+        if (diagnostics) {  // each rank measured its rows of the projected blocks
           reducer_.sum(workspace_.template packed_measurements<accumulator>());
           backend_type::measure_all(exec_, std::span<task>(shared_), workspace_);
         }
@@ -687,6 +684,33 @@ class projector {
     const auto finite = [](double x) { return std::isfinite(x); };
     return std::isfinite(s.captured_energy) && std::all_of(s.strengths.begin(), s.strengths.end(), finite) &&
            backend_type::all_finite(exec_, detail::dense_columns<memory_space>(s.basis));
+  }
+
+  /// Rejects the pass when some block's estimate is not finite. A block whose target rows are split
+  /// holds only this rank's rows of its basis, so whether they are finite is summed across ranks
+  /// (one value per such block, in one collective): every rank rejects, or commits, the same pass.
+  void require_finite(const std::vector<subspace_type>& estimates) {
+    std::vector<double> non_finite_rows;  // per block whose target rows are split: ranks with NaN/Inf
+    std::optional<std::size_t> non_finite;  // a block with a whole basis on this rank
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      const bool finite = is_finite(estimates[i]);
+      if (blocks_[i].split() == target_split::rows)
+        non_finite_rows.push_back(finite ? 0.0 : 1.0);
+      else if (!finite && !non_finite)
+        non_finite = i;
+    }
+    // Summed before any rejection: every rank reaches the collective.
+    if (!non_finite_rows.empty()) reducer_.sum(std::span<double>(non_finite_rows));
+    if (non_finite)
+      reject_non_finite("block '" + blocks_[*non_finite].name + "'",
+                        "NaN or Inf in its basis, strengths or captured energy");
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      if (blocks_[i].split() == target_split::rows)
+        if (const double ranks = non_finite_rows[j++]; ranks > 0)
+          reject_non_finite("block '" + blocks_[i].name + "'",
+                            "NaN or Inf in its basis on " + std::to_string(static_cast<long>(ranks)) + " of " +
+                                std::to_string(reducer_.position().ranks) + " ranks");
   }
 
   /// Rejects a finished pass whose estimate of `block` is not finite; no block has changed yet.

@@ -15,8 +15,11 @@
 ///   Replicated blocks (DDP: the gradient was already all-reduced) and blocks split by target
 ///   columns add nothing.
 /// - `projector::finish_reference_pass()`: the Gram matrices, norms and dot products of sharded
-///   blocks, all blocks' in one collective per round (at most two rounds for `exact_svd`; one per
-///   Gram-Schmidt step for `mean_gradient`). Reference gradients of replicated blocks must be
+///   blocks, all blocks' in one collective per round (for `exact_svd` two rounds, a third when the
+///   summed U^T U is not positive definite; one per Gram-Schmidt step for `mean_gradient`; the
+///   rounds of `randomized_svd` are in its header), then one more of a value per block whose target
+///   rows are split, so that every rank rejects the pass if any rank's rows of a basis came out
+///   non-finite. Reference gradients of replicated blocks must be
 ///   averaged across ranks by the caller before they are fed (as DDP's backward does), so every
 ///   rank estimates the same basis; neither the projector nor the LibTorch wrapper does it.
 ///
