@@ -6,7 +6,9 @@
 ///
 /// Results do not depend on the number of threads: rows are cut into panels by the shapes alone;
 /// a product's panels are independent, and a Gram matrix is summed per fixed run of panels
-/// ("chunk") and then over the chunks in order.
+/// ("chunk") and then over the chunks in order. Every product of panels is `gemm_serial`: Eigen's
+/// product API would split a large one across threads of its own (OpenMP's default number, even
+/// in a team of one), with a cache blocking, hence a rounding, that depends on their number.
 
 #include <algorithm>
 #include <array>
@@ -17,6 +19,7 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/gemm.hpp"
 #include "ogpsa/cpu/detail/parallel.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/memory_space.hpp"
@@ -233,7 +236,7 @@ host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts,
         }
         pb.resize(pa.rows(), b_cols);
         gather_rows<T>(b, r, pb);
-        g.noalias() += pa.transpose() * pb;
+        gemm_serial(pa.transpose(), pb, g, 1.0);
       }
     }
   });
@@ -266,7 +269,7 @@ void stacked_product(int threads, std::span<const columns_ref<T>> parts, const h
         panel.setZero(n, xt.cols());
       index_t at = 0;
       for (const auto& p : parts) {
-        panel.noalias() += rows_of<T>(p, r, n) * xt.middleRows(at, p.cols);
+        gemm_serial(rows_of<T>(p, r, n), xt.middleRows(at, p.cols), panel, T(1));
         at += p.cols;
       }
       out.middleRows(r, n) = panel;
