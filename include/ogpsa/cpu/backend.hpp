@@ -166,14 +166,16 @@ struct backend {
     if constexpr (std::is_same_v<T, double>) {
       return a.squaredNorm();
     } else {
-      // Widened a cache-sized segment at a time, so that the reduction runs on packets.
+      // Widened a cache-sized segment at a time, so that the reduction runs on packets. One buffer
+      // for all (Eigen's resize of a vector leaves it dangling when the allocation fails).
       constexpr index_t segment = 4096;
       const auto flat = a.reshaped();
-      host_vector wide;
+      host_vector wide(std::min(segment, flat.size()));
       double sum = 0;
       for (index_t i = 0; i < flat.size(); i += segment) {
-        wide = flat.segment(i, std::min(segment, flat.size() - i)).template cast<double>();
-        sum += wide.squaredNorm();
+        const index_t n = std::min(segment, flat.size() - i);
+        wide.head(n) = flat.segment(i, n).template cast<double>();
+        sum += wide.head(n).squaredNorm();
       }
       return sum;
     }

@@ -12,6 +12,7 @@
 #include <Eigen/SVD>
 
 #include "ogpsa/backend.hpp"
+#include "ogpsa/cpu/detail/gemm.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/random.hpp"
 #include "ogpsa/detail/spectral.hpp"
@@ -114,10 +115,12 @@ class single_pass_svd_state {
     omega_ = matrix{};  // not needed any more: room for the basis
     const host_matrix x = inverse_factor();  // F = H x
     const host_matrix hx = Backend::gram(exec, sketch_, sketch_);
-    const detail::spectrum f = detail::gram_spectrum(x.transpose() * hx * x);
+    // Host products on the calling thread: Eigen's would split across threads of its own.
+    using cpu::detail::serial_product;
+    const detail::spectrum f = detail::gram_spectrum(serial_product(serial_product(x.transpose(), hx), x));
     subspace<Work, Backend> out;
     const index_t k = detail::select_rank(f.values, energy_, params_.rank, params_.energy, limit, eps, out);
-    host_matrix w = x * f.vectors.leftCols(k);  // U = H w S^-1
+    host_matrix w = serial_product(x, f.vectors.leftCols(k));  // U = H w S^-1
     const host_vector sign = detail::orientation(w.transpose() * Backend::gram(exec, sketch_, sum_).col(0),
                                                  f.vectors.leftCols(k));
     for (index_t i = 0; i < k; ++i) w.col(i) *= sign(i) / f.values(i);

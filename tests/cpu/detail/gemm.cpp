@@ -2,6 +2,7 @@
 
 #include <ogpsa/cpu/detail/gemm.hpp>
 
+#include "cpu/eigen_threads.hpp"
 #include "support.hpp"
 
 namespace t = ogpsa::test;
@@ -39,4 +40,17 @@ TEST_CASE_TEMPLATE("gemm_serial adds alpha * lhs * rhs for every storage order",
     gemm_serial(a.leftCols(0), b.topRows(0), c, T(-1));
     CHECK(c == c0);
   }
+}
+
+TEST_CASE_TEMPLATE("serial_product is lhs * rhs, in the same bits whatever Eigen's own thread count", T, float,
+                   double) {
+  const t::matrix<T> a = t::random_matrix<T>(300, 1000, 4), b = t::random_matrix<T>(1000, 64, 5);
+  t::matrix<T> one;
+  {
+    const t::eigen_threads eigen(1);
+    one = ogpsa::cpu::detail::serial_product(a, b);
+  }
+  CHECK((t::to_double(one) - t::to_double(a) * t::to_double(b)).cwiseAbs().maxCoeff() < 1000 * t::tolerance<T>());
+  const t::eigen_threads eigen(8);
+  CHECK(t::same_bits(t::matrix<T>(ogpsa::cpu::detail::serial_product(a, b)), one));
 }

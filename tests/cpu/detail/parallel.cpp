@@ -51,17 +51,20 @@ TEST_CASE("share of no items, or of items that weigh nothing, is well defined") 
   CHECK(covered == 3);
 }
 
-TEST_CASE("run_team runs the body once per member, and barriers separate phases") {
+TEST_CASE("run_team runs the body once per member; run_phases runs the second phase after all of the first") {
   std::atomic<int> calls{0}, after{0};
   std::vector<int> seen(8, 0);
   int team = 0;
-  ogpsa::cpu::detail::run_team(4, [&](int member, int members) {
-    seen[static_cast<std::size_t>(member)] = 1;
-    ++calls;
-    ogpsa::cpu::detail::team_barrier();
-    if (calls.load() == members) ++after;  // every member ran phase one before any goes on
-    if (member == 0) team = members;
-  });
+  ogpsa::cpu::detail::run_phases(
+      4,
+      [&](int member, int) {
+        seen[static_cast<std::size_t>(member)] = 1;
+        ++calls;
+      },
+      [&](int member, int members) {
+        if (calls.load() == members) ++after;  // every member ran phase one before any goes on
+        if (member == 0) team = members;
+      });
   CHECK(team >= 1);
   CHECK(calls.load() == team);
   CHECK(after.load() == team);
@@ -69,4 +72,50 @@ TEST_CASE("run_team runs the body once per member, and barriers separate phases"
 #if defined(_OPENMP)
   CHECK(team == 4);
 #endif
+}
+
+namespace {
+
+struct member_failure {
+  int member;
+};
+
+}  // namespace
+
+TEST_CASE("an exception in a member of a team leaves run_team as itself, on any number of threads") {
+  for (const int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    std::atomic<int> finished{0};
+    bool caught = false;
+    try {
+      ogpsa::cpu::detail::run_team(threads, [&](int member, int members) {
+        if (member == members - 1) throw member_failure{member};
+        ++finished;
+      });
+    } catch (const member_failure& e) {
+      caught = true;
+      CHECK(e.member == finished.load());  // the last member threw, once every other one was done
+    }
+    CHECK(caught);
+  }
+}
+
+TEST_CASE("run_phases runs no second phase once the first threw on any member, on any number of threads") {
+  for (const int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    std::atomic<int> second{0};
+    bool caught = false;
+    try {
+      ogpsa::cpu::detail::run_phases(
+          threads,
+          [&](int member, int members) {
+            if (member == members - 1) throw member_failure{member};
+          },
+          [&](int, int) { ++second; });
+    } catch (const member_failure&) {
+      caught = true;
+    }
+    CHECK(caught);
+    CHECK(second.load() == 0);
+  }
 }

@@ -26,6 +26,7 @@
 
 #include "ogpsa/config.hpp"
 #include "ogpsa/cpu/detail/compile_time.hpp"
+#include "ogpsa/cpu/detail/gemm.hpp"
 #include "ogpsa/detail/convert.hpp"
 
 namespace ogpsa::cpu::detail {
@@ -50,9 +51,6 @@ struct packed_shape {
 
 /// Bytes of packed U that a block of rows may take: a quarter of a typical 2 MiB L2 cache.
 inline constexpr index_t packed_block_bytes = index_t{512} << 10;
-
-template <class A>
-using aligned_vector = std::vector<A, Eigen::aligned_allocator<A>>;
 
 /// Rows per block when each row takes `row_values` packed values: a multiple of `granule`, at least one.
 template <class A>
@@ -90,6 +88,15 @@ class packed_basis {
   /// Drops the record of what is packed: bases may change between calls.
   void forget() { layout_ = layout::none; }
 
+  /// Values a basis of m x k takes packed in panels.
+  static index_t panel_values(index_t m, index_t k) {
+    constexpr index_t h = shape::panel_rows;
+    return (m + h - 1) / h * k * h;
+  }
+
+  /// Room for `values` packed values, so that packing up to that many allocates nothing.
+  void reserve(index_t values) { values_.reserve(static_cast<std::size_t>(values)); }
+
   index_t rows() const { return m_; }
   index_t directions() const { return k_; }
   /// Values per packed row of U^T: k rounded up to whole packets.
@@ -114,7 +121,7 @@ class packed_basis {
   void pack_panels(const Basis* u, index_t ld) {
     constexpr index_t h = shape::panel_rows;
     const index_t panels = (m_ + h - 1) / h;
-    values_.resize(static_cast<std::size_t>(panels * k_ * h));
+    values_.resize(static_cast<std::size_t>(panel_values(m_, k_)));
     for (index_t panel = 0; panel < panels; ++panel) {
       const index_t first = panel * h, rows = std::min(h, m_ - first);
       A* out = values_.data() + panel * k_ * h;
@@ -187,6 +194,13 @@ struct packed_scratch {
   aligned_vector<A> accumulators;  ///< C's columns padded to whole packets, summed over row blocks
   aligned_vector<A> negated;       ///< -R, packed per block of columns
   aligned_vector<A> edge;          ///< the last, partial panel of rows of X
+
+  /// Room for `packed_update` on k directions and t columns with k t <= `negated_values`, so that it
+  /// allocates nothing.
+  void reserve_update(index_t negated_values) {
+    negated.reserve(static_cast<std::size_t>(negated_values));
+    edge.reserve(static_cast<std::size_t>(packed_shape<A>::panel_rows * packed_shape<A>::update_columns));
+  }
 };
 
 /// C (k x t, column j at c + j * ldc) = U^T X for X (m x t, column j at x + j * ldx); `u` packed by rows.

@@ -94,6 +94,13 @@ struct projection_workspace {
   /// U^T X_after (k x n, zeros for a task that was not written), then one |X_after|^2 per task.
   std::vector<A> measurements;
   std::vector<packed_basis<A>> measure_packs;  ///< per team member: the basis packed for the measures
+  std::vector<aligned_vector<A>> gemm_space;  ///< per team member: packing space of the update's GEMMs
+  std::vector<gemm_blocking<A>> update_gemms;  ///< per task: the blocking of its update's GEMM, if any
+  /// Values each member's buffers must hold for the update of the planned tasks. The update writes
+  /// the targets, and must not fail half-way: it allocates nothing, its buffers are sized before.
+  struct {
+    index_t pack = 0, negated = 0, panel = 0, gemm = 0;
+  } update_room;
 };
 
 /// The projection of a span of tasks whose bases hold `Basis` and targets `G`, accumulating in `A`.
@@ -110,16 +117,20 @@ class many_block_projection {
   }
 
   /// Packs every task's coefficients C = U^T X (and |X|^2 with diagnostics) into ws.coefficients.
+  /// \throws std::bad_alloc (on any thread of the team), leaving the targets as they were.
   void coefficients(const execution& exec) {
     std::fill(ws_.partials.begin(), ws_.partials.end(), 0.0);
-    run_team(team_size(exec, ws_.dot_bytes.back()), [&](int member, int members) {
-      ws_.packs[static_cast<std::size_t>(member)].forget();
-      const auto [first_tile, end_tile] = share(ws_.dot_bytes, member, members);
-      for (std::size_t t = first_tile; t < end_tile; ++t) compute_coefficients(ws_.tiles[t], member);
-      team_barrier();
-      const auto [first_task, end_task] = share(ws_.task_work, member, members);
-      for (std::size_t i = first_task; i < end_task; ++i) gather_partials(i);
-    });
+    run_phases(
+        team_size(exec, ws_.dot_bytes.back()),
+        [&](int member, int members) {
+          ws_.packs[static_cast<std::size_t>(member)].forget();
+          const auto [first_tile, end_tile] = share(ws_.dot_bytes, member, members);
+          for (std::size_t t = first_tile; t < end_tile; ++t) compute_coefficients(ws_.tiles[t], member);
+        },
+        [&](int member, int members) {
+          const auto [first_task, end_task] = share(ws_.task_work, member, members);
+          for (std::size_t i = first_task; i < end_task; ++i) gather_partials(i);
+        });
   }
 
   /// Applies the rule to the packed coefficients (as `coefficients` left them, or all-reduced
@@ -127,22 +138,30 @@ class many_block_projection {
   /// rank's measures: see `measure`).
   /// \throws invalid_argument for a rule that scales gradients and a target of several columns
   ///         (such rules act on one vector per block), before anything is written.
+  /// \throws std::bad_alloc before any target is written (the writing phase allocates nothing,
+  ///         see `update_room`), or what the rule throws (then, too, no target is written). With
+  ///         diagnostics the measures pack the basis and convert panels as they go, so running out
+  ///         of memory there throws with some targets written.
   template <class Rule>
   void update(const execution& exec, const Rule& rule) {
     check_scaling(rule);
     const int threads = team_size(exec, ws_.update_bytes.back());
     if (diagnostics_) prepare_measurements(threads);
-    run_team(threads, [&](int member, int members) {
-      ws_.packs[static_cast<std::size_t>(member)].forget();
-      const auto [first_task, end_task] = share(ws_.task_work, member, members);
-      for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
-      team_barrier();
-      const auto [first_tile, end_tile] = share(ws_.update_bytes, member, members);
-      for (std::size_t t = first_tile; t < end_tile; ++t) update_tile(ws_.tiles[t], member);
-      if (!diagnostics_) return;
-      team_barrier();
-      for (std::size_t i = first_task; i < end_task; ++i) gather_measurements(i);
-    });
+    run_phases(
+        threads,
+        [&](int member, int members) {
+          ws_.packs[static_cast<std::size_t>(member)].forget();
+          const auto [first_task, end_task] = share(ws_.task_work, member, members);
+          for (std::size_t i = first_task; i < end_task; ++i) apply_rule(i, rule);
+        },
+        [&](int member, int members) {
+          const auto [first_tile, end_tile] = share(ws_.update_bytes, member, members);
+          for (std::size_t t = first_tile; t < end_tile; ++t) update_tile(ws_.tiles[t], member);
+        });
+    // On the calling thread: a few sums per tile, and no barrier that a member's exception could
+    // leave the others waiting at.
+    if (diagnostics_)
+      for (std::size_t i = 0; i < tasks_.size(); ++i) gather_measurements(i);
   }
 
   /// Forms each task's measured stats (|X_after|^2 and |U^T X_after|^2) from `ws.measurements`, as
@@ -168,6 +187,8 @@ class many_block_projection {
     ws_.dot_bytes.assign(1, 0);
     ws_.update_bytes.assign(1, 0);
     ws_.task_work.assign(1, 0);
+    ws_.update_gemms.resize(tasks_.size());
+    ws_.update_room = {};
     index_t partials = 0, coefficients = 0, columns = 0;
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
       const task& t = tasks_[i];
@@ -183,6 +204,7 @@ class many_block_projection {
       // Without a basis nothing is removed, but diagnostics still report |X|.
       if (t.target.size() > 0 && (u.cols() > 0 || diagnostics_)) add_tiles(i, u.cols(), partials);
       layout.end_tile = ws_.tiles.size();
+      if (layout.end_tile > layout.first_tile && !layout.one_column) size_update(i, u.cols());
       coefficients += u.cols() * t.target.cols;
       columns += t.target.cols;
       ws_.task_work.push_back(ws_.task_work.back() + u.cols() * t.target.cols + 1);
@@ -194,13 +216,44 @@ class many_block_projection {
     ws_.scales.resize(static_cast<std::size_t>(columns));
   }
 
+  /// The team for `bytes` of traffic, with every member's buffers sized for the update.
   int team_size(const execution& exec, index_t bytes) {
     const int threads = static_cast<int>(std::clamp<index_t>(bytes / bytes_per_thread, 1, max_threads(exec)));
     const auto members = static_cast<std::size_t>(threads);
     if (needs_panels && ws_.panels.size() < members) ws_.panels.resize(members);
     if (ws_.packs.size() < members) ws_.packs.resize(members);
     if (ws_.scratch.size() < members) ws_.scratch.resize(members);
+    if (ws_.gemm_space.size() < members) ws_.gemm_space.resize(members);
+    const auto& room = ws_.update_room;
+    for (std::size_t m = 0; m < members; ++m) {
+      if (needs_panels) ws_.panels[m].reserve(static_cast<std::size_t>(room.panel));
+      ws_.packs[m].reserve(room.pack);
+      ws_.scratch[m].reserve_update(room.negated);
+      if (ws_.gemm_space[m].size() < static_cast<std::size_t>(room.gemm))
+        ws_.gemm_space[m].resize(static_cast<std::size_t>(room.gemm));
+    }
     return threads;
+  }
+
+  /// Grows `update_room` to what task i's update takes of a member's buffers (a multi-column target:
+  /// the packed basis and -R of the packed kernels, or the panels and packing space of Eigen's GEMM,
+  /// whose blocking it records), for its widest tile (the first).
+  void size_update(std::size_t i, index_t k) {
+    const target_ref& x = tasks_[i].target;
+    const tile& widest = ws_.tiles[ws_.tasks[i].first_tile];
+    const index_t columns = widest.end - widest.begin;
+    auto& room = ws_.update_room;
+    if (packs_targets && x.column_major()) {
+      room.pack = std::max(room.pack, packed_basis<A>::panel_values(x.rows, k));
+      room.negated = std::max(room.negated, k * columns);
+      return;
+    }
+    const index_t rows = needs_panels ? std::min(panel_rows, x.rows) : x.rows;
+    if (needs_panels) room.panel = std::max(room.panel, rows * (k + (std::is_same_v<G, A> ? 0 : columns)));
+    // Targets of another type are updated through a column-major panel of `A` values.
+    const int order = !std::is_same_v<G, A> || x.column_major() ? Eigen::ColMajor : Eigen::RowMajor;
+    ws_.update_gemms[i] = gemm_blocking<A>(rows, columns, k, order);
+    room.gemm = std::max<index_t>(room.gemm, ws_.update_gemms[i].space());
   }
 
   void add_tiles(std::size_t i, index_t k, index_t& partials) {
@@ -454,8 +507,9 @@ class many_block_projection {
         return;
       }
     }
-    with_map(t.target,
-             [&](auto& x) { update_columns(*t.basis, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member); });
+    with_map(t.target, [&](auto& x) {
+      update_columns(*t.basis, x.middleCols(tl.begin, tl.end - tl.begin), r, s, member, ws_.update_gemms[tl.task]);
+    });
   }
 
   // ---- the measures -----------------------------------------------------------------------------
@@ -527,19 +581,20 @@ class many_block_projection {
     return false;
   }
 
-  /// X <- X diag(s) - U R for a tile's columns.
+  /// X <- X diag(s) - U R for a tile's columns, by Eigen's GEMM with `blocking` (see `size_update`).
   template <class Tile>
   void update_columns(const basis_matrix& u, Tile x, const Eigen::Map<dense<A>>& r, const A* s,
-                      int member) {
+                      int member, const gemm_blocking<A>& blocking) {
+    A* space = ws_.gemm_space[static_cast<std::size_t>(member)].data();
     if constexpr (!needs_panels) {
       scale_columns(x, s);
-      gemm_serial(u, r, x, A(-1));
+      gemm_serial(u, r, x, A(-1), blocking, space);
     } else if constexpr (std::is_same_v<G, A>) {  // only the basis needs converting
       scale_columns(x, s);
       for (index_t row = 0; row < u.rows(); row += panel_rows) {
         const index_t rows = std::min(panel_rows, u.rows() - row);
         A* buffer = panel_buffer(member, rows * u.cols());
-        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, x.middleRows(row, rows), A(-1));
+        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, x.middleRows(row, rows), A(-1), blocking, space);
       }
     } else {
       for (index_t row = 0; row < u.rows(); row += panel_rows) {
@@ -549,7 +604,7 @@ class many_block_projection {
         Eigen::Map<dense<A>> work(buffer + rows * u.cols(), rows, x.cols());
         work = xp.unaryExpr([](G v) { return ogpsa::detail::widen<A>(v); });
         scale_columns(work, s);
-        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, work, A(-1));
+        gemm_serial(as_work(u.middleRows(row, rows), buffer), r, work, A(-1), blocking, space);
         xp = work.unaryExpr([](A v) { return ogpsa::detail::narrow<G>(v); });
       }
     }

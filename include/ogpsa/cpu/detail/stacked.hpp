@@ -6,7 +6,9 @@
 ///
 /// Results do not depend on the number of threads: rows are cut into panels by the shapes alone;
 /// a product's panels are independent, and a Gram matrix is summed per fixed run of panels
-/// ("chunk") and then over the chunks in order.
+/// ("chunk") and then over the chunks in order. Every product of panels is `gemm_serial`: Eigen's
+/// product API would split a large one across threads of its own (OpenMP's default number, even
+/// in a team of one), with a cache blocking, hence a rounding, that depends on their number.
 
 #include <algorithm>
 #include <array>
@@ -17,6 +19,7 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/eigen_map.hpp"
+#include "ogpsa/cpu/detail/gemm.hpp"
 #include "ogpsa/cpu/detail/parallel.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/memory_space.hpp"
@@ -62,7 +65,7 @@ inline index_t widened_panel_rows(index_t cols) {
 
 /// Rows [row, row + panel.rows()) of `parts` side by side, widened to double, into `panel`.
 template <class T>
-void gather_rows(std::span<const columns_ref<T>> parts, index_t row, host_matrix& panel) {
+void gather_rows(std::span<const columns_ref<T>> parts, index_t row, Eigen::Ref<host_matrix> panel) {
   index_t at = 0;
   for (const auto& p : parts) {
     panel.middleCols(at, p.cols) = rows_of<T>(p, row, panel.rows()).template cast<double>();
@@ -86,19 +89,25 @@ struct row_chunks {
   index_t begin(index_t c) const { return std::min(rows, panels() * c / count * step); }
 };
 
-/// Runs `body(first, end)` once per member of a team of at most `threads`, with the member's
-/// contiguous run of chunks [first, end) out of [0, count): a body sets up its buffers once.
+/// The most members of a team for `count` chunks on at most `threads` threads.
+inline int chunk_team(int threads, index_t count) {
+  return static_cast<int>(std::min<index_t>(std::max(threads, 1), count));
+}
+
+/// Runs `body(member, first, end)` once per member of a team of at most `team` (`chunk_team`), with
+/// the member's contiguous run of chunks [first, end) out of [0, count). Buffers a body writes
+/// through are set up per member before the team, so that the team allocates nothing.
 template <class Body>
-void for_chunk_runs(int threads, index_t count, Body&& body) {
-  const int team = static_cast<int>(std::min<index_t>(std::max(threads, 1), count));
-  run_team(team,
-           [&](int member, int members) { body(count * member / members, count * (member + 1) / members); });
+void for_chunk_runs(int team, index_t count, Body&& body) {
+  run_team(team, [&](int member, int members) {
+    body(member, count * member / members, count * (member + 1) / members);
+  });
 }
 
 /// Runs `body(c)` for every chunk c in [0, count), spread over the team as `for_chunk_runs`.
 template <class Body>
 void for_each_chunk(int threads, index_t count, Body&& body) {
-  for_chunk_runs(threads, count, [&](index_t first, index_t end) {
+  for_chunk_runs(chunk_team(threads, count), count, [&](int, index_t first, index_t end) {
     for (index_t c = first; c < end; ++c) body(c);
   });
 }
@@ -220,20 +229,27 @@ host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts,
     });
     return sum_in_order(partial, cols, b_cols);
   }
-  for_chunk_runs(threads, chunks.count, [&](index_t first, index_t end) {
-    host_matrix pa, pb;  // the member's panels, reused
+  // Each member's panels, allocated before the team (a resize of one that fails would leave it
+  // dangling); Eigen's kernels may still allocate packing space in the team, but only the partial
+  // sums here would see a failure.
+  const int team = chunk_team(threads, chunks.count);
+  const index_t step = std::min(chunks.step, rows);
+  std::vector<host_matrix> pa(static_cast<std::size_t>(team), host_matrix(step, cols));
+  std::vector<host_matrix> pb(self ? 0 : static_cast<std::size_t>(team), host_matrix(step, b_cols));
+  for_chunk_runs(team, chunks.count, [&](int member, index_t first, index_t end) {
+    const auto m = static_cast<std::size_t>(member);
     for (index_t c = first; c < end; ++c) {
       host_matrix& g = partial[static_cast<std::size_t>(c)];
       for (index_t r = chunks.begin(c); r < chunks.begin(c + 1); r += chunks.step) {
-        pa.resize(std::min(chunks.step, rows - r), cols);
-        gather_rows<T>(parts, r, pa);
+        auto a = pa[m].topRows(std::min(chunks.step, rows - r));
+        gather_rows<T>(parts, r, a);
         if (self) {
-          g.selfadjointView<Eigen::Lower>().rankUpdate(pa.transpose());
+          g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
           continue;
         }
-        pb.resize(pa.rows(), b_cols);
-        gather_rows<T>(b, r, pb);
-        g.noalias() += pa.transpose() * pb;
+        auto other = pb[m].topRows(a.rows());
+        gather_rows<T>(b, r, other);
+        gemm_serial(a.transpose(), other, g, 1.0);
       }
     }
   });
@@ -243,7 +259,8 @@ host_matrix stacked_gram(int threads, std::span<const columns_ref<T>> parts,
 }
 
 /// out <- [p_1 p_2 ...] x (accumulate: out += ...), panel by panel in T. `out` may be the first
-/// part (the in-place product): each panel of it is read before it is written.
+/// part (the in-place product): each panel of it is read before it is written. Allocates before it
+/// writes: a failure leaves `out` as it was.
 template <class T>
 void stacked_product(int threads, std::span<const columns_ref<T>> parts, const host_matrix& x, dense<T>& out,
                      bool accumulate) {
@@ -256,20 +273,35 @@ void stacked_product(int threads, std::span<const columns_ref<T>> parts, const h
     });
     return;
   }
-  for_chunk_runs(threads, panels.count, [&](index_t first, index_t end) {
-    dense<T> panel;  // the member's panel, reused
+  // Every buffer of the team, before it: each part's blocking (for a full panel) and each member's
+  // panel and packing space for them.
+  const int team = chunk_team(threads, panels.count);
+  const index_t step = std::min(panels.step, out.rows());
+  std::vector<gemm_blocking<T>> blockings;
+  index_t space = 0;
+  for (const auto& p : parts) {
+    blockings.emplace_back(step, xt.cols(), p.cols, Eigen::ColMajor);
+    space = std::max<index_t>(space, blockings.back().space());
+  }
+  std::vector<dense<T>> panel(static_cast<std::size_t>(team), dense<T>(step, xt.cols()));
+  std::vector<aligned_vector<T>> packing(static_cast<std::size_t>(team),
+                                         aligned_vector<T>(static_cast<std::size_t>(space)));
+  for_chunk_runs(team, panels.count, [&](int member, index_t first, index_t end) {
+    const auto m = static_cast<std::size_t>(member);
     for (index_t c = first; c < end; ++c) {
       const index_t r = panels.begin(c), n = panels.begin(c + 1) - r;
+      auto sum = panel[m].topRows(n);
       if (accumulate)
-        panel = out.middleRows(r, n);
+        sum = out.middleRows(r, n);
       else
-        panel.setZero(n, xt.cols());
+        sum.setZero();
       index_t at = 0;
-      for (const auto& p : parts) {
-        panel.noalias() += rows_of<T>(p, r, n) * xt.middleRows(at, p.cols);
-        at += p.cols;
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        gemm_serial(rows_of<T>(parts[i], r, n), xt.middleRows(at, parts[i].cols), sum, T(1), blockings[i],
+                    packing[m].data());
+        at += parts[i].cols;
       }
-      out.middleRows(r, n) = panel;
+      out.middleRows(r, n) = sum;
     }
   });
 }
