@@ -25,6 +25,7 @@ struct logging_rule {
   thread_log* log = nullptr;
 
   void validate() const noexcept {}
+  constexpr bool supports(ogpsa::family) const noexcept { return true; }
   constexpr bool scales_gradient() const noexcept { return false; }
 
   template <class T>
