@@ -1,6 +1,6 @@
 #pragma once
 // The markdown summary of a benchmark run: writes Google Benchmark's JSON (it is the run's file
-// reporter) and, from the same runs, a table of rates and ratios and the speed targets.
+// reporter) and, from the same runs, a table of rates and ratios and the project's speed targets (README, Performance).
 
 #include <map>
 #include <string>

@@ -1,7 +1,7 @@
 // Estimators on the device against cuSOLVER's own SVDs of the same snapshots (d x m, tall and
 // skinny): ogpsa's exact_svd (Gram matrix in fp64 on the device, m x m eigen-decomposition on
 // the host), randomized_svd, single_pass_svd and incremental_svd on the device, cuSOLVER's gesvd
-// (bidiagonalization) and gesvdj (Jacobi), and the all-device route of the issue's sketch (Gram,
+// (bidiagonalization) and gesvdj (Jacobi), and the all-device route a user would sketch (Gram,
 // syevd, one GEMM). Times include the host work each needs.
 #include <vector>
 
@@ -32,7 +32,7 @@ void exact_svd_estimate(benchmark::State& state) {
   });
 }
 
-/// issue4's SVD estimators on the device, fed like exact_svd above (8 snapshots per feed).
+/// The streaming and randomized SVD estimators on the device, fed like exact_svd above (8 snapshots per feed).
 template <class Estimator>
 void svd_estimate(benchmark::State& state) {
   const auto d = static_cast<index_t>(state.range(0));

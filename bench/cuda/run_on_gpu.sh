@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the CUDA backend's tests and benchmarks on a GPU machine in one go (well under
 # 8 minutes on an H100 with 16 cores), then the PyTorch peer (the published procedure), and
-# prints a summary table with the targets.
+# prints a summary table with the project's speed targets.
 #
 #   bash bench/cuda/stage_gpu_deps.sh      # on the development machine, once per checkout
 #   OUT=<results folder> bash bench/cuda/run_on_gpu.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarizes a GPU run: the CUDA benchmarks' JSON (Google Benchmark) and the PyTorch peer's JSON
-into one markdown table set with the issue's targets, printed and written to a file.
+into one markdown table set with the project's speed targets, printed and written to a file.
 
 usage: summarize.py BENCH_JSON PUBLISHED_JSON SUMMARY_MD
 """

@@ -1,4 +1,4 @@
-// The SVD estimators on the device (issue4's randomized_svd, single_pass_svd, incremental_svd):
+// The SVD estimators on the device (randomized_svd, single_pass_svd, incremental_svd):
 // fed the same reference gradients, they must find the host's subspace and project alike.
 #include <vector>
 

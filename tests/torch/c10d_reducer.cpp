@@ -36,7 +36,7 @@ namespace {
 
 constexpr int died = 42;  // the exit status of a rank that dies on purpose
 
-/// The c10d reducer, counting its collectives (the issue asks for exactly one per projection).
+/// The c10d reducer, counting its collectives (a projection must take exactly one).
 struct counting_reducer {
   static constexpr bool communicates = true;
   ogpsa::torch::c10d_reducer inner;
