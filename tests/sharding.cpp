@@ -51,6 +51,21 @@ void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t col
   });
 }
 
+/// check_sharded for every family and sharding, on 2 and 4 ranks.
+template <class Estimator>
+void check_every_layout(Estimator e) {
+  for (int ranks : {2, 4}) {
+    // Split target rows: one sum of the packed coefficients per projection.
+    check_sharded(e, family::flat, sharding::rows, ranks, 1);
+    check_sharded(e, family::flat, sharding::columns, ranks, 1);
+    check_sharded(e, family::left, sharding::rows, ranks, 1);
+    check_sharded(e, family::right, sharding::columns, ranks, 1);
+    // Split target columns: whole target vectors on each rank, nothing to sum.
+    check_sharded(e, family::left, sharding::columns, ranks, 0);
+    check_sharded(e, family::right, sharding::rows, ranks, 0);
+  }
+}
+
 /// What one refresh of a sharded block sums across ranks (the same on every rank).
 struct refresh_cost {
   std::size_t rounds = 0;
@@ -132,17 +147,7 @@ struct nan_rows_on_rank_one {
 }  // namespace
 
 TEST_CASE("sharded exact_svd projections equal the single-process projection") {
-  const ogpsa::exact_svd e{.rank = 3};
-  for (int ranks : {2, 4}) {
-    // Split target rows: one sum of the packed coefficients per projection.
-    check_sharded(e, family::flat, sharding::rows, ranks, 1);
-    check_sharded(e, family::flat, sharding::columns, ranks, 1);
-    check_sharded(e, family::left, sharding::rows, ranks, 1);
-    check_sharded(e, family::right, sharding::columns, ranks, 1);
-    // Split target columns: whole target vectors on each rank, nothing to sum.
-    check_sharded(e, family::left, sharding::columns, ranks, 0);
-    check_sharded(e, family::right, sharding::rows, ranks, 0);
-  }
+  check_every_layout(ogpsa::exact_svd{.rank = 3});
 }
 
 TEST_CASE("sharded mean_gradient (the published estimator) projections equal the single-process one") {
@@ -318,15 +323,7 @@ TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
 }
 
 TEST_CASE("sharded randomized_svd projections equal the single-process projection") {
-  const ogpsa::randomized_svd e{.rank = 3};
-  for (int ranks : {2, 4}) {
-    check_sharded(e, family::flat, sharding::rows, ranks, 1);
-    check_sharded(e, family::flat, sharding::columns, ranks, 1);
-    check_sharded(e, family::left, sharding::rows, ranks, 1);
-    check_sharded(e, family::right, sharding::columns, ranks, 1);
-    check_sharded(e, family::left, sharding::columns, ranks, 0);
-    check_sharded(e, family::right, sharding::rows, ranks, 0);
-  }
+  check_every_layout(ogpsa::randomized_svd{.rank = 3});
 }
 
 TEST_CASE("a sharded refresh sums what the documented formulas say") {

@@ -3,11 +3,15 @@
 // stream, and the fp64 reference they are compared with.
 
 #include <algorithm>
+#include <cstddef>
+#include <span>
+#include <vector>
 
 #include <Eigen/SVD>
 
 #include <ogpsa/cpu/backend.hpp>
 #include <ogpsa/detail/matrix_ref.hpp>
+#include <ogpsa/detail/rounds.hpp>
 #include <ogpsa/eigen_view.hpp>
 #include <ogpsa/family.hpp>
 #include <ogpsa/subspace.hpp>
@@ -65,6 +69,22 @@ template <class T>
 bool points_along_data(const subspace<T, cpu_backend>& s, const matrix<T>& data) {
   const vector<double> along = s.basis.template cast<double>().transpose() * data.template cast<double>().rowwise().sum();
   return (along.array() >= 0).all();
+}
+
+/// Drives a sharded estimate as the only rank (a sum over one rank is the value itself), replacing
+/// the request of round `zeroed` (counted from 1) by zeros; returns the length of every round's
+/// request. The estimate's result stays in `task`.
+template <class Task>
+std::vector<std::size_t> run_zeroing_round(Task& task, std::size_t zeroed) {
+  std::vector<std::size_t> lengths;
+  while (detail::advance(task)) {
+    std::size_t length = 0;
+    for (std::span<double> part : task.request()) length += part.size();
+    lengths.push_back(length);
+    if (lengths.size() == zeroed)
+      for (std::span<double> part : task.request()) std::fill(part.begin(), part.end(), 0.0);
+  }
+  return lengths;
 }
 
 }  // namespace ogpsa::test

@@ -106,14 +106,7 @@ TEST_CASE("split target rows: a third round, TSQR, when the summed U^T U is not 
   t::state_of<exact_svd, double> sharded(exact_svd{.rank = 4}, data.rows(), "w");
   t::feed_columns(sharded, data, 12);
   auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
-  std::vector<std::size_t> lengths;
-  while (ogpsa::detail::advance(task)) {
-    std::size_t length = 0;
-    for (std::span<double> part : task.request()) length += part.size();
-    lengths.push_back(length);
-    if (lengths.size() == 2)
-      for (std::span<double> part : task.request()) std::fill(part.begin(), part.end(), 0.0);
-  }
+  const std::vector<std::size_t> lengths = t::run_zeroing_round(task, 2);
   // The Gram matrix and d, U^T U, the stack of the one rank's R.
   CHECK(lengths == std::vector<std::size_t>{12 * 12 + 1, 4 * 4, 12 * 12});
   const auto sub = task.result();

@@ -144,14 +144,7 @@ TEST_CASE("split target rows: a Q whose second Cholesky-QR pass declines is fini
   t::state_of<randomized_svd, double> sharded(params, data.rows(), "w");
   t::feed_columns(sharded, data, 40);
   auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
-  std::vector<std::size_t> lengths;
-  while (ogpsa::detail::advance(task)) {
-    std::size_t length = 0;
-    for (std::span<double> part : task.request()) length += part.size();
-    lengths.push_back(length);
-    if (lengths.size() == 3)
-      for (std::span<double> part : task.request()) std::fill(part.begin(), part.end(), 0.0);
-  }
+  const std::vector<std::size_t> lengths = t::run_zeroing_round(task, 3);
   // d and |A|_F^2; Q_0: two l x l Gram matrices and the TSQR stack; A^T Q_0; then twice Q_i's two
   // Gram matrices and A^T Q_i (the last one is B^T). l = 10, m = 40.
   const std::vector<std::size_t> expected{2, 100, 100, 100, 400, 100, 100, 400, 100, 100, 400};

@@ -393,20 +393,26 @@ class many_block_projection {
     const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
     A* packed = ws_.coefficients.data() + layout.coefficients;
     double squares = 0;
-    if (layout.end_tile == layout.first_tile) {
+    if (layout.end_tile == layout.first_tile)
       std::fill(packed, packed + k * n, A(0));
-    } else {
-      const index_t width = layout.one_column ? k + 1 : 1;
-      double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
-      for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
-        const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
-        for (index_t j = 0; j < width; ++j) total[j] += partial[j];
-      }
-      if (layout.one_column)
-        for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
-      squares = total[width - 1];
-    }
+    else
+      squares = sum_tile_partials(layout, k, packed);
     if (diagnostics_) ws_.coefficients[static_cast<std::size_t>(packed_) + i] = static_cast<A>(squares);
+  }
+
+  /// Adds the partial sums of a task's tiles (at least one) into its first tile's, in tile order
+  /// (the same bits on any number of threads), packs the k sums of a one-column target into
+  /// `packed` (a multi-column target's tiles wrote theirs) and returns the summed |X|^2.
+  double sum_tile_partials(const task_layout& layout, index_t k, A* packed) {
+    const index_t width = layout.one_column ? k + 1 : 1;
+    double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
+    for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
+      const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
+      for (index_t j = 0; j < width; ++j) total[j] += partial[j];
+    }
+    if (layout.one_column)
+      for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
+    return total[width - 1];
   }
 
   // ---- the update: rules, then targets ----------------------------------------------------------
@@ -541,15 +547,7 @@ class many_block_projection {
       std::fill(packed, packed + k * n, A(0));
       squares = A(0);
     } else {
-      const index_t width = layout.one_column ? k + 1 : 1;
-      double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
-      for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
-        const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
-        for (index_t j = 0; j < width; ++j) total[j] += partial[j];
-      }
-      if (layout.one_column)
-        for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
-      squares = static_cast<A>(total[width - 1]);
+      squares = static_cast<A>(sum_tile_partials(layout, k, packed));
     }
     finish_measurement(i);
   }
