@@ -1,5 +1,6 @@
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -268,4 +269,70 @@ TEST_CASE("the measures' GEMMs write the measures where the coefficients' GEMMs 
   CHECK(matrix.halves == -1);
   CHECK(coefficients[0] == reinterpret_cast<float*>(device + l.packed) + matrix.packed);
   CHECK(measures[0] == reinterpret_cast<float*>(device + l.measures) + matrix.packed);
+}
+
+namespace {
+
+constexpr std::uintptr_t gemm_alignment = 16;  // what tensor-core and TF32 batched GEMMs need
+
+bool aligned_to_gemm(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % gemm_alignment == 0; }
+
+// A model as trainers have them: flat blocks of k = 1..3 (norms, biases) ahead of matrix blocks of
+// odd column counts, two of them sharing a shape so that a group has several members.
+std::vector<block_task> mixed_model() {
+  std::vector<block_task> tasks;
+  float* x = gradients;
+  for (index_t k = 1; k <= 3; ++k) tasks.push_back(flat_task(x += 512, 37 * k, bases, k));
+  tasks.push_back(matrix_task(x += 512, 48, 33, bases, 3));
+  tasks.push_back(flat_task(x += 512, 10, bases, 1));
+  tasks.push_back(matrix_task(x += 4096, 40, 7, bases, 2, true));
+  tasks.push_back(matrix_task(x += 4096, 48, 33, bases, 3));
+  tasks.push_back(matrix_task(x += 4096, 24, 5, bases, 1));
+  tasks.push_back(matrix_task(x += 4096, 48, 33, bases, 3));
+  return tasks;
+}
+
+// Every address a batched GEMM reads or writes in the workspace, and every pointer array it is
+// handed, is 16-byte aligned, whatever the blocks before it.
+template <class G, class B>
+void check_gemm_alignment(bool diagnostics) {
+  CAPTURE(diagnostics);
+  const std::vector<block_task> tasks = mixed_model();
+  projection_plan plan;
+  plan.build<G, B>(tasks, diagnostics, "test");
+  const plan_layout& l = plan.layout();
+  std::vector<std::byte> blob(l.blob);
+  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
+  plan.fill<G, B>(blob.data(), device, tasks);
+  REQUIRE(plan.groups().size() == 3);
+  for (const std::size_t array : {l.member_basis, l.member_update, l.member_target, l.member_coefficients,
+                                  l.member_measures, l.compact_basis, l.compact_update, l.compact_target})
+    for (const group_entry& g : plan.group_entries()) {
+      CAPTURE(g.first);
+      CHECK(aligned_to_gemm(device + array + static_cast<std::size_t>(g.first) * sizeof(void*)));
+    }
+  const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
+  for (const std::size_t array : {l.member_basis, l.member_update, l.member_coefficients, l.member_measures}) {
+    const auto* pointers = reinterpret_cast<void* const*>(blob.data() + array);
+    for (const group_entry& g : plan.group_entries())
+      for (int m = g.first; m < g.first + g.count; ++m) {
+        CAPTURE(m);
+        CAPTURE(members[m]);
+        CHECK(aligned_to_gemm(pointers[m]));
+      }
+  }
+  const auto* built = reinterpret_cast<const basis_entry*>(blob.data() + l.bases);
+  for (std::size_t b = 0; b < plan.built_bases(); ++b) CHECK(aligned_to_gemm(built[b].operand));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("batched GEMM operands and pointer arrays are 16-byte aligned after blocks of any size", pair,
+                   std::pair<float, float>, std::pair<float, bfloat16>, std::pair<float, float16>,
+                   std::pair<bfloat16, float>, std::pair<bfloat16, bfloat16>, std::pair<float16, float>,
+                   std::pair<float16, float16>, std::pair<float16, bfloat16>, std::pair<double, double>,
+                   std::pair<double, float>) {
+  using G = typename pair::first_type;
+  using B = typename pair::second_type;
+  for (const bool diagnostics : {false, true}) check_gemm_alignment<G, B>(diagnostics);
 }
