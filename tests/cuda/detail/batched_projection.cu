@@ -168,7 +168,7 @@ struct twin_model {
 }  // namespace
 
 // The buffer a data-parallel run all-reduces between the halves: both backends must lay it out
-// alike (NOTES.md: per task, k x cols coefficients column-major, zeros for empty tasks; then one
+// alike (per task, k x cols coefficients column-major, zeros for empty tasks; then one
 // |x|^2 per task with diagnostics), or ranks mixing backends would sum unrelated numbers.
 TEST_CASE_TEMPLATE("coefficients_all packs the coefficients exactly as the host backend does", T, float, double) {
   for (bool diagnostics : {false, true}) {

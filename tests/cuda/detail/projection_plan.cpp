@@ -114,7 +114,9 @@ TEST_CASE("matrix-side blocks are grouped by shape and layout, members contiguou
   REQUIRE(plan.groups().size() == 4);
   CHECK(plan.group_entries()[0].count == 2);
   CHECK(plan.group_entries()[1].first == 2);
-  CHECK(plan.members() == std::vector<int>{0, 3, 1, 4, 5});
+  CHECK(plan.group_entries()[2].first == 4);  // groups start at even positions: -1 pads between them
+  CHECK(plan.members() == std::vector<int>{0, 3, 1, -1, 4, -1, 5});
+  CHECK(plan.matrix_blocks() == 5);
   CHECK(plan.groups()[2].row_major);
   CHECK(plan.groups()[2].ld == 32);
   CHECK(plan.groups()[3].k == 4);
@@ -169,7 +171,7 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     const plan_layout& l = plan.layout();
     const std::vector<std::size_t> starts{l.reduce, l.slots, l.bases, l.groups, l.member_slot, l.member_basis,
                                           l.member_update, l.member_target, l.member_coefficients,
-                                          l.member_measures, l.packed, l.measures, l.partials, l.halves, l.work, l.update_operand, l.basis_operand, l.scales,
+                                          l.member_measures, l.packed, l.measures, l.partials, l.products, l.work, l.update_operand, l.basis_operand, l.scales,
                                           l.compact_basis, l.compact_update, l.compact_target, l.records};
     for (std::size_t i = 0; i < starts.size(); ++i) {
       CHECK(starts[i] % 256 == 0);
@@ -185,7 +187,7 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     CHECK(plan.result_bytes() == (diagnostics ? 3 * sizeof(projection_record) + 3 : 3));
     // bf16 gradients with a float basis: [U_hi U_lo U_hi] per member (rows x 3k), GEMM halves 2k x cols
     CHECK(plan.built_bases() == 2);
-    CHECK(l.halves + 2 * 2 * 8 * 32 * sizeof(float) <= l.work);
+    CHECK(l.products + 2 * 2 * 8 * 32 * sizeof(float) <= l.work);
     CHECK(l.update_operand + 2 * 3 * 8 * 32 * sizeof(bfloat16) <= l.basis_operand);
     CHECK(l.basis_operand + 2 * 64 * 3 * 8 * sizeof(bfloat16) <= l.scales);
   }
@@ -203,7 +205,8 @@ TEST_CASE("packed coefficients follow task order, empty tasks included, then one
   CHECK(plan.slot_entries()[0].norm == 8 * 32 + 4 + 2 + 0);
   CHECK(plan.slot_entries()[1].norm == 8 * 32 + 4 + 2 + 2);
   CHECK(plan.slot_entries()[2].norm == 8 * 32 + 4 + 2 + 3);
-  CHECK(plan.slot_entries()[0].halves == -1);  // a whole float basis: the GEMM writes packed directly
+  CHECK(plan.slot_entries()[0].products == 0);  // GEMMs write to aligned scratch, then get packed
+  CHECK(plan.slot_entries()[0].parts == 1);     // a whole float basis: one product
   CHECK(plan.tasks() == 4);
   CHECK(plan.accumulator_bytes() == sizeof(float));
 }
@@ -226,8 +229,9 @@ TEST_CASE("descriptors point into the workspace at each block's offsets") {
   CHECK(members[1] == 2);
   CHECK(targets[1] == gradients + 4096);
   const slot_entry& third = plan.slot_entries()[2];
-  CHECK(third.halves == 2 * 8 * 32);  // a split basis: the GEMM's two halves go to scratch
-  CHECK(coefficients[1] == reinterpret_cast<float*>(device + l.halves) + third.halves);
+  CHECK(third.products == 2 * 8 * 32);  // a split basis: the GEMM's two halves go to scratch
+  CHECK(third.parts == 2);
+  CHECK(coefficients[1] == reinterpret_cast<float*>(device + l.products) + third.products);
   CHECK(measures[1] == coefficients[1]);  // measured through the same scratch
   CHECK(third.work == 2 * 8 * 32 + 2 * 2);
   CHECK(third.packed == 8 * 32 + 2);
@@ -255,7 +259,7 @@ TEST_CASE("with diagnostics, an empty basis gets a reduction of its norm alone, 
   CHECK(plan.reduce()[static_cast<std::size_t>(s[1].reduce)].inner * plan.reduce()[static_cast<std::size_t>(s[1].reduce)].outer == 64 * 32);
 }
 
-TEST_CASE("the measures' GEMMs write the measures where the coefficients' GEMMs write the coefficients") {
+TEST_CASE("the measures' GEMMs write through the coefficients' scratch, which is then packed into the measures") {
   const std::vector<block_task> tasks{flat_task(gradients, 100, bases, 2), matrix_task(gradients, 64, 32, bases, 8)};
   projection_plan plan;
   plan.build<float, float>(tasks, true, "test");
@@ -266,9 +270,9 @@ TEST_CASE("the measures' GEMMs write the measures where the coefficients' GEMMs 
   const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
   const auto* measures = reinterpret_cast<void* const*>(blob.data() + l.member_measures);
   const slot_entry& matrix = plan.slot_entries()[1];
-  CHECK(matrix.halves == -1);
-  CHECK(coefficients[0] == reinterpret_cast<float*>(device + l.packed) + matrix.packed);
-  CHECK(measures[0] == reinterpret_cast<float*>(device + l.measures) + matrix.packed);
+  CHECK(matrix.products == 0);
+  CHECK(coefficients[0] == reinterpret_cast<float*>(device + l.products));
+  CHECK(measures[0] == coefficients[0]);  // measured through the same scratch, packed into the measures
 }
 
 namespace {

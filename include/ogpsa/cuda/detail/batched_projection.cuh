@@ -49,7 +49,7 @@ struct plan_regions {
         packed(reinterpret_cast<Acc*>(base + l.packed)),
         measures(reinterpret_cast<Acc*>(base + l.measures)),
         partials(reinterpret_cast<Acc*>(base + l.partials)),
-        halves(reinterpret_cast<Acc*>(base + l.halves)),
+        products(reinterpret_cast<Acc*>(base + l.products)),
         work(reinterpret_cast<Acc*>(base + l.work)),
         rule_partials(reinterpret_cast<double*>(base + l.rule_partials)),
         update(reinterpret_cast<E*>(base + l.update_operand)),
@@ -73,7 +73,7 @@ struct plan_regions {
   Acc* packed;
   Acc* measures;
   Acc* partials;
-  Acc* halves;
+  Acc* products;
   Acc* work;
   double* rule_partials;
   E* update;
@@ -86,7 +86,7 @@ struct plan_regions {
 };
 
 /// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, where `out` points
-/// (the packed coefficients or measures, or the halves' scratch).
+/// (the products' aligned scratch, which the packing kernel moves into place).
 template <class G, class B>
 void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, void* const* out,
                        const char* where) {
@@ -150,7 +150,7 @@ void reduce_and_pack(execution& exec, const projection_plan& plan, const plan_re
   }
   coefficient_gemms(exec, plan, r, gemm_out, where);
   pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.halves, packed);
+      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.products, packed);
   check_launch(where, "ogpsa's coefficient packing kernel");
 }
 
@@ -211,7 +211,7 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   if (plan.slots() == 0) return nullptr;
   OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
                 Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
-                           << plan.members().size() << " blocks are matrix-side");
+                           << plan.matrix_blocks() << " blocks are matrix-side");
   const plan_layout& l = plan.layout();
   std::byte* device = ws.device(exec, l.total);
   std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;

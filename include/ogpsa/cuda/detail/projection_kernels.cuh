@@ -5,8 +5,8 @@
 /// 1. `reduce_kernel`: per chunk of every flat block, the k partial sums u_j^T x (and |x|^2 for
 ///    diagnostics) in one pass over x, accumulated in the accumulator type (fp32 at least);
 /// 2. `build_basis_kernel`: matrix-side bases converted or split into the GEMM operand;
-/// 3. `pack_kernel`: per block, the chunk sums added in a fixed order (or the halves of a split
-///    GEMM) into the packed coefficients, which an all-reduce may then sum across ranks;
+/// 3. `pack_kernel`: per block, the chunk sums added in a fixed order (or the GEMM's products, the
+///    halves of a split basis added) into the packed coefficients, which an all-reduce may then sum across ranks;
 /// 4. `rule_kernel`: per target column, the rule applied (on the device, through its
 ///    `OGPSA_HOST_DEVICE apply`); `flags_kernel`: per block, the flags and diagnostics;
 /// 5. `compact_kernel`: the matrix-side blocks that need an update, per batched GEMM;
@@ -153,24 +153,24 @@ __device__ inline int slot_of(const slot_entry* slots, int count, index_t c) {
   return lo;
 }
 
-/// One block per column chunk: completes the slot's coefficients in the packed buffer (the hi
-/// and lo halves of a split matrix-side GEMM added, for the chunk's columns; and, in a slot's
-/// first chunk, the chunk sums of its reduction added in a fixed order: a flat block's
-/// coefficients and |x|^2 with diagnostics). Matrix-side blocks with a whole basis need no
-/// halves: their GEMM wrote the packed coefficients directly.
+/// One block per column chunk: completes the slot's coefficients in the packed buffer (a
+/// matrix-side GEMM's products for the chunk's columns, the hi and lo halves of a split basis
+/// added; and, in a slot's first chunk, the chunk sums of its reduction added in a fixed order: a
+/// flat block's coefficients and |x|^2 with diagnostics).
 template <class Acc>
 __global__ void __launch_bounds__(block_threads)
-pack_kernel(const slot_entry* slots, int count, const reduce_entry* entries, const Acc* partials, const Acc* halves,
+pack_kernel(const slot_entry* slots, int count, const reduce_entry* entries, const Acc* partials, const Acc* products,
             Acc* packed) {
   __shared__ double shared[warp_threads];
   const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
   const index_t chunk = blockIdx.x - s.first_column_chunk;
-  if (s.halves >= 0) {
+  if (s.products >= 0) {
     const index_t first = chunk * column_chunk * s.k;
     const index_t last = (chunk + 1) * column_chunk < s.cols ? (chunk + 1) * column_chunk * s.k : s.cols * s.k;
+    const index_t height = s.parts * s.k;
     for (index_t i = first + threadIdx.x; i < last; i += blockDim.x) {
-      const index_t col = i / s.k, row = i % s.k;
-      packed[s.packed + i] = halves[s.halves + col * 2 * s.k + row] + halves[s.halves + col * 2 * s.k + s.k + row];
+      const Acc* product = products + s.products + (i / s.k) * height + i % s.k;
+      packed[s.packed + i] = s.parts == 2 ? product[0] + product[s.k] : product[0];
     }
   }
   if (chunk != 0 || s.reduce < 0) return;

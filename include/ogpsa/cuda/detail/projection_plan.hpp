@@ -12,8 +12,11 @@
 ///
 /// The packed coefficients are what a data-parallel all-reduce sums between the two phases: for
 /// every task in task order, its k x cols coefficients (column-major, zero for an empty target),
-/// then, with diagnostics, one partial |x|^2 per task. The layout depends on k and cols only, so
-/// ranks holding different shards of the same blocks agree on it.
+/// then, with diagnostics, one partial |x|^2 per task: the host backend's layout. It depends on k
+/// and cols only, so ranks holding different shards of the same blocks agree on it. The
+/// matrix-side GEMMs do not write there (a task's block starts wherever the blocks before it
+/// end, and GEMMs need 16-byte aligned outputs): they write their products to aligned scratch,
+/// which the packing kernel then copies (or adds, for the halves of a split basis) into place.
 ///
 /// With diagnostics, the update phase then measures what it wrote: the same reduction, GEMMs and
 /// packing run once more over the projected blocks, into a second buffer of that layout (U^T x
@@ -124,7 +127,7 @@ struct reduce_entry {
 struct slot_entry {
   index_t packed;        // offset of its k x cols coefficients in the packed buffer
   index_t norm;          // index of its |x|^2 in the packed buffer, -1 without diagnostics
-  index_t halves;        // matrix blocks with a split basis: offset of the GEMM's 2k x cols output, else -1
+  index_t products;      // matrix blocks: offset of the GEMM's (parts k) x cols output, else -1
   index_t work;          // offset of its 2k x cols working copy: r on top, the original c below
   index_t cols;
   index_t first_column_chunk;  // column chunks of the slots before this one
@@ -133,6 +136,7 @@ struct slot_entry {
   int k;
   int reduce;            // its reduce entry, or -1
   int matrix;            // 1: matrix-side (GEMMs), 0: flat (fused kernels)
+  int parts;             // matrix blocks: parts of the basis in the GEMM's output (2: hi and lo halves)
   float scale;           // matrix blocks: factor applied to the coefficients before the split
 };
 
@@ -166,6 +170,18 @@ enum rule_sum { coefficient_sq, removed_sq, non_finite, removed_any, rule_sums }
 
 /// Bits of a block's flag byte.
 inline constexpr std::uint8_t flag_finite = 1, flag_changed = 2;
+
+/// Bytes every address a batched GEMM reads or writes in the workspace, and every pointer array
+/// it is handed, is aligned to: tensor-core and TF32 kernels fault on less
+/// (`cudaErrorMisalignedAddress`, which ends the process's CUDA context).
+inline constexpr std::size_t gemm_alignment = 16;
+
+/// `count` elements of T rounded up so that the next region of T starts `gemm_alignment`-aligned.
+template <class T>
+constexpr index_t gemm_aligned(index_t count) {
+  constexpr auto per = static_cast<index_t>(gemm_alignment / sizeof(T) > 0 ? gemm_alignment / sizeof(T) : 1);
+  return (count + per - 1) / per * per;
+}
 
 /// The shape shared by the members of one batched GEMM call.
 struct gemm_shape {
@@ -202,7 +218,7 @@ struct plan_layout {
   std::size_t member_measures = 0;           // where each member's measuring GEMM writes
   std::size_t packed = 0, packed_count = 0;  // the packed coefficients: offset, elements
   std::size_t measures = 0;                  // with diagnostics, packed_count measures after the update
-  std::size_t partials = 0, halves = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
+  std::size_t partials = 0, products = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
   std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
   std::size_t records = 0, flags = 0;  // adjacent: one copy brings both back
   std::size_t total = 0;
@@ -259,6 +275,13 @@ class projection_plan {
     auto* member_measures = reinterpret_cast<void**>(blob + layout_.member_measures);
     for (std::size_t m = 0; m < members_.size(); ++m) {
       const int s = members_[m];
+      if (s < 0) {  // padding between groups
+        if constexpr (gemm::build_basis) bases[m] = basis_entry{nullptr, nullptr, 0, 0};
+        member_slot[m] = -1;
+        member_basis[m] = member_update[m] = nullptr;
+        member_target[m] = member_coefficients[m] = member_measures[m] = nullptr;
+        continue;
+      }
       const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
       const slot_entry& e = slots_[static_cast<std::size_t>(s)];
       const void* operand = t.basis;
@@ -271,11 +294,11 @@ class projection_plan {
       member_basis[m] = operand;
       member_update[m] = reinterpret_cast<const E*>(device + layout_.update_operand) + e.update;
       member_target[m] = t.target.data;
-      // The GEMM writes U^T X straight into the packed buffer (the measures' after the update), or
-      // its two halves to scratch.
-      accumulator* halves = reinterpret_cast<accumulator*>(device + layout_.halves) + e.halves;
-      member_coefficients[m] = e.halves >= 0 ? halves : reinterpret_cast<accumulator*>(device + layout_.packed) + e.packed;
-      member_measures[m] = e.halves >= 0 ? halves : reinterpret_cast<accumulator*>(device + layout_.measures) + e.packed;
+      // The GEMM writes U^T X (or its two halves) to aligned scratch, both before the update and
+      // when measuring after it; the packing kernel moves it into the packed buffer.
+      accumulator* products = reinterpret_cast<accumulator*>(device + layout_.products) + e.products;
+      member_coefficients[m] = products;
+      member_measures[m] = products;
     }
   }
 
@@ -299,7 +322,10 @@ class projection_plan {
   /// Matrix-side batched GEMM calls: their shape and members (slots, contiguous per call).
   const std::vector<gemm_shape>& groups() const noexcept { return shapes_; }
   const std::vector<group_entry>& group_entries() const noexcept { return group_entries_; }
+  /// Member positions, -1 for the padding between groups.
   const std::vector<int>& members() const noexcept { return members_; }
+  /// Matrix-side blocks (members of a batched GEMM call).
+  std::size_t matrix_blocks() const noexcept { return group_of_.size(); }
   /// Basis operands built per call (one per member when the types need it, else none).
   std::size_t built_bases() const noexcept { return built_bases_; }
   /// Bytes the results copy brings back: records (with diagnostics) and flags, adjacent.
@@ -345,6 +371,7 @@ class projection_plan {
     const index_t cols = matrix ? t.target.cols : 1;
     const index_t chunks = (cols + column_chunk - 1) / column_chunk;
     slots_.push_back(slot_entry{0, -1, -1, 0, cols, column_chunks_, chunks, 0, static_cast<int>(t.k), -1, matrix ? 1 : 0,
+                                gemm_plan<G, B>::basis_parts,
                                 matrix ? gemm_plan<G, B>::coefficient_scale(t.target.rows) : 1.0f});
     column_chunks_ += chunks;
   }
@@ -384,7 +411,9 @@ class projection_plan {
     return gemm_shape{x.rows, x.cols, t.k, row_major ? x.row_stride : x.col_stride, row_major};
   }
 
-  /// Members of each shape, in slot order, contiguous per group.
+  /// Members of each shape, in slot order, contiguous per group; each group starts at an even
+  /// position so that its pointer arrays are `gemm_alignment`-aligned (the positions between
+  /// groups hold -1 and belong to no call).
   void group_members(std::span<const block_task> tasks) {
     group_of_.clear();
     for (std::size_t s = 0; s < slots_.size(); ++s) {
@@ -394,11 +423,15 @@ class projection_plan {
       group_of_.push_back(static_cast<int>(found - shapes_.begin()));
       if (found == shapes_.end()) shapes_.push_back(shape);
     }
+    constexpr int pointers_per_alignment = static_cast<int>(gemm_alignment / sizeof(void*));
     group_entries_.assign(shapes_.size(), group_entry{0, 0});
     for (int g : group_of_) ++group_entries_[static_cast<std::size_t>(g)].count;
-    for (std::size_t g = 1; g < group_entries_.size(); ++g)
-      group_entries_[g].first = group_entries_[g - 1].first + group_entries_[g - 1].count;
-    members_.assign(group_of_.size(), -1);
+    int end = 0;
+    for (group_entry& g : group_entries_) {
+      g.first = (end + pointers_per_alignment - 1) / pointers_per_alignment * pointers_per_alignment;
+      end = g.first + g.count;
+    }
+    members_.assign(static_cast<std::size_t>(end), -1);
     fill_count_.assign(shapes_.size(), 0);
     std::size_t m = 0;
     for (std::size_t s = 0; s < slots_.size(); ++s) {
@@ -436,7 +469,7 @@ class projection_plan {
     }
     const index_t norms = packed;
     if (diagnostics_) packed += static_cast<index_t>(tasks.size());
-    index_t partials = 0, halves = 0, work = 0, update = 0, basis = 0;
+    index_t partials = 0, products = 0, work = 0, update = 0, basis = 0;
     for (reduce_entry& e : reduce_) {
       e.partials = partials;
       partials += e.values * e.chunks;
@@ -449,21 +482,21 @@ class projection_plan {
       work += 2 * e.k * e.cols;
       if (!e.matrix) continue;
       e.update = update;
-      update += gemm::terms * e.k * e.cols;
-      if (gemm::basis_parts == 1) continue;
-      e.halves = halves;
-      halves += 2 * e.k * e.cols;
+      update += gemm_aligned<E>(gemm::terms * e.k * e.cols);
+      e.products = products;
+      products += gemm_aligned<accumulator>(gemm::basis_parts * e.k * e.cols);
     }
     for (int s : members_) {
-      const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
       basis_offset_.push_back(basis);
-      if (gemm::build_basis) basis += t.target.rows * gemm::terms * t.k;
+      if (s < 0 || !gemm::build_basis) continue;
+      const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
+      basis += gemm_aligned<E>(t.target.rows * gemm::terms * t.k);
     }
     layout_.packed_count = static_cast<std::size_t>(packed);
     layout_.packed = l.add<accumulator>(layout_.packed_count);
     layout_.measures = l.add<accumulator>(diagnostics_ ? layout_.packed_count : 0);
     layout_.partials = l.add<accumulator>(static_cast<std::size_t>(partials));
-    layout_.halves = l.add<accumulator>(static_cast<std::size_t>(halves));
+    layout_.products = l.add<accumulator>(static_cast<std::size_t>(products));
     layout_.work = l.add<accumulator>(static_cast<std::size_t>(work));
     layout_.rule_partials = l.add<double>(static_cast<std::size_t>(column_chunks_) * rule_sums);
     layout_.update_operand = l.add<E>(static_cast<std::size_t>(update));
