@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -339,4 +340,31 @@ TEST_CASE_TEMPLATE("batched GEMM operands and pointer arrays are 16-byte aligned
   using G = typename pair::first_type;
   using B = typename pair::second_type;
   for (const bool diagnostics : {false, true}) check_gemm_alignment<G, B>(diagnostics);
+}
+
+namespace {
+
+// |(hi + lo) / scale - c| / |c| for c split into two fp16 parts after scaling by `scale`, the way
+// the update operand of fp16 gradients carries its coefficients.
+double split_error(float c, float scale) {
+  const float v = c * scale;
+  const float16 hi(v);
+  const float16 lo(v - static_cast<float>(hi));
+  const double back = (static_cast<double>(static_cast<float>(hi)) + static_cast<double>(static_cast<float>(lo))) / scale;
+  return std::abs(back - static_cast<double>(c)) / std::abs(static_cast<double>(c));
+}
+
+}  // namespace
+
+TEST_CASE("fp16 coefficients keep about 22 bits through the split, from 1e-8 to 1e4") {
+  using fp16 = gemm_plan<float16, float>;
+  static_assert(fp16::coefficient_parts == 2);
+  for (double magnitude = 1e-8; magnitude <= 1e4; magnitude *= 1.37)
+    for (const double sign : {1.0, -1.0})
+      for (const double below_largest : {1.0, 0x1p-8}) {  // the largest coefficient sets the scale
+        const auto c = static_cast<float>(sign * magnitude);
+        CAPTURE(c);
+        CAPTURE(below_largest);
+        CHECK(split_error(c, fp16::coefficient_scale(4096)) <= 0x1p-21);
+      }
 }
