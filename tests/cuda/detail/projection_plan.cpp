@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -118,6 +119,9 @@ TEST_CASE("matrix-side blocks are grouped by shape and layout, members contiguou
   CHECK(plan.group_entries()[2].first == 4);  // groups start at even positions: -1 pads between them
   CHECK(plan.members() == std::vector<int>{0, 3, 1, -1, 4, -1, 5});
   CHECK(plan.matrix_blocks() == 5);
+  CHECK(plan.slot_entries()[1].group == 1);  // what each block's coefficient scale is kept by
+  CHECK(plan.slot_entries()[3].group == 0);
+  CHECK(plan.slot_entries()[2].group == -1);  // the flat block
   CHECK(plan.groups()[2].row_major);
   CHECK(plan.groups()[2].ld == 32);
   CHECK(plan.groups()[3].k == 4);
@@ -138,9 +142,16 @@ TEST_CASE("matrix-side products: exact operands stay whole, others are split") {
   static_assert(gemm_plan<double, float>::basis_parts == 1 && gemm_plan<double, float>::supported);
   static_assert(!gemm_plan<float, double>::supported && !gemm_plan<bfloat16, double>::supported);
   static_assert(gemm_plan<float16, bfloat16>::basis_parts == 2);
-  CHECK(gemm_plan<float16, float>::coefficient_scale(4096) == doctest::Approx(1.0 / 128));  // sqrt = 64 = 2^6
-  CHECK(gemm_plan<float16, float>::coefficient_scale(4097) == doctest::Approx(1.0 / 256));
-  CHECK(gemm_plan<bfloat16, float>::coefficient_scale(4096) == 1.0f);
+  using h = gemm_plan<float16, float>;
+  static_assert(h::scaled_coefficients && !bf::scaled_coefficients && !f::scaled_coefficients);
+  CHECK(h::coefficient_scale(h::biased_exponent(1.0f)) == 0x1p13f);  // 1 = 0.5 * 2^1 lands on 2^13
+  CHECK(h::coefficient_scale(h::biased_exponent(3e6f)) * 3e6f < 0x1p14f);
+  CHECK(h::coefficient_scale(h::biased_exponent(3e6f)) * 3e6f >= 0x1p13f);
+  CHECK(h::biased_exponent(0.0f) == 0);  // no finite nonzero coefficient: no scale
+  CHECK(h::biased_exponent(std::numeric_limits<float>::infinity()) == 0);
+  CHECK(h::biased_exponent(std::numeric_limits<float>::quiet_NaN()) == 0);
+  CHECK(h::coefficient_scale(0) == 1.0f);
+  CHECK(bf::coefficient_scale(bf::biased_exponent(1e-6f)) == 1.0f);  // bf16 has float's range
 }
 
 TEST_CASE("a double basis with float gradients is refused on matrix-side blocks only") {
@@ -185,7 +196,9 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     CHECK(l.partials == l.measures + (diagnostics ? region_layout::round_up(l.packed_count * sizeof(float)) : 0));
     CHECK(l.flags == l.records + 3 * sizeof(projection_record));
     CHECK(l.total >= l.flags + 3);
-    CHECK(plan.result_bytes() == (diagnostics ? 3 * sizeof(projection_record) + 3 : 3));
+    // Then the largest coefficient exponent of the one batched GEMM call, int-aligned.
+    CHECK(l.exponents == l.flags + 4);
+    CHECK(plan.result_bytes() == (diagnostics ? 3 * sizeof(projection_record) : 0) + 4 + sizeof(int));
     // bf16 gradients with a float basis: [U_hi U_lo U_hi] per member (rows x 3k), GEMM halves 2k x cols
     CHECK(plan.built_bases() == 2);
     CHECK(l.products + 2 * 2 * 8 * 32 * sizeof(float) <= l.work);
@@ -348,10 +361,9 @@ namespace {
 // the update operand of fp16 gradients carries its coefficients.
 double split_error(float c, float scale) {
   const float v = c * scale;
-  const float16 hi(v);
-  const float16 lo(v - static_cast<float>(hi));
-  const double back = (static_cast<double>(static_cast<float>(hi)) + static_cast<double>(static_cast<float>(lo))) / scale;
-  return std::abs(back - static_cast<double>(c)) / std::abs(static_cast<double>(c));
+  const auto hi = static_cast<double>(static_cast<float>(split_part<float16>(v, 0)));
+  const auto lo = static_cast<double>(static_cast<float>(split_part<float16>(v, 1)));
+  return std::abs((hi + lo) / scale - static_cast<double>(c)) / std::abs(static_cast<double>(c));
 }
 
 }  // namespace
@@ -365,6 +377,7 @@ TEST_CASE("fp16 coefficients keep about 22 bits through the split, from 1e-8 to 
         const auto c = static_cast<float>(sign * magnitude);
         CAPTURE(c);
         CAPTURE(below_largest);
-        CHECK(split_error(c, fp16::coefficient_scale(4096)) <= 0x1p-21);
+        const auto largest = static_cast<float>(magnitude / below_largest);
+        CHECK(split_error(c, fp16::coefficient_scale(fp16::biased_exponent(largest))) <= 0x1p-21);
       }
 }

@@ -8,8 +8,17 @@
 /// - update: the rule and flags kernels, the compaction of the matrix-side blocks to update, one small copy
 ///   of the per-block flags (plus the diagnostics records when asked for) to the host, then the
 ///   flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
-///   the matrix-side update GEMMs for the blocks that changed, and returns with that work in
-///   flight on the stream. With diagnostics it then measures what was written (the reduction,
+///   the matrix-side update GEMMs for the blocks that changed, with the scale of their
+///   coefficients, and returns with that work in flight on the stream.
+///
+/// That wait is a round trip through the host on every call: the host blocks until everything
+/// queued before the projection on its stream (in a trainer: the whole backward pass) has run,
+/// so it cannot queue the optimizer step and the next forward ahead of the device, and the
+/// device idles while the host launches the update GEMMs and what follows: the launch latency
+/// of those kernels, expected in the tens of microseconds per step but not yet measured on a
+/// GPU. It would matter for small models whose steps take a few milliseconds, not for models
+/// whose steps take hundreds. It buys the per-block flags the stats report (and which skip
+/// non-finite blocks), the GEMM batch sizes and the fp16 coefficient scales. With diagnostics it then measures what was written (the reduction,
 ///   GEMMs and packing of the coefficients once more, into the measures) and waits for the
 ///   records.
 
@@ -58,7 +67,8 @@ struct plan_regions {
         compact_update(reinterpret_cast<const void**>(base + l.compact_update)),
         compact_target(reinterpret_cast<void**>(base + l.compact_target)),
         records(reinterpret_cast<projection_record*>(base + l.records)),
-        flags(reinterpret_cast<std::uint8_t*>(base + l.flags)) {}
+        flags(reinterpret_cast<std::uint8_t*>(base + l.flags)),
+        exponents(reinterpret_cast<int*>(base + l.exponents)) {}
 
   const reduce_entry* reduce;
   const slot_entry* slots;
@@ -83,6 +93,7 @@ struct plan_regions {
   void** compact_target;
   projection_record* records;
   std::uint8_t* flags;
+  int* exponents;
 };
 
 /// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, where `out` points
@@ -107,10 +118,11 @@ void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_
   }
 }
 
-/// X <- X - U R for the members that changed (compacted to the front of each shape's arrays).
+/// X <- X - U R for the members that changed (compacted to the front of each shape's arrays),
+/// each call's alpha undoing the scale of its coefficients (`exponents`, host copies).
 template <class G, class B>
 void update_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
-                  const std::uint8_t* flags, const char* where) {
+                  const std::uint8_t* flags, const int* exponents, const char* where) {
   using gemm = gemm_plan<G, B>;
   using scalar = typename gemm::cublas_accumulator;
   using E = typename gemm::gemm_type;
@@ -122,7 +134,7 @@ void update_gemms(execution& exec, const projection_plan& plan, const plan_regio
     for (int m = members.first; m < members.first + members.count; ++m)
       changed += flags[plan.members()[static_cast<std::size_t>(m)]] == (flag_finite | flag_changed);
     const auto first = static_cast<std::size_t>(members.first);
-    const scalar alpha = -1 / static_cast<scalar>(gemm::coefficient_scale(sh.rows));
+    const scalar alpha = -1 / static_cast<scalar>(gemm::coefficient_scale(exponents[g]));
     const index_t depth = gemm::terms * sh.k;
     const batched_operand basis{r.compact_basis + first, data_type<E>(), sh.rows};
     const batched_operand coefficients{r.compact_update + first, data_type<E>(), depth};
@@ -217,14 +229,19 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;
   const cudaStream_t stream = exec.stream();
   const plan_regions<G, B> r(device, l);
+  if (!plan.groups().empty())
+    OGPSA_CUDA_CHECK(where, cudaMemsetAsync(r.exponents, 0, plan.groups().size() * sizeof(int), stream));
   rule_kernel<G, B, Rule><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-      r.slots, static_cast<int>(plan.slots()), r.packed, r.work, r.update, r.scales, r.rule_partials, rule);
+      r.slots, static_cast<int>(plan.slots()), r.packed, r.work, r.exponents, r.scales, r.rule_partials, rule);
   check_launch(where, "ogpsa's projection rule kernel");
   flags_kernel<<<static_cast<unsigned>(plan.slots()), block_threads, 0, stream>>>(r.slots, r.packed, r.scales,
                                                                                     r.rule_partials, r.records, r.flags,
                                                                                     diagnostics);
   check_launch(where, "ogpsa's projection flags kernel");
   if (!plan.groups().empty()) {
+    operand_kernel<G, B><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
+        r.slots, static_cast<int>(plan.slots()), r.work, r.exponents, r.update);
+    check_launch(where, "ogpsa's update operand kernel");
     compact_kernel<<<1, block_threads, 0, stream>>>(r.groups, static_cast<int>(plan.groups().size()), r.member_slot,
                                                     r.member_basis, r.member_update, r.member_target, r.flags,
                                                     r.compact_basis, r.compact_update, r.compact_target);
@@ -240,7 +257,8 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   }
   OGPSA_CUDA_CHECK(where, cudaEventSynchronize(ws.results_event()));
   const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (l.flags - plan.result_offset()));
-  update_gemms(exec, plan, r, flags, where);
+  const auto* exponents = reinterpret_cast<const int*>(results + (l.exponents - plan.result_offset()));
+  update_gemms(exec, plan, r, flags, exponents, where);
   if (diagnostics) measure_blocks(exec, plan, r, results, where);
   return results;
 }

@@ -115,13 +115,6 @@ __global__ void __launch_bounds__(block_threads) reduce_kernel(const reduce_entr
   }
 }
 
-/// hi = E(v), lo = E(v - hi): part 0 or 1 of v in E (part 0 is v itself when E holds it).
-template <class E, class W>
-__device__ inline E split_part(W value, int part) {
-  const E hi = element_cast<E>(value);
-  return part == 0 ? hi : element_cast<E>(value - element_cast<W>(hi));
-}
-
 /// Builds each matrix-side basis operand [part(t) of U for t < terms] (rows x terms * k).
 template <class G, class B>
 __global__ void build_basis_kernel(const basis_entry* entries, int count) {
@@ -185,17 +178,17 @@ pack_kernel(const slot_entry* slots, int count, const reduce_entry* entries, con
 }
 
 /// One block per column chunk, one thread per column: the rule applied to the packed
-/// coefficients (r in the working copy, the original c below it), the update operand of
-/// matrix-side blocks written, and the chunk's sums for `flags_kernel`. The thread with the
-/// slot's last column records its scale (the only column of a flat block).
+/// coefficients (r in the working copy, the original c below it), the largest exponent of r of
+/// each batched GEMM call kept (types whose coefficients are scaled), and the chunk's sums for
+/// `flags_kernel`. The thread with the slot's last column records its scale (the only column of
+/// a flat block).
 template <class G, class B, class Rule>
 __global__ void __launch_bounds__(block_threads)
 rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::accumulator* packed,
-            typename gemm_plan<G, B>::accumulator* work, typename gemm_plan<G, B>::gemm_type* update,
+            typename gemm_plan<G, B>::accumulator* work, int* exponents,
             typename gemm_plan<G, B>::accumulator* scales, double* chunk_sums, Rule rule) {
   using gemm = gemm_plan<G, B>;
   using Acc = typename gemm::accumulator;
-  using E = typename gemm::gemm_type;
   __shared__ double shared[rule_sums * warp_threads];
   const int slot = slot_of(slots, count, blockIdx.x);
   const slot_entry s = slots[slot];
@@ -219,16 +212,37 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
       sums[removed_sq] += part * part;
     }
     if (col == s.cols - 1) scales[slot] = scale;
-    if (s.matrix) {
-      E* operand = update + s.update + col * gemm::terms * k;
-      for (int t = 0; t < gemm::terms; ++t)
-        for (index_t i = 0; i < k; ++i)
-          operand[t * k + i] = split_part<E>(r[i] * static_cast<Acc>(s.scale), gemm::coefficient_part(t));
+    if constexpr (gemm::scaled_coefficients) {
+      if (s.matrix) {
+        float largest = 0;
+        for (index_t i = 0; i < k; ++i) largest = fmaxf(largest, fabsf(static_cast<float>(r[i])));
+        atomicMax(exponents + s.group, gemm::biased_exponent(largest));
+      }
     }
   }
   block_sum(sums, shared);
   if (threadIdx.x == 0)
     for (int i = 0; i < rule_sums; ++i) chunk_sums[blockIdx.x * index_t{rule_sums} + i] = sums[i];
+}
+
+/// One block per column chunk, one thread per column of a matrix-side block: the update GEMM's
+/// coefficient operand [part(t) of scale r for each term t], with the scale of its call.
+template <class G, class B>
+__global__ void __launch_bounds__(block_threads)
+operand_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::accumulator* work,
+               const int* exponents, typename gemm_plan<G, B>::gemm_type* update) {
+  using gemm = gemm_plan<G, B>;
+  using Acc = typename gemm::accumulator;
+  using E = typename gemm::gemm_type;
+  const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
+  const index_t col = (blockIdx.x - s.first_column_chunk) * column_chunk + threadIdx.x;
+  if (!s.matrix || col >= s.cols) return;
+  const index_t k = s.k;
+  const Acc scale = static_cast<Acc>(gemm::coefficient_scale(exponents[s.group]));
+  const Acc* r = work + s.work + col * 2 * k;
+  E* operand = update + s.update + col * gemm::terms * k;
+  for (int t = 0; t < gemm::terms; ++t)
+    for (index_t i = 0; i < k; ++i) operand[t * k + i] = split_part<E>(r[i] * scale, gemm::coefficient_part(t));
 }
 
 /// One block per slot: its chunks' sums added in a fixed order, then the slot's flags and, with

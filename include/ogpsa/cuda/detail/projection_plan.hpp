@@ -33,6 +33,7 @@
 #include "ogpsa/bfloat16.hpp"
 #include "ogpsa/config.hpp"
 #include "ogpsa/cuda/detail/device_ref.hpp"
+#include "ogpsa/cuda/detail/element_cast.hpp"
 #include "ogpsa/cuda/detail/launch.hpp"
 #include "ogpsa/element.hpp"
 #include "ogpsa/error.hpp"
@@ -93,17 +94,38 @@ struct gemm_plan {
   static constexpr OGPSA_HOST_DEVICE int basis_part(int t) { return basis_parts == 2 && t == 1 ? 1 : 0; }
   static constexpr OGPSA_HOST_DEVICE int coefficient_part(int t) { return coefficient_parts == 2 && t == terms - 1 ? 1 : 0; }
 
-  /// fp16 coefficients can exceed fp16's range (|c| <= |x| <= 65504 sqrt(rows)); they are
-  /// scaled by a power of two before the split, and the update GEMM's alpha undoes it.
-  static float coefficient_scale(index_t rows) {
-    if constexpr (!std::is_same_v<G, float16> || coefficient_parts == 1) {
-      return 1.0f;
-    } else {
-      const int e = static_cast<int>(std::ceil(0.5 * std::log2(static_cast<double>(std::max<index_t>(rows, 1))))) + 1;
-      return std::ldexp(1.0f, -e);
-    }
+  /// fp16 holds neither the largest coefficients (|c| <= |x| <= 65504 sqrt(rows)) nor, as
+  /// normal numbers, the small ones and their lo parts (below 2^-14), and no single scale fits
+  /// every gradient. So fp16 coefficients are scaled before the split by a power of two chosen
+  /// from the largest |r| over the blocks of one batched GEMM call (whose alpha undoes it): that
+  /// largest lands in [2^13, 2^14), and smaller ones keep both parts normal down to 2^-17 of it.
+  /// bf16 and wider types have float's range and are not scaled.
+  static constexpr bool scaled_coefficients = std::is_same_v<G, float16> && coefficient_parts == 2;
+
+  /// What the rule kernels keep per call (by integer maximum, so the order of blocks does not
+  /// matter): the binary exponent of |r| plus a bias, 0 for no finite nonzero coefficient.
+  static constexpr int exponent_bias = 1 << 12;
+  static OGPSA_HOST_DEVICE int biased_exponent(float magnitude) {
+    if (!(magnitude > 0.0f && magnitude <= 0x1.fffffep127f)) return 0;  // zero, NaN or infinite
+    int e = 0;
+    frexpf(magnitude, &e);  // magnitude = f 2^e, f in [0.5, 1)
+    return e + exponent_bias;
+  }
+
+  /// The factor the coefficients of a call whose largest biased exponent is `largest` are
+  /// scaled by before the split.
+  static OGPSA_HOST_DEVICE float coefficient_scale(int largest) {
+    if (!scaled_coefficients || largest == 0) return 1.0f;
+    return ldexpf(1.0f, 14 - (largest - exponent_bias));
   }
 };
+
+/// hi = E(v), lo = E(v - hi): part 0 or 1 of v in E (part 0 is v itself when E holds it).
+template <class E, class W>
+OGPSA_HOST_DEVICE E split_part(W value, int part) {
+  const E hi = element_cast<E>(value);
+  return part == 0 ? hi : element_cast<E>(value - element_cast<W>(hi));
+}
 
 /// A reduction over one vector set: per chunk, the k coefficients u_j^T x and, with
 /// diagnostics, |x|^2. The vectors are `outer` runs of `inner` contiguous elements.
@@ -137,7 +159,7 @@ struct slot_entry {
   int reduce;            // its reduce entry, or -1
   int matrix;            // 1: matrix-side (GEMMs), 0: flat (fused kernels)
   int parts;             // matrix blocks: parts of the basis in the GEMM's output (2: hi and lo halves)
-  float scale;           // matrix blocks: factor applied to the coefficients before the split
+  int group;             // matrix blocks: the batched GEMM call it is a member of, else -1
 };
 
 /// One matrix-side basis to convert into the update GEMM's operand [part(t) of U for each term t].
@@ -209,8 +231,9 @@ class region_layout {
 };
 
 /// Where everything lives for one call. The descriptors (`blob`) are built on the host and
-/// uploaded in one copy; the rest is device scratch. `results` (records, then flags) is what
-/// comes back to the host: flags only without diagnostics.
+/// uploaded in one copy; the rest is device scratch. The results (records, flags, then the
+/// largest coefficient exponent of each batched GEMM call) are what comes back to the host: no
+/// records without diagnostics.
 struct plan_layout {
   std::size_t blob = 0;  // bytes of the uploaded descriptors, at offset 0
   std::size_t reduce = 0, slots = 0, bases = 0, groups = 0;
@@ -220,7 +243,7 @@ struct plan_layout {
   std::size_t measures = 0;                  // with diagnostics, packed_count measures after the update
   std::size_t partials = 0, products = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
   std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
-  std::size_t records = 0, flags = 0;  // adjacent: one copy brings both back
+  std::size_t records = 0, flags = 0, exponents = 0;  // adjacent: one copy brings them back
   std::size_t total = 0;
 };
 
@@ -328,9 +351,11 @@ class projection_plan {
   std::size_t matrix_blocks() const noexcept { return group_of_.size(); }
   /// Basis operands built per call (one per member when the types need it, else none).
   std::size_t built_bases() const noexcept { return built_bases_; }
-  /// Bytes the results copy brings back: records (with diagnostics) and flags, adjacent.
+  /// Bytes the results copy brings back: records (with diagnostics), flags and exponents, adjacent.
   std::size_t result_offset() const noexcept { return diagnostics_ ? layout_.records : layout_.flags; }
-  std::size_t result_bytes() const noexcept { return layout_.flags + slots_.size() - result_offset(); }
+  std::size_t result_bytes() const noexcept {
+    return layout_.exponents + shapes_.size() * sizeof(int) - result_offset();
+  }
 
  private:
   void clear() {
@@ -371,8 +396,7 @@ class projection_plan {
     const index_t cols = matrix ? t.target.cols : 1;
     const index_t chunks = (cols + column_chunk - 1) / column_chunk;
     slots_.push_back(slot_entry{0, -1, -1, 0, cols, column_chunks_, chunks, 0, static_cast<int>(t.k), -1, matrix ? 1 : 0,
-                                gemm_plan<G, B>::basis_parts,
-                                matrix ? gemm_plan<G, B>::coefficient_scale(t.target.rows) : 1.0f});
+                                gemm_plan<G, B>::basis_parts, -1});
     column_chunks_ += chunks;
   }
 
@@ -420,7 +444,8 @@ class projection_plan {
       if (!slots_[s].matrix) continue;
       const gemm_shape shape = shape_of(tasks[slot_task_[s]]);
       const auto found = std::find(shapes_.begin(), shapes_.end(), shape);
-      group_of_.push_back(static_cast<int>(found - shapes_.begin()));
+      slots_[s].group = static_cast<int>(found - shapes_.begin());
+      group_of_.push_back(slots_[s].group);
       if (found == shapes_.end()) shapes_.push_back(shape);
     }
     constexpr int pointers_per_alignment = static_cast<int>(gemm_alignment / sizeof(void*));
@@ -507,7 +532,8 @@ class projection_plan {
     layout_.compact_target = l.add<void*>(members_.size());
     layout_.records = l.add<projection_record>(slots_.size());
     layout_.flags = layout_.records + slots_.size() * sizeof(projection_record);  // adjacent
-    layout_.total = region_layout::round_up(layout_.flags + slots_.size());
+    layout_.exponents = (layout_.flags + slots_.size() + sizeof(int) - 1) / sizeof(int) * sizeof(int);
+    layout_.total = region_layout::round_up(layout_.exponents + shapes_.size() * sizeof(int));
   }
 
   std::size_t tasks_ = 0;
