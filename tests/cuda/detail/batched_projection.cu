@@ -2,6 +2,8 @@
 // call, checked block by block against the host backend; and the mixed-precision paths (bf16 and
 // fp16 gradients, bf16 bases) against double-precision references.
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -283,4 +285,232 @@ TEST_CASE_TEMPLATE("low-precision gradients and bases project with fp32 accumula
     CHECK(tasks[i].stats.changed);
     CHECK(tasks[i].stats.gradient_sq == doctest::Approx(xm.squaredNorm()).epsilon(1e-5));
   }
+}
+
+// Gradients of magnitude 1e-4 put fp16 coefficients far below 1: scaled by the row count alone,
+// their hi and lo parts fell into fp16 subnormals and about 2^-10 of the subspace component
+// stayed behind. Scaled by their own largest magnitude, what stays is the gradient's rounding.
+TEST_CASE_TEMPLATE("fp16 gradients of magnitude 1e-4 lose their subspace component on matrix-side blocks", P,
+                   types<float16, float>, types<float16, float16>) {
+  using G = typename P::G;
+  using B = typename P::B;
+  const std::vector<block_spec> blocks{{0, 4096, 16, false, family::left, 4},
+                                       {65536, 16, 4096, true, family::right, 4}};
+  t::matrix<float> values = 1e-4f * t::random_matrix<float>(131072, 1, 50);
+  std::vector<t::matrix<double>> bases;
+  std::vector<tc::device_matrix<B>> device_bases;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const t::matrix<B> u = tc::rounded<B>(t::random_orthonormal<float>(basis_rows(blocks[i]), blocks[i].k, 51));
+    bases.push_back(tc::widened(u));
+    device_bases.push_back(tc::upload(exec(), u));
+    auto x = mapped(block_view<float, ogpsa::host_memory_tag>(values.data(), blocks[i]));
+    x += 30e-4f * bases[i].cast<float>() * t::random_matrix<float>(blocks[i].k, x.cols(), 52);
+  }
+  const t::matrix<G> data = tc::rounded<G>(values);
+  auto on_device = tc::upload(exec(), data);
+  std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks;
+  for (std::size_t i = 0; i < blocks.size(); ++i)
+    tasks.push_back({&device_bases[i], block_view<G, ogpsa::cuda_memory_tag>(on_device.data(), blocks[i]), {}});
+  backend::workspace ws;
+  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, false);
+  const t::matrix<double> got = tc::widened(tc::download(exec(), on_device)), before = tc::widened(data);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    CAPTURE(i);
+    const auto xm = mapped(block_view<const double, ogpsa::host_memory_tag>(before.data(), blocks[i]));
+    const auto ym = mapped(block_view<const double, ogpsa::host_memory_tag>(got.data(), blocks[i]));
+    const t::matrix<double>& u = bases[i];
+    CHECK((u.transpose() * ym).norm() < 0x1p-12 * (u.transpose() * xm).norm());
+  }
+}
+
+namespace {
+
+/// The model of `check_model` projected from `data` through `ws`, with diagnostics; returns what
+/// was written and the stats.
+template <class T>
+struct projected_model {
+  t::matrix<T> written;
+  std::vector<ogpsa::projection_stats> stats;
+};
+
+template <class T>
+projected_model<T> project_model(const t::matrix<T>& data, std::size_t blocks, backend::workspace& ws,
+                                 ogpsa::cuda::execution& on = exec()) {
+  auto on_device = tc::upload(on, data);
+  std::vector<tc::device_matrix<T>> bases;
+  std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> tasks;
+  bases.reserve(blocks);
+  for (std::size_t i = 0; i < blocks; ++i) {
+    const index_t rows = basis_rows(model[i]);
+    bases.push_back(tc::upload(on, rows == 0 ? t::matrix<T>(0, model[i].k)
+                                             : t::random_orthonormal<T>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i))));
+    tasks.push_back({&bases.back(), block_view<T, ogpsa::cuda_memory_tag>(on_device.data(), model[i]), {}});
+  }
+  backend::project_all(on, std::span(tasks), ogpsa::orthogonal{}, ws, true);
+  projected_model<T> out{tc::download(on, on_device), {}};
+  for (const auto& task : tasks) out.stats.push_back(task.stats);
+  return out;
+}
+
+template <class T>
+void check_same_bits(const projected_model<T>& a, const projected_model<T>& b) {
+  REQUIRE(a.written.size() == b.written.size());
+  CHECK(std::memcmp(a.written.data(), b.written.data(), static_cast<std::size_t>(a.written.size()) * sizeof(T)) == 0);
+  REQUIRE(a.stats.size() == b.stats.size());
+  for (std::size_t i = 0; i < a.stats.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a.stats[i].gradient_sq == b.stats[i].gradient_sq);
+    CHECK(a.stats[i].coefficient_sq == b.stats[i].coefficient_sq);
+    CHECK(a.stats[i].projected_sq == b.stats[i].projected_sq);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a projection gives the same bits every time, in a fresh workspace or a reused one", T, float,
+                   bfloat16) {
+  const t::matrix<T> data = tc::rounded<T>(t::random_matrix<float>(model_size, 1, 60));
+  backend::workspace first, second;
+  const projected_model<T> once = project_model(data, model.size(), first);
+  check_same_bits(once, project_model(data, model.size(), second));
+  check_same_bits(once, project_model(data, model.size(), first));
+}
+
+// A workspace sized by a small call, then grown by a larger one, then used for the small one
+// again must give what fresh workspaces give.
+TEST_CASE("a workspace is reused across growing and shrinking calls") {
+  const t::matrix<float> data = t::random_matrix<float>(model_size, 1, 61);
+  backend::workspace reused;
+  for (const std::size_t blocks : {std::size_t{3}, model.size(), std::size_t{3}, std::size_t{8}}) {
+    CAPTURE(blocks);
+    backend::workspace fresh;
+    check_same_bits(project_model(data, blocks, reused), project_model(data, blocks, fresh));
+  }
+}
+
+namespace {
+
+/// Keeps a stream busy for about `cycles` clock ticks.
+__global__ void spin(long long cycles) {
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
+  }
+}
+
+}  // namespace
+
+// The gradient is written by work queued on another stream, which the projection's stream waits
+// for through an event: every step of the projection (its memsets, copies, kernels and GEMMs) must
+// run in its own stream's order, none on the legacy default stream.
+TEST_CASE("a projection on a non-blocking stream runs after the work its stream waits for") {
+  cudaStream_t producer = nullptr, consumer = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&producer, cudaStreamNonBlocking) == cudaSuccess);
+  REQUIRE(cudaStreamCreateWithFlags(&consumer, cudaStreamNonBlocking) == cudaSuccess);
+  cudaEvent_t written = nullptr;
+  REQUIRE(cudaEventCreateWithFlags(&written, cudaEventDisableTiming) == cudaSuccess);
+  {
+    ogpsa::cuda::execution on(consumer);
+    const t::matrix<float> data = t::random_matrix<float>(model_size, 1, 62);
+    backend::workspace expected_ws;
+    const projected_model<float> expected = project_model(data, model.size(), expected_ws, on);
+    // The same call, with the gradient uploaded late on the producer stream.
+    tc::device_matrix<float> gradient(model_size, 1, producer);
+    std::vector<tc::device_matrix<float>> bases;
+    std::vector<ogpsa::projection_task<tc::device_matrix<float>, backend::ref<float>>> tasks;
+    bases.reserve(model.size());
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      const index_t rows = basis_rows(model[i]);
+      bases.push_back(tc::upload(on, rows == 0 ? t::matrix<float>(0, model[i].k)
+                                               : t::random_orthonormal<float>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i))));
+      tasks.push_back({&bases.back(), block_view<float, ogpsa::cuda_memory_tag>(gradient.data(), model[i]), {}});
+    }
+    spin<<<1, 1, 0, producer>>>(200'000'000);  // about 0.1 s
+    REQUIRE(cudaMemcpyAsync(gradient.data(), data.data(), gradient.bytes(), cudaMemcpyHostToDevice, producer) == cudaSuccess);
+    REQUIRE(cudaEventRecord(written, producer) == cudaSuccess);
+    REQUIRE(cudaStreamWaitEvent(consumer, written) == cudaSuccess);
+    backend::workspace ws;
+    backend::project_all(on, std::span(tasks), ogpsa::orthogonal{}, ws, true);
+    projected_model<float> got{tc::download(on, gradient), {}};
+    for (const auto& task : tasks) got.stats.push_back(task.stats);
+    check_same_bits(expected, got);
+  }
+  REQUIRE(cudaStreamSynchronize(producer) == cudaSuccess);
+  cudaEventDestroy(written);
+  cudaStreamDestroy(producer);
+  cudaStreamDestroy(consumer);
+}
+
+// 16-bit flat blocks of many chunks: the chunk partials are added in fp32 and across chunks in
+// double, so the coefficients are as good as one fp32 pass over the block would give.
+TEST_CASE_TEMPLATE("16-bit flat blocks of many chunks project to the precision of their type", P,
+                   types<bfloat16, float>, types<float16, float>, types<bfloat16, bfloat16>) {
+  using G = typename P::G;
+  using B = typename P::B;
+  constexpr index_t d = 37 * ogpsa::cuda::detail::chunk_elements<G, B> + 11;
+  const t::matrix<double> u = tc::widened(tc::rounded<B>(t::random_orthonormal<float>(d, 3, 63)));
+  const t::matrix<float> values = t::random_matrix<float>(d, 1, 64) + 30 * u.cast<float>() * t::random_matrix<float>(3, 1, 65);
+  const t::matrix<G> data = tc::rounded<G>(values);
+  auto gradient = tc::upload(exec(), data);
+  auto basis = tc::upload(exec(), tc::rounded<B>(t::matrix<float>(u.cast<float>())));
+  std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks{
+      {&basis, block_view<G, ogpsa::cuda_memory_tag>(gradient.data(), {0, d, 1, false, family::flat, 3}), {}}};
+  backend::workspace ws;
+  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, true);
+  const t::matrix<double> before = tc::widened(data), after = tc::widened(tc::download(exec(), gradient));
+  CHECK(tasks[0].stats.coefficient_sq == doctest::Approx((u.transpose() * before).squaredNorm()).epsilon(1e-5));
+  CHECK((u.transpose() * after).norm() < 0x1p-6 * (u.transpose() * before).norm());
+}
+
+namespace {
+
+/// x_i = 1 + (-1)^i.
+__global__ void fill_alternating(float* x, index_t n) {
+  for (index_t i = blockIdx.x * index_t{blockDim.x} + threadIdx.x; i < n; i += index_t{gridDim.x} * blockDim.x)
+    x[i] = i % 2 == 0 ? 2.0f : 0.0f;
+}
+
+__global__ void fill_constant(float* x, index_t n, float value) {
+  for (index_t i = blockIdx.x * index_t{blockDim.x} + threadIdx.x; i < n; i += index_t{gridDim.x} * blockDim.x)
+    x[i] = value;
+}
+
+/// Counts the elements farther than `tolerance` from (-1)^i.
+__global__ void count_wrong(const float* x, index_t n, float tolerance, unsigned long long* wrong) {
+  for (index_t i = blockIdx.x * index_t{blockDim.x} + threadIdx.x; i < n; i += index_t{gridDim.x} * blockDim.x)
+    if (fabsf(x[i] - (i % 2 == 0 ? 1.0f : -1.0f)) > tolerance) atomicAdd(wrong, 1ull);
+}
+
+}  // namespace
+
+// Element indices beyond 2^31 must not wrap anywhere (chunk counts, offsets, packet indices).
+// x = 1 + (-1)^i against u = 1 / sqrt(d) leaves exactly (-1)^i. Needs about 17 GB of free device
+// memory and is skipped with a message otherwise.
+TEST_CASE("large: a flat block of more than 2^31 elements projects correctly") {
+  constexpr index_t d = (index_t{1} << 31) + (index_t{1} << 20);
+  std::size_t free_bytes = 0, total_bytes = 0;
+  REQUIRE(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess);
+  const std::size_t needed = 2 * static_cast<std::size_t>(d) * sizeof(float) + (std::size_t{1} << 30);
+  if (free_bytes < needed) {
+    MESSAGE("skipped: needs " << needed << " bytes of free device memory, " << free_bytes << " are free");
+    return;
+  }
+  tc::device_matrix<float> gradient(d, 1, exec().stream()), basis(d, 1, exec().stream());
+  fill_alternating<<<4096, 256, 0, exec().stream()>>>(gradient.data(), d);
+  fill_constant<<<4096, 256, 0, exec().stream()>>>(basis.data(), d, static_cast<float>(1 / std::sqrt(static_cast<double>(d))));
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  std::vector<ogpsa::projection_task<tc::device_matrix<float>, backend::ref<float>>> tasks{
+      {&basis, block_view<float, ogpsa::cuda_memory_tag>(gradient.data(), {0, d, 1, false, family::flat, 1}), {}}};
+  backend::workspace ws;
+  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, true);
+  CHECK(tasks[0].stats.changed);
+  CHECK(tasks[0].stats.coefficient_sq == doctest::Approx(static_cast<double>(d)).epsilon(1e-5));
+  unsigned long long* wrong = nullptr;
+  REQUIRE(cudaMalloc(&wrong, sizeof(unsigned long long)) == cudaSuccess);
+  REQUIRE(cudaMemsetAsync(wrong, 0, sizeof(unsigned long long), exec().stream()) == cudaSuccess);
+  count_wrong<<<4096, 256, 0, exec().stream()>>>(gradient.data(), d, 1e-4f, wrong);
+  unsigned long long seen = 0;
+  REQUIRE(cudaMemcpyAsync(&seen, wrong, sizeof(seen), cudaMemcpyDeviceToHost, exec().stream()) == cudaSuccess);
+  exec().synchronize();
+  cudaFree(wrong);
+  CHECK(seen == 0);
 }
