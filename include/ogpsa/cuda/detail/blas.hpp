@@ -104,7 +104,9 @@ cublasComputeType_t compute_type(matrix_math math) {
 }
 
 /// C_i = alpha op(A_i) op(B_i) + beta C_i for `count` members whose pointers are in device
-/// arrays; alpha and beta point to host scalars of the compute type.
+/// arrays; alpha and beta point to host scalars of the compute type. Reductions (split-K) run in
+/// the compute type even where C is 16-bit: cuBLAS may otherwise add partial products in C's type,
+/// which would round the projected gradient more than once.
 struct batched_operand {
   const void* const* pointers;
   cudaDataType_t type;
@@ -118,6 +120,8 @@ inline void gemm_batched(execution& exec, cublasOperation_t ta, cublasOperation_
   if (count == 0) return;
   cublasHandle_t h = exec.blas();
   OGPSA_CUDA_CHECK(where, cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  OGPSA_CUDA_CHECK(where, cublasSetMathMode(h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   OGPSA_CUDA_CHECK(where, cublasGemmBatchedEx_64(h, ta, tb, m, n, k, alpha, a.pointers, a.type, a.ld, b.pointers,
                                                  b.type, b.ld, beta, c, c_type, ldc, count, compute,
                                                  CUBLAS_GEMM_DEFAULT));
