@@ -415,6 +415,13 @@ class projector {
 
   using task = projection_task<typename backend_type::template matrix<basis_type>, gradient_ref>;
   using accumulator = accumulator_t<gradient_type, basis_type>;
+  static_assert(!Reducer::communicates ||
+                    requires(Reducer& r, typename backend_type::workspace& ws) {
+                      r.sum(ws.template packed_coefficients<accumulator>());
+                    },
+                "ogpsa::projector: this communicating reducer cannot sum the backend's packed coefficients "
+                "(ogpsa::torch::c10d_reducer sums host buffers; the CUDA backend's live in device memory "
+                "and it has no distributed path yet): use ogpsa::local_reducer with device storage");
   using estimate_type = ogpsa::subspace<work_type, backend_type>;
 
   /// A block's target-space columns about to be projected.
