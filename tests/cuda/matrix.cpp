@@ -1,3 +1,4 @@
+#include <cstdint>
 #include <utility>
 
 #include <doctest/doctest.h>
@@ -37,7 +38,7 @@ TEST_CASE("an impossible allocation is reported as out of memory, with its size"
   ogpsa::cuda::execution exec;
   const ogpsa::index_t terabyte = ogpsa::index_t{1} << 37;  // doubles: more than any GPU holds
   t::check_throws_with<ogpsa::out_of_memory>([&] { device_matrix<double> m(terabyte, 1, exec.stream()); },
-                                             {"ogpsa::cuda::device_matrix(): cudaMallocAsync could not allocate"});
+                                             {"ogpsa::cuda::device_matrix(): cudaMallocFromPoolAsync could not allocate"});
   CHECK(cudaGetLastError() == cudaSuccess);  // the failure was reported once, and cleared
   t::check_throws_with<ogpsa::invalid_argument>([&] { device_matrix<float> m(-1, 2, exec.stream()); },
                                                 {"extents must be >= 0, got -1 x 2"});
@@ -60,4 +61,26 @@ TEST_CASE("an execution creates its handles on first use and shares them with la
     exec.synchronize();
   }
   REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
+}
+
+// Scratch that estimators and projections allocate per call must not go back to the driver at
+// every synchronization: ogpsa's pool keeps it until release_cached_memory() is called.
+TEST_CASE("freed device memory stays reserved for ogpsa's next allocation until it is released") {
+  ogpsa::cuda::execution exec;
+  cudaMemPool_t pool = ogpsa::cuda::detail::library_pool("test");
+  cudaMemPool_t default_pool = nullptr;
+  int device = 0;
+  REQUIRE(cudaGetDevice(&device) == cudaSuccess);
+  REQUIRE(cudaDeviceGetDefaultMemPool(&default_pool, device) == cudaSuccess);
+  CHECK(pool != default_pool);  // the process's default pool keeps its own settings
+  const auto reserved = [&] {
+    std::uint64_t bytes = 0;
+    REQUIRE(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &bytes) == cudaSuccess);
+    return bytes;
+  };
+  { device_matrix<float> scratch(1 << 24, 1, exec.stream()); }  // 64 MiB, freed in stream order
+  exec.synchronize();
+  CHECK(reserved() >= (std::uint64_t{1} << 26));
+  ogpsa::cuda::release_cached_memory();
+  CHECK(reserved() < (std::uint64_t{1} << 26));
 }

@@ -5,7 +5,7 @@
 /// `OGPSA_CUDA_CHECK(where, call)` evaluates `call` and throws when it did not succeed:
 /// `out_of_memory` for allocation failures, `backend_error` otherwise, with the message
 /// `where(): <api> failed: <status name> (<status text>)`, e.g.
-/// `ogpsa::cuda::device_matrix(): cudaMallocAsync failed: cudaErrorMemoryAllocation (out of memory)`.
+/// `ogpsa::cuda::device_matrix(): cudaMallocFromPoolAsync failed: cudaErrorMemoryAllocation (out of memory)`.
 /// A failed runtime call also clears the runtime's last-error state, so that the next
 /// `cudaGetLastError()` (ours after a kernel launch, or the caller's) does not report it again.
 

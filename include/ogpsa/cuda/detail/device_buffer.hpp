@@ -3,6 +3,9 @@
 /// Owning raw allocations: stream-ordered device memory and page-locked host memory.
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include <cuda_runtime_api.h>
@@ -11,9 +14,33 @@
 
 namespace ogpsa::cuda::detail {
 
-/// Device memory allocated and freed in the order of one stream (`cudaMallocAsync` /
-/// `cudaFreeAsync`), so that releasing it never waits for the device. The stream must outlive
-/// the buffer.
+/// ogpsa's own stream-ordered memory pool on the current device. Memory freed to it stays
+/// reserved for ogpsa's next allocation: the device's default pool returns freed memory to the
+/// driver at every synchronization (its release threshold is 0), so scratch allocated per call
+/// (estimator panels, projection workspaces) would pay for a fresh allocation every time. A pool
+/// of its own leaves the default pool's settings to the process's other users;
+/// `ogpsa::cuda::release_cached_memory()` gives what it holds back.
+inline cudaMemPool_t library_pool(const char* where) {
+  static std::mutex mutex;
+  static std::map<int, cudaMemPool_t> pools;  // per device, for the life of the process
+  int device = 0;
+  OGPSA_CUDA_CHECK(where, cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (const auto found = pools.find(device); found != pools.end()) return found->second;
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  cudaMemPool_t pool = nullptr;
+  OGPSA_CUDA_CHECK(where, cudaMemPoolCreate(&pool, &props));
+  std::uint64_t keep_everything = UINT64_MAX;
+  OGPSA_CUDA_CHECK(where, cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_everything));
+  pools.emplace(device, pool);
+  return pool;
+}
+
+/// Device memory allocated and freed in the order of one stream (from `library_pool`), so that
+/// releasing it never waits for the device. The stream must outlive the buffer.
 class device_buffer {
  public:
   device_buffer() = default;
@@ -21,7 +48,9 @@ class device_buffer {
   /// \throws out_of_memory when the device has no room, backend_error for other failures.
   device_buffer(std::size_t bytes, cudaStream_t stream, const char* where)
       : size_(bytes), stream_(stream) {
-    if (bytes > 0) check_allocation(cudaMallocAsync(&data_, bytes, stream), where, "cudaMallocAsync", bytes);
+    if (bytes > 0)
+      check_allocation(cudaMallocFromPoolAsync(&data_, bytes, library_pool(where), stream), where,
+                       "cudaMallocFromPoolAsync", bytes);
   }
 
   device_buffer(device_buffer&& other) noexcept
@@ -92,3 +121,15 @@ class pinned_buffer {
 };
 
 }  // namespace ogpsa::cuda::detail
+
+namespace ogpsa::cuda {
+
+/// Returns to the driver the device memory ogpsa keeps for reuse on the current device (what its
+/// freed scratch reserved), for a process that needs it elsewhere; ogpsa's next allocations
+/// reserve it again. Memory still in use, or freed on a stream whose work has not finished, stays.
+inline void release_cached_memory() {
+  constexpr const char* where = "ogpsa::cuda::release_cached_memory";
+  OGPSA_CUDA_CHECK(where, cudaMemPoolTrimTo(detail::library_pool(where), 0));
+}
+
+}  // namespace ogpsa::cuda
