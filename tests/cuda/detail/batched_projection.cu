@@ -491,7 +491,7 @@ TEST_CASE("large: a flat block of more than 2^31 elements projects correctly") {
   REQUIRE(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess);
   const std::size_t needed = 2 * static_cast<std::size_t>(d) * sizeof(float) + (std::size_t{1} << 30);
   if (free_bytes < needed) {
-    MESSAGE("skipped: needs " << needed << " bytes of free device memory, " << free_bytes << " are free");
+    MESSAGE("SKIPPED: needs " << needed << " bytes of free device memory, " << free_bytes << " are free");
     return;
   }
   tc::device_matrix<float> gradient(d, 1, exec().stream()), basis(d, 1, exec().stream());
