@@ -8,6 +8,8 @@
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 
+#include "device_presence.hpp"
+
 namespace {
 
 /// doctest's informational flags (also spelled with its "dt-" prefix): they run no test.
@@ -28,10 +30,9 @@ int main(int argc, char** argv) {
   if (!only_queries(argc, argv)) {
     int devices = 0;
     const cudaError_t status = cudaGetDeviceCount(&devices);
-    if (status != cudaSuccess || devices == 0) {
-      std::printf("SKIPPED: no CUDA device here (cudaGetDeviceCount: %s, %d devices); the CUDA tests "
-                  "run on a machine with a GPU\n",
-                  cudaGetErrorString(status), devices);
+    const auto presence = ogpsa::test::cuda::judge_device_count(status, devices);
+    if (presence.verdict == ogpsa::test::cuda::device_verdict::skip) {
+      std::printf("%s\n", presence.message.c_str());
       return 77;
     }
   }
