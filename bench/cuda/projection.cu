@@ -12,6 +12,7 @@
 namespace {
 
 using ogpsa::bfloat16;
+using ogpsa::float16;
 using ogpsa::index_t;
 using ogpsa::cuda::backend;
 namespace bc = ogpsa::bench::cuda;
@@ -135,6 +136,8 @@ BENCHMARK(device_copy)->Arg(mega)->Arg(16 * mega)->Arg(64 * mega)->Arg(256 * meg
 OGPSA_FLAT(float, float);
 OGPSA_FLAT(bfloat16, float);
 OGPSA_FLAT(bfloat16, bfloat16);
+OGPSA_FLAT(float16, float);
+OGPSA_FLAT(float16, float16);
 
 #define OGPSA_MATRIX(G, B, TF32)                                                                           \
   BENCHMARK_TEMPLATE(matrix_projection, G, B)                                                             \

@@ -25,11 +25,19 @@ struct float16 {
     return h;
   }
 
+  /// Device code converts with the hardware's instructions (one each, where the integer version
+  /// below takes tens); NaNs are handled apart, because the hardware returns one canonical NaN, so
+  /// both give the same bits.
   static OGPSA_HOST_DEVICE std::uint16_t round(float value) {
     std::uint32_t x;
     std::memcpy(&x, &value, sizeof x);
     const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
     x &= 0x7fffffffu;
+#if defined(__CUDA_ARCH__)
+    std::uint16_t h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(value));
+    return x > 0x7f800000u ? static_cast<std::uint16_t>(sign | 0x7e00u) : h;
+#else
     if (x >= 0x7f800000u) return sign | (x > 0x7f800000u ? 0x7e00u : 0x7c00u);  // NaN, Inf
     if (x >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to infinity
     if (x < 0x38800000u) return sign | subnormal(x);
@@ -37,12 +45,20 @@ struct float16 {
     const std::uint32_t rest = x & 0x1fffu;
     if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry correctly bumps the exponent
     return static_cast<std::uint16_t>(sign | h);
+#endif
   }
 
   static OGPSA_HOST_DEVICE float widen(std::uint16_t h) {
     const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
     const std::uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
     std::uint32_t u;
+#if defined(__CUDA_ARCH__)
+    float f, special;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    u = sign | 0x7f800000u | (mantissa << 13);  // Inf, or NaN with its sign and payload
+    std::memcpy(&special, &u, sizeof special);
+    return exponent == 31 ? special : f;
+#else
     if (exponent == 0) {
       float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;  // m * 2^-24
       std::memcpy(&u, &magnitude, sizeof u);
@@ -55,6 +71,7 @@ struct float16 {
     float f;
     std::memcpy(&f, &u, sizeof f);
     return f;
+#endif
   }
 
  private:

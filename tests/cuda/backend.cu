@@ -1,6 +1,8 @@
 // The CUDA backend's primitives: the host backend's property tests, run on the device, plus
 // agreement with the host backend on identical data.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -232,6 +234,73 @@ TEST_CASE("copies convert element types, read row-major sources and accumulate")
   auto db = tc::upload(exec(), b);
   backend::copy_into(exec(), columns_of(db), widened, 0);
   CHECK(tc::download(exec(), widened) == tc::widened(b).cast<float>());
+}
+
+namespace {
+
+std::uint32_t bits_of(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+float float_of(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/// Every bit pattern of the 16-bit type H: NaNs with every payload and sign, infinities, subnormals.
+template <class H>
+t::matrix<H> every_pattern() {
+  t::matrix<H> out(65536, 1);
+  for (std::uint32_t b = 0; b < 65536; ++b) out(b) = H::from_bits(static_cast<std::uint16_t>(b));
+  return out;
+}
+
+/// Floats that test rounding to H: each midpoint between neighbouring finite H values (the last
+/// one's up to where H overflows) and the floats on either side of it, both signs; every H
+/// value itself; and every 4093rd float bit pattern (all exponents, subnormals and NaNs).
+template <class H>
+t::matrix<float> rounding_probes() {
+  std::vector<float> probes;
+  const auto inf = H(std::numeric_limits<float>::infinity()).bits;
+  const auto value = [](int b) { return static_cast<float>(H::from_bits(static_cast<std::uint16_t>(b))); };
+  for (int i = 0; i < inf; ++i) {
+    const float step = i + 1 < inf ? value(i + 1) - value(i) : value(i) - value(i - 1);
+    const float mid = value(i) + 0.5f * step;
+    for (const float f : {std::nextafter(mid, 0.0f), mid, std::nextafter(mid, std::numeric_limits<float>::infinity())}) {
+      probes.push_back(f);
+      probes.push_back(-f);
+    }
+  }
+  for (int b = 0; b < 65536; ++b) probes.push_back(value(b));
+  for (std::uint64_t b = 0; b < (std::uint64_t{1} << 32); b += 4093) probes.push_back(float_of(static_cast<std::uint32_t>(b)));
+  return Eigen::Map<const t::matrix<float>>(probes.data(), static_cast<Eigen::Index>(probes.size()), 1);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("the device converts to and from the 16-bit types with exactly the host's bits", H, ogpsa::float16,
+                   ogpsa::bfloat16) {
+  // The kernels use the hardware's conversions, whose NaNs differ from the host's; both must agree
+  // bit for bit, so that results do not depend on where a conversion ran.
+  const t::matrix<H> patterns = every_pattern<H>();
+  const t::matrix<float> widened = tc::download(exec(), backend::convert<float>(exec(), tc::upload(exec(), patterns)));
+  for (Eigen::Index i = 0; i < patterns.size(); ++i)
+    if (bits_of(widened(i)) != bits_of(static_cast<float>(patterns(i)))) {
+      FAIL_CHECK(std::hex << "pattern 0x" << patterns(i).bits << " widens to 0x" << bits_of(widened(i))
+                          << " on the device, 0x" << bits_of(static_cast<float>(patterns(i))) << " on the host");
+      break;
+    }
+  const t::matrix<float> probes = rounding_probes<H>();
+  const t::matrix<H> rounded = tc::download(exec(), backend::convert<H>(exec(), tc::upload(exec(), probes)));
+  for (Eigen::Index i = 0; i < probes.size(); ++i)
+    if (rounded(i).bits != H(probes(i)).bits) {
+      FAIL_CHECK(std::hex << "float 0x" << bits_of(probes(i)) << " rounds to 0x" << rounded(i).bits
+                          << " on the device, 0x" << H(probes(i)).bits << " on the host");
+      break;
+    }
 }
 
 TEST_CASE("columns are gathered and concatenated, and small products agree with the host") {

@@ -1,5 +1,6 @@
-// Entry point of the tests that need a CUDA device. Without one, every test is skipped: the
-// program says why and exits with 77, which ctest reports as "Skipped". Queries (listing the
+// Entry point of the tests that need a CUDA device. Without one (or without a driver), every test
+// is skipped: the program says why and exits with 77, which ctest reports as "Skipped". A runtime
+// that cannot count the devices (a driver too old for it, say) fails every test instead. Queries (listing the
 // tests, which ctest does at build time) always work.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <cstdio>
@@ -7,6 +8,8 @@
 
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
+
+#include "device_presence.hpp"
 
 namespace {
 
@@ -26,13 +29,17 @@ bool only_queries(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (!only_queries(argc, argv)) {
-    int devices = 0;
+    int devices = 0, driver_version = 0;
     const cudaError_t status = cudaGetDeviceCount(&devices);
-    if (status != cudaSuccess || devices == 0) {
-      std::printf("SKIPPED: no CUDA device here (cudaGetDeviceCount: %s, %d devices); the CUDA tests "
-                  "run on a machine with a GPU\n",
-                  cudaGetErrorString(status), devices);
+    if (cudaDriverGetVersion(&driver_version) != cudaSuccess) driver_version = -1;  // unknown: not "none"
+    const auto presence = ogpsa::test::cuda::judge_device_count(status, devices, driver_version);
+    if (presence.verdict == ogpsa::test::cuda::device_verdict::skip) {
+      std::printf("%s\n", presence.message.c_str());
       return 77;
+    }
+    if (presence.verdict == ogpsa::test::cuda::device_verdict::fail) {
+      std::fprintf(stderr, "%s\n", presence.message.c_str());
+      return 1;
     }
   }
   doctest::Context context(argc, argv);
