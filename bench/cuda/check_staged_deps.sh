@@ -72,9 +72,10 @@ bash "$here/stage_gpu_deps.sh"
 cp -R "$root/.gpu-deps" "$work/deps"
 deps="$work/deps/usr"
 
+# One job and no time limit to speak of: nvcc on a small, shared machine is slow.
 build_command=(env OUT="$work/out" OGPSA_GPU_DEPS="$deps" OGPSA_GPU_BUILD="$work/build" OGPSA_GPU_JOBS=1
-               OGPSA_GPU_TARGETS="${targets[*]}" OGPSA_GPU_CMAKE_ARGS="-DCMAKE_IGNORE_PREFIX_PATH=/usr"
-               bash "$here/run_on_gpu.sh" --build-only)
+               OGPSA_GPU_BUILD_TIMEOUT="${OGPSA_GPU_BUILD_TIMEOUT:-7200}" OGPSA_GPU_TARGETS="${targets[*]}"
+               OGPSA_GPU_CMAKE_ARGS="-DCMAKE_IGNORE_PREFIX_PATH=/usr" bash "$here/run_on_gpu.sh" --build-only)
 if [[ "$(id -u)" == 0 ]] && unshare --mount --propagation private true 2> /dev/null; then
   unshare --mount --propagation private bash "${BASH_SOURCE[0]}" --hidden "${build_command[@]}" \
     || fail "the build with Debian's packages hidden failed (log: $work/out/gpu.log)"
