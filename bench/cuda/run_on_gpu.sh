@@ -110,7 +110,7 @@ if [[ "$build_only" == 0 ]]; then
   else
     record environment failed 0 "nvidia-smi failed: no usable GPU or driver; building for sm_${capability}"
   fi
-  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' || echo "no torch"
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2> /dev/null || echo "no torch"
 fi
 nvcc="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
 "$nvcc" --version | tail -n2
@@ -127,6 +127,7 @@ if [[ "${OGPSA_GPU_SANITIZER:-1}" != 0 ]]; then
 fi
 echo "$(nproc) cores, ${jobs} build jobs; compute-sanitizer: ${sanitizer:-none}"
 echo "limits: ${build_limit}s for configure and build, then ${budget}s for the steps (tests ${test_budget}s)"
+summarize  # from here on, summary.md says how far the run got
 
 step "staged dependencies in $deps"
 for d in "$deps/share/eigen3/cmake" "$deps/lib/cmake/doctest" "$deps/lib/x86_64-linux-gnu/cmake/benchmark"; do
@@ -176,7 +177,10 @@ test_step() {
   run_step "$1" "$2" "${command[@]}"
 }
 test_step "host tests (label cuda)" 60 '^cuda$' host 50
-test_step "gpu tests (label gpu), one process per source file" $((test_budget + 20)) '^gpu$' gpu "$test_budget" "$sanitizer"
+# The groups' own budget ends before the step's limit, so that the last group is reported, not killed.
+groups_budget=$((budget_end - SECONDS - 20))
+if ((groups_budget > test_budget)); then groups_budget="$test_budget"; fi
+test_step "gpu tests (label gpu), one process per source file" $((groups_budget + 20)) '^gpu$' gpu "$groups_budget" "$sanitizer"
 
 # bench_step STEP CAP NAME FILTER: the benchmarks whose names match FILTER, into bench-NAME.json.
 bench_step() {

@@ -79,8 +79,10 @@ def groups_of(tests):
         files = {}
         for case in cases:
             files.setdefault(case.get("filename"), []).append(case)
+        # Names relative to the folder the files share, which is long and the same for all.
+        common = os.path.dirname(next(iter(files))) if len(files) == 1 else os.path.commonpath(list(files))
         for file, file_cases in files.items():
-            groups.append({"name": f"{os.path.basename(executable)}: {file}",
+            groups.append({"name": f"{os.path.basename(executable)}: {os.path.relpath(file, common)}",
                            "command": [executable, f"--source-file={file}", "--duration=true"],
                            "cases": len(file_cases),
                            "doctest_skipped": sum(c.get("skipped") == "true" for c in file_cases),
@@ -88,11 +90,21 @@ def groups_of(tests):
     return groups
 
 
+def stop_on_terminate(process):
+    """Takes the group's processes down with this one when a limit above it terminates it."""
+    def terminate(signum, frame):
+        os.killpg(process.pid, signal.SIGKILL)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def run_streaming(command, timeout, workdir):
     """Runs a command, echoing its output as it comes; returns (exit status or None on timeout, output)."""
     print("$ " + shlex.join(command), flush=True)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                errors="replace", cwd=workdir, start_new_session=True)
+    stop_on_terminate(process)
     lines = []
 
     def echo():
