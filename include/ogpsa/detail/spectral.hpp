@@ -32,14 +32,16 @@ struct spectrum {
 /// Eigen-decomposition of a symmetric positive semi-definite matrix, as singular values of the
 /// data it is the Gram matrix of: sqrt of the eigenvalues, descending, negatives (rounding)
 /// clamped to 0.
+/// An empty Gram matrix (no direction left to decompose) has an empty spectrum.
 /// \throws numeric_error when the Gram matrix holds NaN or Inf (finite data whose squares overflow
 ///         double, above about 1e154): its spectrum would read as zero, an empty subspace.
 inline spectrum gram_spectrum(const host_matrix& gram) {
   OGPSA_REQUIRE(gram.allFinite(), numeric_error, "ogpsa::detail::gram_spectrum",
                 "the " << gram.rows() << " x " << gram.cols()
                        << " Gram matrix of the data holds NaN or Inf (its squares overflow double)");
-  Eigen::SelfAdjointEigenSolver<host_matrix> eig(gram);
   const index_t n = gram.rows();
+  if (n == 0) return {host_vector(0), host_matrix(0, 0)};  // Eigen's solver asserts on empty input
+  Eigen::SelfAdjointEigenSolver<host_matrix> eig(gram);
   spectrum s{host_vector(n), host_matrix(n, n)};
   for (index_t i = 0; i < n; ++i) {
     const double e = eig.eigenvalues()(n - 1 - i);
@@ -153,9 +155,17 @@ inline double energy_fraction(const host_vector& sigma, index_t k, double total)
 /// The rank-selection step every SVD estimator ends with: keeps at most the numerically non-zero
 /// directions of `sigma` (relative to `eps`, the working precision), chooses k by `rank` / `energy`
 /// (see `choose_rank`) and records strengths, captured energy and dropped directions in `out`.
+/// \throws numeric_error when `total` (the data's squared norm) or a singular value is not
+///         finite: data whose squares overflow double would otherwise select nothing, an empty
+///         subspace that reads as a valid one.
 template <class Work, class Backend>
 index_t select_rank(const host_vector& sigma, double total, std::optional<index_t> rank,
                     const std::optional<double>& energy, index_t limit, double eps, subspace<Work, Backend>& out) {
+  constexpr const char* where = "ogpsa::detail::select_rank";
+  OGPSA_REQUIRE(std::isfinite(total), numeric_error, where,
+                "the data's squared norm is " << total << " (its squares overflow double)");
+  for (index_t i = 0; i < sigma.size(); ++i)
+    OGPSA_REQUIRE(std::isfinite(sigma(i)), numeric_error, where, "singular value " << i << " is " << sigma(i));
   const index_t usable = numerical_rank(sigma, limit, eps);
   const rank_choice choice = choose_rank(sigma, total, rank, energy, limit, usable);
   out.strengths.assign(sigma.data(), sigma.data() + choice.kept);
