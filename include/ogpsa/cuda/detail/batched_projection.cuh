@@ -5,11 +5,13 @@
 /// - coefficients: the plan of `ws.tasks`, its descriptors uploaded in one copy, then the
 ///   matrix-side basis operands, the flat reduction, the coefficient GEMMs and the packing, all
 ///   in stream order with no wait for the host. The packed coefficients may be all-reduced next.
-/// - update: the rule and flags kernels, the compaction of the matrix-side blocks to update, one small copy
-///   of the per-block flags (plus the diagnostics records when asked for) to the host, then the
+/// - update: the rule and flags kernels, the update operands and the compaction of the
+///   matrix-side blocks to update, one small copy of the per-block flags (plus the diagnostics records when asked for) to the host, then the
 ///   flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
 ///   the matrix-side update GEMMs for the blocks that changed, with the scale of their
-///   coefficients, and returns with that work in flight on the stream.
+///   coefficients, and returns with that work in flight on the stream. With diagnostics it then
+///   measures what was written (the reduction, GEMMs and packing of the coefficients once more,
+///   into the measures) and waits for the records.
 ///
 /// That wait is a round trip through the host on every call: the host blocks until everything
 /// queued before the projection on its stream (in a trainer: the whole backward pass) has run,
@@ -18,9 +20,7 @@
 /// of those kernels, expected in the tens of microseconds per step but not yet measured on a
 /// GPU. It would matter for small models whose steps take a few milliseconds, not for models
 /// whose steps take hundreds. It buys the per-block flags the stats report (and which skip
-/// non-finite blocks), the GEMM batch sizes and the fp16 coefficient scales. With diagnostics it then measures what was written (the reduction,
-///   GEMMs and packing of the coefficients once more, into the measures) and waits for the
-///   records.
+/// non-finite blocks), the GEMM batch sizes and the fp16 coefficient scales.
 
 #include <algorithm>
 #include <cstdint>

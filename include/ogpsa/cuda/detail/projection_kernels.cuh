@@ -5,10 +5,12 @@
 /// 1. `reduce_kernel`: per chunk of every flat block, the k partial sums u_j^T x (and |x|^2 for
 ///    diagnostics) in one pass over x, accumulated in the accumulator type (fp32 at least);
 /// 2. `build_basis_kernel`: matrix-side bases converted or split into the GEMM operand;
-/// 3. `pack_kernel`: per block, the chunk sums added in a fixed order (or the GEMM's products, the
-///    halves of a split basis added) into the packed coefficients, which an all-reduce may then sum across ranks;
+/// 3. `pack_kernel`: per block, the chunk sums added in a fixed order (or the GEMM's products,
+///    the halves of a split basis added) into the packed coefficients, which an all-reduce may
+///    then sum across ranks;
 /// 4. `rule_kernel`: per target column, the rule applied (on the device, through its
 ///    `OGPSA_HOST_DEVICE apply`); `flags_kernel`: per block, the flags and diagnostics;
+///    `operand_kernel`: the matrix-side update GEMMs' coefficient operands;
 /// 5. `compact_kernel`: the matrix-side blocks that need an update, per batched GEMM;
 /// 6. `update_kernel`: x <- s x - U r for every flat block that changed, in a second pass;
 /// 7. with diagnostics, kernels 1 and 3 once more over the projected blocks (their measures), and
