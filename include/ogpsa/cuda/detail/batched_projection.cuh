@@ -6,8 +6,8 @@
 ///   matrix-side basis operands, the flat reduction, the coefficient GEMMs and the packing, all
 ///   in stream order with no wait for the host. The packed coefficients may be all-reduced next.
 /// - update: the rule and flags kernels, the update operands and the compaction of the
-///   matrix-side blocks to update, one small copy of the per-block flags (plus the diagnostics records when asked for) to the host, then the
-///   flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
+///   matrix-side blocks to update, one small copy of the per-block flags (plus the diagnostics
+///   records when asked for) to the host, then the flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
 ///   the matrix-side update GEMMs for the blocks that changed, with the scale of their
 ///   coefficients, and returns with that work in flight on the stream. With diagnostics it then
 ///   measures what was written (the reduction, GEMMs and packing of the coefficients once more,
