@@ -7,11 +7,12 @@
 ///   in stream order with no wait for the host. The packed coefficients may be all-reduced next.
 /// - update: the rule and flags kernels, the update operands and the compaction of the
 ///   matrix-side blocks to update, one small copy of the per-block flags (plus the diagnostics
-///   records when asked for) to the host, then the flat update. The host waits for the flags only (the flat update runs meanwhile), then issues
-///   the matrix-side update GEMMs for the blocks that changed, with the scale of their
-///   coefficients, and returns with that work in flight on the stream. With diagnostics it then
-///   measures what was written (the reduction, GEMMs and packing of the coefficients once more,
-///   into the measures) and waits for the records.
+///   records when asked for) to the host, then the flat update. The host waits for the flags
+///   only (the flat update runs meanwhile), then issues the matrix-side update GEMMs for the
+///   blocks that changed, with the scale of their coefficients, and returns with that work in
+///   flight on the stream. With diagnostics it then measures what was written (the reduction,
+///   GEMMs and packing of the coefficients once more, into the measures) and waits for the
+///   records.
 ///
 /// That wait is a round trip through the host on every call: the host blocks until everything
 /// queued before the projection on its stream (in a trainer: the whole backward pass) has run,
