@@ -3,6 +3,7 @@
 // fp16 gradients, bf16 bases) against double-precision references.
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -240,50 +241,65 @@ constexpr double precision = std::is_same_v<G, bfloat16> ? 0x1p-8 : std::is_same
 
 }  // namespace
 
+namespace {
+
+/// Blocks of G gradients with B bases, given large components in their subspaces (so that what is
+/// left after projection tests them), projected in one `project_all` call.
+template <class G, class B>
+struct low_precision_case {
+  std::vector<t::matrix<double>> bases;
+  t::matrix<double> before, after;  // widened
+  std::vector<ogpsa::projection_stats> stats;
+
+  low_precision_case(const std::vector<block_spec>& blocks, t::matrix<float> values, float component,
+                     std::uint32_t seed, bool diagnostics) {
+    std::vector<tc::device_matrix<B>> device_bases;
+    for (const block_spec& b : blocks) {
+      const t::matrix<B> u = tc::rounded<B>(t::random_orthonormal<float>(basis_rows(b), b.k, seed));
+      bases.push_back(tc::widened(u));
+      device_bases.push_back(tc::upload(exec(), u));
+      auto x = mapped(block_view<float, ogpsa::host_memory_tag>(values.data(), b));
+      x += component * bases.back().cast<float>() * t::random_matrix<float>(b.k, x.cols(), seed + 1);
+    }
+    const t::matrix<G> data = tc::rounded<G>(values);
+    auto on_device = tc::upload(exec(), data);
+    std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks;
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      tasks.push_back({&device_bases[i], block_view<G, ogpsa::cuda_memory_tag>(on_device.data(), blocks[i]), {}});
+    backend::workspace ws;
+    backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, diagnostics);
+    before = tc::widened(data);
+    after = tc::widened(tc::download(exec(), on_device));
+    for (const auto& task : tasks) stats.push_back(task.stats);
+  }
+
+  auto before_of(const block_spec& b) const { return mapped(block_view<const double, ogpsa::host_memory_tag>(before.data(), b)); }
+  auto after_of(const block_spec& b) const { return mapped(block_view<const double, ogpsa::host_memory_tag>(after.data(), b)); }
+};
+
+}  // namespace
+
 TEST_CASE_TEMPLATE("low-precision gradients and bases project with fp32 accumulation", P, types<bfloat16, float>,
                    types<float16, float>, types<bfloat16, bfloat16>, types<float16, float16>, types<float, bfloat16>) {
   using G = typename P::G;
-  using B = typename P::B;
   // flat aligned (packet loads), flat of odd length (scalar loads), and two matrix-side layouts
   const std::vector<block_spec> blocks{{0, 8192, 1, false, family::flat, 2},
                                        {8192, 4099, 1, false, family::flat, 3},
                                        {12291, 96, 40, false, family::left, 8},
                                        {16131, 40, 96, true, family::right, 8},
                                        {19971, 96, 40, true, family::left, 5}};
-  const index_t total = 23811;
-  t::matrix<float> values = t::random_matrix<float>(total, 1, 40);
-  std::vector<t::matrix<double>> bases;
-  std::vector<tc::device_matrix<B>> device_bases;
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const t::matrix<B> u = tc::rounded<B>(t::random_orthonormal<float>(basis_rows(blocks[i]), blocks[i].k, 41));
-    bases.push_back(tc::widened(u));
-    device_bases.push_back(tc::upload(exec(), u));
-  }
-  // Large components in the subspaces, so that what is left after projection tests them.
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    auto x = mapped(block_view<float, ogpsa::host_memory_tag>(values.data(), blocks[i]));
-    x += 30 * bases[i].cast<float>() * t::random_matrix<float>(blocks[i].k, x.cols(), 42);
-  }
-  const t::matrix<G> data = tc::rounded<G>(values);
-  auto on_device = tc::upload(exec(), data);
-  std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks;
-  for (std::size_t i = 0; i < blocks.size(); ++i)
-    tasks.push_back({&device_bases[i], block_view<G, ogpsa::cuda_memory_tag>(on_device.data(), blocks[i]), {}});
-  backend::workspace ws;
-  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, true);
-  const t::matrix<double> got = tc::widened(tc::download(exec(), on_device)), before = tc::widened(data);
+  const low_precision_case<G, typename P::B> c(blocks, t::random_matrix<float>(23811, 1, 40), 30, 41, true);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     CAPTURE(i);
-    const block_spec& b = blocks[i];
-    const auto xm = mapped(block_view<const double, ogpsa::host_memory_tag>(before.data(), b));
-    const auto ym = mapped(block_view<const double, ogpsa::host_memory_tag>(got.data(), b));
-    const t::matrix<double>& u = bases[i];
+    const auto xm = c.before_of(blocks[i]);
+    const auto ym = c.after_of(blocks[i]);
+    const t::matrix<double>& u = c.bases[i];
     const t::matrix<double> expected = xm - u * (u.transpose() * xm);
     const double scale = xm.cwiseAbs().maxCoeff();
     CHECK(((ym - expected).array().abs() - precision<G> * expected.array().abs()).maxCoeff() < 1e-4 * scale);
     CHECK((u.transpose() * ym).norm() < 0x1p-6 * (u.transpose() * xm).norm());
-    CHECK(tasks[i].stats.changed);
-    CHECK(tasks[i].stats.gradient_sq == doctest::Approx(xm.squaredNorm()).epsilon(1e-5));
+    CHECK(c.stats[i].changed);
+    CHECK(c.stats[i].gradient_sq == doctest::Approx(xm.squaredNorm()).epsilon(1e-5));
   }
 }
 
@@ -292,34 +308,14 @@ TEST_CASE_TEMPLATE("low-precision gradients and bases project with fp32 accumula
 // stayed behind. Scaled by their own largest magnitude, what stays is the gradient's rounding.
 TEST_CASE_TEMPLATE("fp16 gradients of magnitude 1e-4 lose their subspace component on matrix-side blocks", P,
                    types<float16, float>, types<float16, float16>) {
-  using G = typename P::G;
-  using B = typename P::B;
   const std::vector<block_spec> blocks{{0, 4096, 16, false, family::left, 4},
                                        {65536, 16, 4096, true, family::right, 4}};
-  t::matrix<float> values = 1e-4f * t::random_matrix<float>(131072, 1, 50);
-  std::vector<t::matrix<double>> bases;
-  std::vector<tc::device_matrix<B>> device_bases;
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const t::matrix<B> u = tc::rounded<B>(t::random_orthonormal<float>(basis_rows(blocks[i]), blocks[i].k, 51));
-    bases.push_back(tc::widened(u));
-    device_bases.push_back(tc::upload(exec(), u));
-    auto x = mapped(block_view<float, ogpsa::host_memory_tag>(values.data(), blocks[i]));
-    x += 30e-4f * bases[i].cast<float>() * t::random_matrix<float>(blocks[i].k, x.cols(), 52);
-  }
-  const t::matrix<G> data = tc::rounded<G>(values);
-  auto on_device = tc::upload(exec(), data);
-  std::vector<ogpsa::projection_task<tc::device_matrix<B>, backend::ref<G>>> tasks;
-  for (std::size_t i = 0; i < blocks.size(); ++i)
-    tasks.push_back({&device_bases[i], block_view<G, ogpsa::cuda_memory_tag>(on_device.data(), blocks[i]), {}});
-  backend::workspace ws;
-  backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, false);
-  const t::matrix<double> got = tc::widened(tc::download(exec(), on_device)), before = tc::widened(data);
+  const t::matrix<float> values = 1e-4f * t::random_matrix<float>(131072, 1, 50);
+  const low_precision_case<typename P::G, typename P::B> c(blocks, values, 30e-4f, 51, false);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     CAPTURE(i);
-    const auto xm = mapped(block_view<const double, ogpsa::host_memory_tag>(before.data(), blocks[i]));
-    const auto ym = mapped(block_view<const double, ogpsa::host_memory_tag>(got.data(), blocks[i]));
-    const t::matrix<double>& u = bases[i];
-    CHECK((u.transpose() * ym).norm() < 0x1p-12 * (u.transpose() * xm).norm());
+    const t::matrix<double>& u = c.bases[i];
+    CHECK((u.transpose() * c.after_of(blocks[i])).norm() < 0x1p-12 * (u.transpose() * c.before_of(blocks[i])).norm());
   }
 }
 

@@ -33,6 +33,26 @@ block_task matrix_task(float* x, index_t rows, index_t cols, const float* u, ind
   return block_task{u, rows, k, target};
 }
 
+/// A plan built for `tasks`, with its descriptors filled as for a workspace at `device`.
+struct filled_plan {
+  projection_plan plan;
+  std::vector<std::byte> blob;
+  std::byte* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
+
+  /// The descriptors at `offset` of the blob (one of the layout's regions).
+  template <class T>
+  const T* at(std::size_t offset) const { return reinterpret_cast<const T*>(blob.data() + offset); }
+};
+
+template <class G, class B>
+filled_plan fill_plan(const std::vector<block_task>& tasks, bool diagnostics) {
+  filled_plan f;
+  f.plan.build<G, B>(tasks, diagnostics, "test");
+  f.blob.resize(f.plan.layout().blob);
+  f.plan.fill<G, B>(f.blob.data(), f.device, tasks);
+  return f;
+}
+
 }  // namespace
 
 TEST_CASE("blocks are classified as flat or matrix-side, and empty ones get no slot") {
@@ -228,12 +248,11 @@ TEST_CASE("packed coefficients follow task order, empty tasks included, then one
 TEST_CASE("descriptors point into the workspace at each block's offsets") {
   const std::vector<block_task> tasks{matrix_task(gradients, 64, 32, bases, 8), flat_task(gradients, 100, bases, 2),
                                       matrix_task(gradients + 4096, 64, 32, bases, 8)};
-  projection_plan plan;
-  plan.build<bfloat16, float>(tasks, false, "test");
+  const filled_plan f = fill_plan<bfloat16, float>(tasks, false);
+  const projection_plan& plan = f.plan;
   const plan_layout& l = plan.layout();
-  std::vector<std::byte> blob(l.blob);
-  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
-  plan.fill<bfloat16, float>(blob.data(), device, tasks);
+  const auto& blob = f.blob;
+  std::byte* device = f.device;
   const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
   const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
   const auto* measures = reinterpret_cast<void* const*>(blob.data() + l.member_measures);
@@ -275,12 +294,11 @@ TEST_CASE("with diagnostics, an empty basis gets a reduction of its norm alone, 
 
 TEST_CASE("the measures' GEMMs write through the coefficients' scratch, which is then packed into the measures") {
   const std::vector<block_task> tasks{flat_task(gradients, 100, bases, 2), matrix_task(gradients, 64, 32, bases, 8)};
-  projection_plan plan;
-  plan.build<float, float>(tasks, true, "test");
+  const filled_plan f = fill_plan<float, float>(tasks, true);
+  const projection_plan& plan = f.plan;
   const plan_layout& l = plan.layout();
-  std::vector<std::byte> blob(l.blob);
-  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
-  plan.fill<float, float>(blob.data(), device, tasks);
+  const auto& blob = f.blob;
+  std::byte* device = f.device;
   const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
   const auto* measures = reinterpret_cast<void* const*>(blob.data() + l.member_measures);
   const slot_entry& matrix = plan.slot_entries()[1];
@@ -315,13 +333,10 @@ std::vector<block_task> mixed_model() {
 template <class G, class B>
 void check_gemm_alignment(bool diagnostics) {
   CAPTURE(diagnostics);
-  const std::vector<block_task> tasks = mixed_model();
-  projection_plan plan;
-  plan.build<G, B>(tasks, diagnostics, "test");
+  const filled_plan f = fill_plan<G, B>(mixed_model(), diagnostics);
+  const projection_plan& plan = f.plan;
   const plan_layout& l = plan.layout();
-  std::vector<std::byte> blob(l.blob);
-  auto* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
-  plan.fill<G, B>(blob.data(), device, tasks);
+  std::byte* device = f.device;
   REQUIRE(plan.groups().size() == 3);
   for (const std::size_t array : {l.member_basis, l.member_update, l.member_target, l.member_coefficients,
                                   l.member_measures, l.compact_basis, l.compact_update, l.compact_target})
@@ -329,9 +344,9 @@ void check_gemm_alignment(bool diagnostics) {
       CAPTURE(g.first);
       CHECK(aligned_to_gemm(device + array + static_cast<std::size_t>(g.first) * sizeof(void*)));
     }
-  const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
+  const auto* members = f.at<int>(l.member_slot);
   for (const std::size_t array : {l.member_basis, l.member_update, l.member_coefficients, l.member_measures}) {
-    const auto* pointers = reinterpret_cast<void* const*>(blob.data() + array);
+    const auto* pointers = f.at<void*>(array);
     for (const group_entry& g : plan.group_entries())
       for (int m = g.first; m < g.first + g.count; ++m) {
         CAPTURE(m);
@@ -339,7 +354,7 @@ void check_gemm_alignment(bool diagnostics) {
         CHECK(aligned_to_gemm(pointers[m]));
       }
   }
-  const auto* built = reinterpret_cast<const basis_entry*>(blob.data() + l.bases);
+  const auto* built = f.at<basis_entry>(l.bases);
   for (std::size_t b = 0; b < plan.built_bases(); ++b) CHECK(aligned_to_gemm(built[b].operand));
 }
 
