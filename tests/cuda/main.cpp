@@ -9,6 +9,10 @@
 #include <cuda_runtime_api.h>
 #include <doctest/doctest.h>
 
+#include "run_banner.hpp"
+
+DOCTEST_REGISTER_LISTENER("ogpsa_run_banner", 1, ogpsa::test::run_banner);
+
 #include "device_presence.hpp"
 
 namespace {
