@@ -678,16 +678,14 @@ struct backend {
   }
 
   /// Rows [r, r + n) of the parts side by side, converted to W, into the column-major n x
-  /// total_cols panel at `out` (leading dimension n).
+  /// total_cols panel at `out` (leading dimension n): one launch per `detail::stack_parts` parts.
   template <class W, class T>
   static void stack_rows(execution& exec, std::span<const matrix<T>> parts, index_t r, index_t n, W* out,
                          const char* where) {
-    index_t at = 0;
-    for (const matrix<T>& p : parts) {
-      if (p.cols() > 0)
-        detail::convert_into<false>(exec, ref<const T>{p.data() + r, n, p.cols(), 1, p.rows()}, out + at * n, n, where);
-      at += p.cols();
-    }
+    std::vector<detail::column_source<T>> sources;
+    sources.reserve(parts.size());
+    for (const matrix<T>& p : parts) sources.push_back({p.cols() > 0 ? p.data() + r : nullptr, p.cols(), p.rows()});
+    detail::stack_columns<W, T>(exec, std::span<const detail::column_source<T>>(sources), n, out, n, where);
   }
 
   /// Rows [r, r + n) of `tail`, converted to W, into out (leading dimension n).

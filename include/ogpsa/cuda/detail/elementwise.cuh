@@ -3,6 +3,8 @@
 /// Element-wise kernels of the estimator primitives: strided copies with type conversion (and
 /// transposition), accumulation, the finiteness check and the column updates of Gram-Schmidt.
 
+#include <cstddef>
+#include <span>
 #include <type_traits>
 
 #include <cuda_runtime.h>
@@ -11,6 +13,7 @@
 #include "ogpsa/cuda/detail/device_math.cuh"
 #include "ogpsa/cuda/detail/device_ref.hpp"
 #include "ogpsa/cuda/detail/element_cast.hpp"
+#include "ogpsa/cuda/detail/stacked_sources.hpp"
 #include "ogpsa/cuda/error.hpp"
 #include "ogpsa/cuda/execution.hpp"
 
@@ -77,6 +80,37 @@ void convert_into(execution& exec, const device_ref<const From>& src, To* dst, i
                                                                          src.row_stride, dst, ld);
   }
   check_launch(where, "ogpsa's strided conversion kernel");
+}
+
+/// One launch of `stack_columns`: column j of the batch, found among at most `stack_parts` parts,
+/// converted into column j of dst.
+template <class To, class From>
+__global__ void stacked_columns_kernel(const stacked_sources<From> parts, index_t rows, To* dst, index_t ld) {
+  const index_t cols = parts.first_col[parts.count];
+  for (index_t j = blockIdx.y; j < cols; j += gridDim.y) {
+    int p = 0;
+    while (parts.first_col[p + 1] <= j) ++p;
+    const From* src = parts.data[p] + (j - parts.first_col[p]) * parts.col_stride[p];
+    for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < rows; i += index_t(gridDim.x) * blockDim.x)
+      dst[j * ld + i] = element_cast<To>(src[i]);
+  }
+}
+
+/// Rows [0, rows) of column-major parts side by side, converted into the column-major dst
+/// (leading dimension ld), `stack_parts` parts per launch.
+template <class To, class From>
+void stack_columns(execution& exec, std::span<const column_source<From>> parts, index_t rows, To* dst, index_t ld,
+                   const char* where) {
+  if (rows == 0) return;
+  std::size_t next = 0;
+  for (index_t at = 0; next < parts.size();) {
+    const stacked_sources<From> batch = next_batch(parts, next);
+    const index_t cols = batch.first_col[batch.count];
+    if (cols == 0) continue;
+    stacked_columns_kernel<<<grid_2d(rows, cols), block_threads, 0, exec.stream()>>>(batch, rows, dst + at * ld, ld);
+    check_launch(where, "ogpsa's column stacking kernel");
+    at += cols;
+  }
 }
 
 template <class T>
