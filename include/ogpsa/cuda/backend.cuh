@@ -52,10 +52,10 @@ namespace ogpsa::cuda {
 namespace detail {
 
 /// Rows (or columns) per panel when float data is widened to double for a Gram matrix:
-/// panels of at most 128 MiB of doubles. Each panel costs a few launches (a conversion per part,
-/// a GEMM), so smaller panels make the helpers launch-bound on tall blocks: a 4M-row block of
-/// rank 8 takes one panel. The panels come from ogpsa's pool (`detail::library_pool`), which
-/// keeps them for the next call.
+/// panels of at most 128 MiB of doubles (2^24 elements: 262,144 rows of 64 snapshot columns, so a
+/// 4M-row block takes 16 panels where 32 MiB panels took 64). Each panel costs a few launches, so
+/// smaller panels make the helpers launch-bound on tall blocks. The panels come from ogpsa's pool
+/// (`detail::library_pool`), which keeps them for the next call.
 inline index_t panel_length(index_t total, index_t width) {
   constexpr index_t budget = index_t{1} << 24;
   return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 1, std::max<index_t>(total, 1));

@@ -92,7 +92,7 @@ __global__ void stacked_columns_kernel(const stacked_sources<From> parts, index_
     while (parts.first_col[p + 1] <= j) ++p;
     const From* src = parts.data[p] + (j - parts.first_col[p]) * parts.col_stride[p];
     for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < rows; i += index_t(gridDim.x) * blockDim.x)
-      dst[j * ld + i] = element_cast<To>(src[i]);
+      put<false>(dst + j * ld + i, src[i]);
   }
 }
 

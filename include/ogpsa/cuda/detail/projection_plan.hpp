@@ -348,7 +348,7 @@ class projection_plan {
   /// Member positions, -1 for the padding between groups.
   const std::vector<int>& members() const noexcept { return members_; }
   /// Matrix-side blocks (members of a batched GEMM call).
-  std::size_t matrix_blocks() const noexcept { return group_of_.size(); }
+  std::size_t matrix_blocks() const noexcept { return matrix_blocks_; }
   /// Basis operands built per call (one per member when the types need it, else none).
   std::size_t built_bases() const noexcept { return built_bases_; }
   /// Bytes the results copy brings back: records (with diagnostics), flags and exponents, adjacent.
@@ -369,7 +369,7 @@ class projection_plan {
     basis_offset_.clear();
     packed_at_.clear();
     total_chunks_ = flat_chunks_ = column_chunks_ = 0;
-    flat_entries_ = built_bases_ = 0;
+    flat_entries_ = built_bases_ = matrix_blocks_ = 0;
     layout_ = {};
   }
 
@@ -439,18 +439,19 @@ class projection_plan {
   /// position so that its pointer arrays are `gemm_alignment`-aligned (the positions between
   /// groups hold -1 and belong to no call).
   void group_members(std::span<const block_task> tasks) {
-    group_of_.clear();
+    matrix_blocks_ = 0;
     for (std::size_t s = 0; s < slots_.size(); ++s) {
       if (!slots_[s].matrix) continue;
       const gemm_shape shape = shape_of(tasks[slot_task_[s]]);
       const auto found = std::find(shapes_.begin(), shapes_.end(), shape);
       slots_[s].group = static_cast<int>(found - shapes_.begin());
-      group_of_.push_back(slots_[s].group);
       if (found == shapes_.end()) shapes_.push_back(shape);
+      ++matrix_blocks_;
     }
     constexpr int pointers_per_alignment = static_cast<int>(gemm_alignment / sizeof(void*));
     group_entries_.assign(shapes_.size(), group_entry{0, 0});
-    for (int g : group_of_) ++group_entries_[static_cast<std::size_t>(g)].count;
+    for (const slot_entry& e : slots_)
+      if (e.matrix) ++group_entries_[static_cast<std::size_t>(e.group)].count;
     int end = 0;
     for (group_entry& g : group_entries_) {
       g.first = (end + pointers_per_alignment - 1) / pointers_per_alignment * pointers_per_alignment;
@@ -458,10 +459,9 @@ class projection_plan {
     }
     members_.assign(static_cast<std::size_t>(end), -1);
     fill_count_.assign(shapes_.size(), 0);
-    std::size_t m = 0;
     for (std::size_t s = 0; s < slots_.size(); ++s) {
       if (!slots_[s].matrix) continue;
-      const auto g = static_cast<std::size_t>(group_of_[m++]);
+      const auto g = static_cast<std::size_t>(slots_[s].group);
       members_[static_cast<std::size_t>(group_entries_[g].first + fill_count_[g]++)] = static_cast<int>(s);
     }
   }
@@ -546,10 +546,10 @@ class projection_plan {
   std::vector<std::size_t> slot_task_;
   std::vector<gemm_shape> shapes_;
   std::vector<group_entry> group_entries_;
-  std::vector<int> members_, group_of_, fill_count_;
+  std::vector<int> members_, fill_count_;
   std::vector<index_t> basis_offset_, packed_at_;
   index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0;
-  std::size_t flat_entries_ = 0, built_bases_ = 0;
+  std::size_t flat_entries_ = 0, built_bases_ = 0, matrix_blocks_ = 0;
   plan_layout layout_;
 };
 

@@ -2,8 +2,8 @@
 /// \file
 /// Column-major device matrices side by side, gathered into one panel a batch of parts per launch
 /// (`stack_columns` in `elementwise.cuh`). The estimators keep their snapshots as one part per
-/// feed, and one conversion launch per part per panel made tall estimates launch-bound (about
-/// 1,150 launches for a 4M-row exact_svd). Host code, tested without a device.
+/// feed, so one conversion launch per part per panel made the launch count grow with the number
+/// of feeds times the number of panels. Host code, tested without a device.
 
 #include <cstddef>
 #include <span>
