@@ -1,5 +1,5 @@
 // The peers a user would otherwise write, on the same data as ogpsa: the straightforward Eigen
-// expression, and the published procedure (REFERENCE.md).
+// expression, and the published procedure (include/ogpsa/PUBLISHED.md).
 #include <Eigen/Core>
 
 #include "bench.hpp"
@@ -67,10 +67,10 @@ void eigen_model(benchmark::State& state) {
   set_traffic(state, flat_traffic<float, B>(total, k), static_cast<double>(total));
 }
 
-/// The published procedure for one tensor (REFERENCE.md): copy its directions in from a separate
-/// host buffer, converted to the gradient's dtype; one direction b: g -= (g.b / (b.b + 1e-8)) b;
-/// two: orthonormalize them by classical Gram-Schmidt on every call, then subtract both
-/// components, every dot product in the gradient's dtype.
+/// The published procedure for one tensor (include/ogpsa/PUBLISHED.md): copy its directions in
+/// from a separate host buffer, converted to the gradient's dtype; one direction b:
+/// g -= (g.b / (b.b + 1e-8)) b; two: orthonormalize them by classical Gram-Schmidt on every call,
+/// then subtract both components, every dot product in the gradient's dtype.
 template <class B>
 void published_project(float* gradient, const B* host_basis, index_t d, index_t k, Eigen::MatrixXf& device) {
   device = eigen_basis(host_basis, d, k).template cast<float>();  // the copy in

@@ -3,7 +3,7 @@
 
 The published training code keeps each parameter tensor's reference direction in host memory and,
 for every tensor at every step, copies it to the GPU and removes the gradient's component along
-it in the gradient's dtype (REFERENCE.md):  g <- g - (g.b / (b.b + 1e-8)) b.
+it in the gradient's dtype (include/ogpsa/PUBLISHED.md):  g <- g - (g.b / (b.b + 1e-8)) b.
 
 This reproduces that loop over the tensors of a LLaMA-style decoder (the shapes of
 bench/cuda/models.hpp) and times one optimizer step's projection, with the host directions in

@@ -21,9 +21,8 @@ concept refresh_schedule = std::copy_constructible<Schedule> &&
 
 /// Re-estimate every `n` optimizer steps. The published code uses n = 30 for SFT and 5 for DPO.
 ///
-/// | hyper-parameter | type        | default | meaning                          |
-/// |-----------------|-------------|---------|----------------------------------|
-/// | `n`             | std::size_t | 30      | optimizer steps between refreshes, >= 1 |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#schedules`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct every_n_steps {
   std::size_t n = 30;
 

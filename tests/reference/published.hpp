@@ -1,7 +1,7 @@
 #pragma once
 // An independent, deliberately plain re-implementation of the published OGPSA formulas
-// (REFERENCE.md), in double precision on std::vector, used to check ogpsa's output. It shares no
-// code with ogpsa.
+// (include/ogpsa/PUBLISHED.md), in double precision on std::vector, used to check ogpsa's output.
+// It shares no code with ogpsa.
 
 #include <array>
 #include <cmath>

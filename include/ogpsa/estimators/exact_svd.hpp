@@ -69,10 +69,8 @@ class exact_svd_state;
 /// block smaller than k never fails the pass; an energy threshold needs no rank at all
 /// (`exact_svd{.energy = 0.9}`: any rank up to min(d, m)), and a rank given with it caps it.
 ///
-/// | hyper-parameter | type                  | default | meaning                                    |
-/// |-----------------|-----------------------|---------|--------------------------------------------|
-/// | `rank`          | optional<index_t>     | unset   | fixed rank k (8 when unset); with `energy`, the largest rank (no cap when unset) |
-/// | `energy`        | optional<double>      | unset   | smallest k with captured energy >= this, in (0, 1] |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#exact_svd`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct exact_svd {
   static constexpr const char* name = "exact_svd";
   /// The fixed rank when `rank` is unset and there is no energy threshold.

@@ -79,12 +79,8 @@ struct incremental_svd_sketch {
 /// the block has and reports the shortfall as dropped. An energy threshold still needs `rank`: it
 /// caps the choice and sets the default sketch width 2 rank, fixed before the first snapshot.
 ///
-/// | hyper-parameter | type                   | default  | meaning                                       |
-/// |-----------------|------------------------|----------|-----------------------------------------------|
-/// | `rank`          | index_t                | 8        | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
-/// | `energy`        | optional<double>       | unset    | smallest k with captured energy >= this, in (0, 1] |
-/// | `sketch_width`  | optional<index_t>      | 2 * rank | l >= k, directions kept between updates       |
-/// | `block`         | optional<index_t>      | rank     | b >= 1, columns gathered between updates      |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#incremental_svd`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct incremental_svd {
   static constexpr const char* name = "incremental_svd";
 

@@ -22,7 +22,7 @@ template <class Backend, class Work>
 class mean_gradient_state;
 
 /// The mean reference gradient of each set, normalized, then orthonormalized across sets, exactly
-/// as the published OGPSA code does (Sun et al., arXiv 2602.07892; see REFERENCE.md):
+/// as the published OGPSA code does (Sun et al., arXiv 2602.07892; see `include/ogpsa/PUBLISHED.md`):
 ///
 /// - per set s: m_s = mean of the fed gradients; dropped when |m_s| <= `norm_epsilon`, else
 ///   b_s = m_s / (|m_s| + `norm_epsilon`);
@@ -44,12 +44,8 @@ class mean_gradient_state;
 /// after a restart differs), and a mean that is zero at the current weights says the reference
 /// loss has, to first order, no stake in the tensor any more.
 ///
-/// | hyper-parameter            | type   | default | meaning                                   |
-/// |----------------------------|--------|---------|-------------------------------------------|
-/// | `norm_epsilon`             | double | 1e-10   | added to |m_s|; sets at or below it dropped |
-/// | `orthogonalization_epsilon`| double | 1e-8    | added to norms during orthonormalization   |
-/// | `parallel_tolerance`       | double | 1e-6    | |w| + eps below this: direction dropped    |
-/// | `first_set_required`       | bool   | true    | set 0 dropped: every set dropped (published); false: the other sets are kept |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#mean_gradient`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct mean_gradient {
   static constexpr const char* name = "mean_gradient";
 

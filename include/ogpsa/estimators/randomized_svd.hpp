@@ -66,13 +66,8 @@ class randomized_svd_state;
 /// tests/estimators/memory.cpp). There the strengths come from B B^T's eigenvalues, so directions
 /// with s_i <= min(d, m) max(eps, 2^-26) s_1 are numerically zero. The same seed on every rank.
 ///
-/// | hyper-parameter    | type               | default | meaning                                           |
-/// |--------------------|--------------------|---------|---------------------------------------------------|
-/// | `rank`             | index_t            | 8       | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
-/// | `energy`           | optional<double>   | unset   | smallest k with captured energy >= this, in (0, 1] |
-/// | `oversampling`     | index_t            | 10      | p, extra sample directions (l = k + p)            |
-/// | `power_iterations` | index_t            | 2       | q, passes of subspace iteration                    |
-/// | `seed`             | std::uint64_t      | 0       | seed of the Gaussian test matrix                   |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#randomized_svd`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct randomized_svd {
   static constexpr const char* name = "randomized_svd";
 

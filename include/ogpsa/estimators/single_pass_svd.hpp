@@ -54,12 +54,8 @@ class single_pass_svd_state;
 /// absorbed (copied into the working type for the products), w d (2 l + 1 + c) for feeds of at most
 /// c columns; Omega is released before the basis (d x k) is built.
 ///
-/// | hyper-parameter | type             | default | meaning                                           |
-/// |-----------------|------------------|---------|---------------------------------------------------|
-/// | `rank`          | index_t          | 8       | fixed rank k; with `energy`, the largest rank (it sizes the sketch) |
-/// | `energy`        | optional<double> | unset   | smallest k with captured energy >= this, in (0, 1] |
-/// | `oversampling`  | index_t          | 10      | p, extra sample directions (l = k + p)            |
-/// | `seed`          | std::uint64_t    | 0       | seed of the Gaussian test matrix                   |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#single_pass_svd`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct single_pass_svd {
   static constexpr const char* name = "single_pass_svd";
 

@@ -12,13 +12,13 @@ namespace ogpsa {
 
 /// Removes only conflicting components, on flat blocks.
 ///
-/// Two modes:
+/// Two behaviours, chosen by the member `behaviour` (of type `conflict_only::mode`):
 /// - `per_direction` (default): g <- g - sum over {i : u_i^T g < 0} of (u_i^T g) u_i, any rank.
-/// - `threshold`: the published code's rank-1 mode (REFERENCE.md). With one direction b:
-///   cos(g, b) < 0 removes the b component; cos > 0 scales the whole gradient by `base_scale`;
-///   cos == 0 leaves g unchanged. With two or more directions, `several_directions` says what
-///   happens: `fallback::project`, the plain orthogonal projection (the published SFT trainer), or
-///   `fallback::unchanged`, the gradient is left as it is (the published DPO trainer).
+/// - `threshold`: the published code's rank-1 mode (`include/ogpsa/PUBLISHED.md`). With one
+///   direction b: cos(g, b) < 0 removes the b component; cos > 0 scales the whole gradient by
+///   `base_scale`; cos == 0 leaves g unchanged. With two or more directions, `several_directions`
+///   says what happens: `fallback::project`, the plain orthogonal projection (the published SFT
+///   trainer), or `fallback::unchanged`, the gradient is left as it is (the published DPO trainer).
 ///
 /// What `per_direction` guarantees, to first order: let r be the gradient of a reference loss,
 /// lying in the subspace with nonnegative coordinates a_i = u_i^T r. The projected step
@@ -48,11 +48,8 @@ namespace ogpsa {
 /// project each micro-batch's gradient (`projector::project(block, gradient)`), or use
 /// `ogpsa::torch::placement::micro_batches`.
 ///
-/// | hyper-parameter      | type       | default         | meaning                                      |
-/// |----------------------|------------|-----------------|----------------------------------------------|
-/// | `mode`               | enum       | `per_direction` | which of the two behaviours above            |
-/// | `base_scale`         | double     | 1.0             | threshold mode: factor for agreeing gradients, >= 0 |
-/// | `several_directions` | `fallback` | `project`       | threshold mode, two or more directions: `project` (published SFT) or `unchanged` (published DPO) |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#conflict_only`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct conflict_only {
   static constexpr const char* name = "conflict_only";
   enum class mode { per_direction, threshold };

@@ -13,9 +13,8 @@ namespace ogpsa {
 /// g <- g - alpha U (U^T g): interpolates between no projection (alpha = 0) and `orthogonal`
 /// (alpha = 1), trading protection of the reference objectives against progress on the target.
 ///
-/// | hyper-parameter | type   | default | meaning                                        |
-/// |-----------------|--------|---------|------------------------------------------------|
-/// | `alpha`         | double | 1.0     | fraction of the subspace component removed, in [0, 1] |
+/// Hyper-parameters (type, default, meaning): `include/ogpsa/README.md#soft`, the one table
+/// of them, checked against this struct by the test `docs.reference_tables`.
 struct soft {
   static constexpr const char* name = "soft";
   double alpha = 1.0;
