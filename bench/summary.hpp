@@ -1,6 +1,7 @@
 #pragma once
 // The markdown summary of a benchmark run: writes Google Benchmark's JSON (it is the run's file
-// reporter) and, from the same runs, a table of rates and ratios and the project's speed targets (README, Performance).
+// reporter) and, from the same runs, a table of rates and ratios and the project's speed targets
+// (bench/README.md shows the latest one).
 
 #include <map>
 #include <string>

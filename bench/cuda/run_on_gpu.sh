@@ -10,9 +10,9 @@
 #   OUT=<results folder> bash bench/cuda/run_on_gpu.sh # on the GPU machine
 #   OUT=<folder> bash bench/cuda/run_on_gpu.sh --build-only   # configure and build only (no GPU needed)
 #
-# Through the project's device tool, which copies the working tree and sets $OUT: the command
-# `bash bench/cuda/run_on_gpu.sh` with carry [".gpu-deps"]; the default limits below fit in its
-# 600 s per command. A second call on the still-warm machine finds the build done and only runs.
+# When the working tree (with .gpu-deps/) is copied to the GPU machine and $OUT names a folder
+# that comes back, the command is `bash bench/cuda/run_on_gpu.sh`; the default limits below fit in
+# 600 s. A second run on the same machine finds the build done and only runs.
 #
 # The build is limited apart from the rest and its time printed. Limits, in seconds, from the
 # environment: OGPSA_GPU_BUILD_TIMEOUT (configure and build, 270), OGPSA_GPU_BUDGET (every step

@@ -1,6 +1,6 @@
 // The SFT -> DPO pipeline: measures the alignment tax of safety tuning on a small language model
 // and how much of it OGPSA (through <ogpsa/torch.hpp>) and the usual baselines give back.
-// See README.md, section "The SFT -> DPO pipeline", and --help.
+// See examples/sft_dpo/README.md and --help.
 #include <chrono>
 #include <cstdio>
 #include <exception>

@@ -40,7 +40,7 @@ struct options {
   stage_settings dpo{100, 16, 5e-5};
   // DPO: beta 0.5 and a heavy likelihood term on the chosen answers keep DPO from undoing the
   // refusals SFT taught (with beta 0.1 and weight 1 it cut refusals from 0.83 to 0.62; with these,
-  // to 0.79, while over-refusal falls from 0.57 to 0.28; see the README).
+  // to 0.79, while over-refusal falls from 0.57 to 0.28; see examples/sft_dpo/README.md).
   double beta = 0.5;
   double chosen_nll = 10.0;  ///< weight of the likelihood term on chosen answers in DPO
   double clip = 1.0;         ///< gradient-norm clipping

@@ -14,11 +14,11 @@ namespace ogpsa::cpu {
 /// (`projector(estimator, rule, schedule, ogpsa::cpu::execution{.threads = 4})`).
 ///
 /// Threads come from OpenMP when the program is compiled with it (`-fopenmp`; the CMake target
-/// `ogpsa::ogpsa` adds it when OpenMP was found at configure time, see the README). Without
-/// OpenMP every call runs on the calling thread. A call runs on at most `threads` threads, the
-/// calling one included, whatever OpenMP's default or `Eigen::setNbThreads` (its products run
-/// Eigen's kernel on one thread each, see `cpu/detail/gemm.hpp`), and its results do not depend on
-/// the number of threads.
+/// `ogpsa::ogpsa` adds it when OpenMP was found at configure time, see
+/// `include/ogpsa/README.md#cpu-backend`). Without OpenMP every call runs on the calling thread.
+/// A call runs on at most `threads` threads, the calling one included, whatever OpenMP's default
+/// or `Eigen::setNbThreads` (its products run Eigen's kernel on one thread each, see
+/// `cpu/detail/gemm.hpp`), and its results do not depend on the number of threads.
 ///
 /// | member    | type | default | meaning                                                        |
 /// |-----------|------|---------|----------------------------------------------------------------|
