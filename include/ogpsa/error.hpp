@@ -15,6 +15,7 @@
 /// | `state_error`      | `std::logic_error`      | a call made in the wrong order (no subspace yet...) |
 /// | `backend_error`    | `std::runtime_error`    | a failure reported by a backend library (CUDA, ...) |
 /// | `out_of_memory`    | `backend_error`         | a backend could not allocate device or pinned memory |
+/// | `communication_error` | `backend_error`      | a collective across ranks failed or timed out       |
 
 #include <sstream>
 #include <stdexcept>
