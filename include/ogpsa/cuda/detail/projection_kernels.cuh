@@ -228,23 +228,39 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
 }
 
 /// One block per column chunk, one thread per column of a matrix-side block: the update GEMM's
-/// coefficient operand [part(t) of scale r for each term t], with the scale of its call.
+/// coefficient operand [part(t) of scale r for each term t], with the scale of its call; zero
+/// for a block not to be changed (unchanged or not finite), so that a GEMM over it adds zero.
 template <class G, class B>
 __global__ void __launch_bounds__(block_threads)
 operand_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::accumulator* work,
-               const int* exponents, typename gemm_plan<G, B>::gemm_type* update) {
+               const int* exponents, const std::uint8_t* flags, typename gemm_plan<G, B>::gemm_type* update) {
   using gemm = gemm_plan<G, B>;
   using Acc = typename gemm::accumulator;
   using E = typename gemm::gemm_type;
-  const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
+  const int slot = slot_of(slots, count, blockIdx.x);
+  const slot_entry s = slots[slot];
   const index_t col = (blockIdx.x - s.first_column_chunk) * column_chunk + threadIdx.x;
   if (!s.matrix || col >= s.cols) return;
   const index_t k = s.k;
+  E* operand = update + s.update + col * gemm::terms * k;
+  if (flags[slot] != (flag_finite | flag_changed)) {
+    for (index_t i = 0; i < gemm::terms * k; ++i) operand[i] = element_cast<E>(0.0f);
+    return;
+  }
   const Acc scale = static_cast<Acc>(gemm::coefficient_scale(exponents[s.group]));
   const Acc* r = work + s.work + col * 2 * k;
-  E* operand = update + s.update + col * gemm::terms * k;
   for (int t = 0; t < gemm::terms; ++t)
     for (index_t i = 0; i < k; ++i) operand[t * k + i] = split_part<E>(r[i] * scale, gemm::coefficient_part(t));
+}
+
+/// One thread per batched GEMM call: its alpha, -1 over the scale of its coefficients (what the
+/// host computes when it reads the exponents back), then beta = 1 after the last.
+template <class G, class B>
+__global__ void scalars_kernel(const int* exponents, int groups, typename gemm_plan<G, B>::cublas_accumulator* scalars) {
+  using gemm = gemm_plan<G, B>;
+  using scalar = typename gemm::cublas_accumulator;
+  for (int g = blockIdx.x * blockDim.x + threadIdx.x; g <= groups; g += gridDim.x * blockDim.x)
+    scalars[g] = g == groups ? scalar(1) : -1 / static_cast<scalar>(gemm::coefficient_scale(exponents[g]));
 }
 
 /// One block per slot: its chunks' sums added in a fixed order, then the slot's flags and, with

@@ -243,6 +243,7 @@ struct plan_layout {
   std::size_t measures = 0;                  // with diagnostics, packed_count measures after the update
   std::size_t partials = 0, products = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
   std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
+  std::size_t scalars = 0;  // the update GEMMs' alphas and beta, when they are read on the device
   std::size_t records = 0, flags = 0, exponents = 0;  // adjacent: one copy brings them back
   std::size_t total = 0;
 };
@@ -530,6 +531,7 @@ class projection_plan {
     layout_.compact_basis = l.add<const void*>(members_.size());
     layout_.compact_update = l.add<const void*>(members_.size());
     layout_.compact_target = l.add<void*>(members_.size());
+    layout_.scalars = l.add<typename gemm::cublas_accumulator>(shapes_.empty() ? 0 : shapes_.size() + 1);
     layout_.records = l.add<projection_record>(slots_.size());
     layout_.flags = layout_.records + slots_.size() * sizeof(projection_record);  // adjacent
     layout_.exponents = (layout_.flags + slots_.size() + sizeof(int) - 1) / sizeof(int) * sizeof(int);
