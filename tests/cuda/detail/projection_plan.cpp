@@ -92,6 +92,11 @@ TEST_CASE("flat work is split into chunks, flat entries first, norm-only entries
   CHECK(plan.flat_chunks() == 5);
   CHECK(plan.total_chunks() == 6);
   CHECK(r[1].partials == r[0].partials + 10 * 4);
+  // One block per value adds its chunk sums: the values of all entries, in entry order.
+  CHECK(r[0].first_value == 0);
+  CHECK(r[1].first_value == 10);
+  CHECK(r[2].first_value == 12);
+  CHECK(plan.reduce_values() == 13);
   CHECK(plan.slot_entries()[0].reduce == 2);
   CHECK(plan.slot_entries()[0].norm == 4 * 16 + 9 + 1);  // the norms follow all coefficients
 }

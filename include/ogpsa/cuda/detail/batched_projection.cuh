@@ -200,8 +200,14 @@ void reduce_and_pack(execution& exec, const projection_plan& plan, const plan_re
     check_launch(where, "ogpsa's projection reduction kernel");
   }
   coefficient_gemms(exec, plan, r, gemm_out, where);
+  if (plan.reduce_values() > 0) {
+    sum_partials_kernel<<<static_cast<unsigned>(plan.reduce_values()), block_threads, 0, stream>>>(
+        r.reduce, static_cast<int>(plan.reduce().size()), r.slots, r.partials, packed);
+    check_launch(where, "ogpsa's reduction sums kernel");
+  }
+  if (plan.groups().empty()) return;
   pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.products, packed);
+      r.slots, static_cast<int>(plan.slots()), r.products, packed);
   check_launch(where, "ogpsa's coefficient packing kernel");
 }
 
@@ -226,10 +232,12 @@ void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const
   projection_plan& plan = ws.plan;
   plan.build<G, B>(ws.tasks, diagnostics, where);
   const plan_layout& l = plan.layout();
-  OGPSA_REQUIRE(plan.total_chunks() < (index_t{1} << 31) && plan.column_chunks() < (index_t{1} << 31),
+  constexpr index_t grid_limit = index_t{1} << 31;
+  OGPSA_REQUIRE(plan.total_chunks() < grid_limit && plan.column_chunks() < grid_limit &&
+                    plan.reduce_values() < grid_limit,
                 invalid_argument, where,
                 "too much work for one call: " << plan.total_chunks() << " chunks, " << plan.column_chunks()
-                                               << " column chunks");
+                                               << " column chunks, " << plan.reduce_values() << " reduced values");
   ws.begin_call(exec.stream(), where);
   std::byte* device = ws.device(exec, l.total);
   std::byte* host = ws.host(l.blob + plan.result_bytes());

@@ -139,6 +139,7 @@ struct reduce_entry {
   index_t first_chunk;  // chunks of the entries before this one
   index_t chunks;
   index_t partials;     // offset of this entry's values x chunks partial sums
+  index_t first_value;  // values of the entries before this one (the grid of the final sums)
   int k;
   int values;           // k, plus one for |x|^2 with diagnostics
   int slot;
@@ -340,6 +341,8 @@ class projection_plan {
   const std::vector<reduce_entry>& reduce() const noexcept { return reduce_; }
   std::size_t flat_entries() const noexcept { return flat_entries_; }
   index_t total_chunks() const noexcept { return total_chunks_; }
+  /// Values over all reduce entries: one block each adds a value's chunk sums.
+  index_t reduce_values() const noexcept { return reduce_values_; }
   /// Column chunks over all slots: the grid of the packing and rule kernels.
   index_t column_chunks() const noexcept { return column_chunks_; }
   index_t flat_chunks() const noexcept { return flat_chunks_; }
@@ -496,9 +499,12 @@ class projection_plan {
     const index_t norms = packed;
     if (diagnostics_) packed += static_cast<index_t>(tasks.size());
     index_t partials = 0, products = 0, work = 0, update = 0, basis = 0;
+    reduce_values_ = 0;
     for (reduce_entry& e : reduce_) {
       e.partials = partials;
       partials += e.values * e.chunks;
+      e.first_value = reduce_values_;
+      reduce_values_ += e.values;
     }
     for (std::size_t s = 0; s < slots_.size(); ++s) {
       slot_entry& e = slots_[s];
@@ -550,7 +556,7 @@ class projection_plan {
   std::vector<group_entry> group_entries_;
   std::vector<int> members_, fill_count_;
   std::vector<index_t> basis_offset_, packed_at_;
-  index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0;
+  index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0, reduce_values_ = 0;
   std::size_t flat_entries_ = 0, built_bases_ = 0, matrix_blocks_ = 0;
   plan_layout layout_;
 };
