@@ -4,6 +4,7 @@
 // projection reads g and U, then reads g and U and writes g, (3 + 2k) * d elements; a
 // matrix-side one reads G twice and writes it once, plus the basis twice.
 #include <span>
+#include <string>
 #include <vector>
 
 #include "models.hpp"
@@ -125,6 +126,33 @@ void one_block(benchmark::State& state) {
   state.SetLabel(model_of(state).name);
 }
 
+/// Training steps as a trainer queues them: work standing in for the backward pass (a copy of
+/// `backward` bytes), then the whole model's projection, `steps` times before one wait. With the
+/// stats read (argument 3 = 0) every projection makes the host wait for the device, which then
+/// idles while the host launches what follows; unread (1), the host queues every step ahead. The
+/// difference in wall time per step is what that round trip costs.
+template <class G, class B>
+void queued_steps(benchmark::State& state) {
+  constexpr int steps = 10;
+  constexpr index_t backward = 64 << 20;
+  const std::vector<bc::tensor_shape> shapes = bc::tensors(model_of(state));
+  bc::execution exec;
+  model_blocks<G, B> model(exec, shapes, state.range(1), state.range(2));
+  auto from = bc::random_matrix<float>(exec, backward / 4, 1, 10);
+  bc::device_matrix<float> to(backward / 4, 1, exec.stream());
+  const ogpsa::flags_report flags = state.range(3) == 0 ? ogpsa::flags_report::read : ogpsa::flags_report::unread;
+  backend::workspace ws;
+  for (auto _ : state) {
+    for (int s = 0; s < steps; ++s) {
+      OGPSA_CUDA_CHECK("bench", cudaMemcpyAsync(to.data(), from.data(), from.bytes(), cudaMemcpyDeviceToDevice, exec.stream()));
+      backend::project_all(exec, std::span(model.tasks), ogpsa::orthogonal{}, ws, false, flags);
+    }
+    exec.synchronize();
+  }
+  state.SetItemsProcessed(state.iterations() * steps);  // steps per second
+  state.SetLabel(std::string(model_of(state).name) + (flags == ogpsa::flags_report::read ? ", stats read" : ", unread"));
+}
+
 constexpr int mega = 1 << 20;
 
 }  // namespace
@@ -156,3 +184,5 @@ OGPSA_MODEL(float, float);
 OGPSA_MODEL(bfloat16, float);
 OGPSA_MODEL(bfloat16, bfloat16);
 BENCHMARK_TEMPLATE(whole_model, bfloat16, float)->Args({1, 1, 64})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// Arguments: model, flat rank, matrix-side rank, stats read (0) or not (1).
+BENCHMARK_TEMPLATE(queued_steps, bfloat16, float)->ArgsProduct({{0}, {1}, {0, 64}, {0, 1}})->UseRealTime()->Unit(benchmark::kMicrosecond);

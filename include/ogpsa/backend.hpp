@@ -33,7 +33,7 @@
 /// | `convert<To>(exec, m)`                 | element-type conversion                              |
 /// | `to_host(exec, m)` / `from_host(exec, h)` | copies between the backend and host Eigen matrices |
 /// | `project(exec, basis, target, rule, ws, stats, diag)` | one block's projection, in place   |
-/// | `project_all(exec, tasks, rule, ws, diag)` | every block of a model in one call (a span of `projection_task`) |
+/// | `project_all(exec, tasks, rule, ws, diag[, flags])` | every block of a model in one call (a span of `projection_task`); `flags_report::unread` lets a device backend return without waiting for the device |
 /// | `coefficients_all(exec, tasks, ws, diag)` | its first half: every task's U^T x packed into `ws.packed_coefficients<Acc>()` |
 /// | `update_all(exec, tasks, rule, ws, diag)` | its second half: rule and update from the packed coefficients |
 /// | `measure_all(exec, tasks, ws)` | host backends, after `update_all` with diagnostics and a sum across ranks of `ws.packed_measurements<Acc>()`: each task's measured stats from those sums |
@@ -90,6 +90,12 @@ struct projection_stats {
   bool finite = true;          ///< false: the gradient held NaN/Inf and was left untouched
   bool changed = false;        ///< whether the gradient was written
 };
+
+/// Whether the caller of a many-block `project_all` reads the tasks' `finite` and `changed` flags.
+/// The host backend computes them either way. A device backend asked for none (and no
+/// diagnostics) does not bring them back to the host, so the call returns with the work in
+/// flight instead of waiting for everything queued before it; the flags then keep their defaults.
+enum class flags_report { read, unread };
 
 /// One block of a many-block `project_all` call: the block's basis, its target-space vectors and
 /// the numbers the backend reports for it. A backend may split and schedule the tasks as it likes

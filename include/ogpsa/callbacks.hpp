@@ -123,5 +123,9 @@ void notify_non_finite(const non_finite_info& i, C&... cs) {
 template <class... C>
 inline constexpr bool wants_projection_info = (has_on_projection<C> || ...);
 
+/// Whether some callback reads a block's flags (`on_non_finite` needs `finite`).
+template <class... C>
+inline constexpr bool wants_block_flags = ((has_on_projection<C> || has_on_non_finite<C>) || ...);
+
 }  // namespace detail
 }  // namespace ogpsa

@@ -307,8 +307,7 @@ class projector {
     targets_.clear();
     for (std::size_t i = 0; i < blocks_.size(); ++i) targets_.push_back({i, blocks_[i].target});
     const std::size_t step = steps_;
-    project_targets("ogpsa::projector::project",
-                    detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
+    project_targets<std::remove_reference_t<Callbacks>...>("ogpsa::projector::project");
     count_step();
     report_targets(step, callbacks...);
   }
@@ -324,7 +323,7 @@ class projector {
     constexpr const char* where = "ogpsa::projector::project_blocks";
     targets_.clear();
     for (block_id id : ids) targets_.push_back({id.index, at(id, where).target});
-    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
+    project_targets<std::remove_reference_t<Callbacks>...>(where);
     report_targets(steps_, callbacks...);
   }
 
@@ -343,7 +342,7 @@ class projector {
     check_written_order(b, gradient, where);
     targets_.clear();
     targets_.push_back({id.index, detail::target_columns(gradient, b.kind, where)});
-    project_targets(where, detail::wants_projection_info<std::remove_reference_t<Callbacks>...>);
+    project_targets<std::remove_reference_t<Callbacks>...>(where);
     report_targets(steps_, callbacks...);
   }
 
@@ -620,8 +619,13 @@ class projector {
 
   /// Projects `targets_`: blocks whose target rows are split across ranks in two phases around one
   /// sum of all their packed coefficients (the rule is nonlinear: it must see the whole sums),
-  /// the others fused and without communication. `report_targets` then reports them.
-  void project_targets(const char* where, bool diagnostics) {
+  /// the others fused and without communication. `report_targets` then reports them. The stats
+  /// the callbacks read decide what the backend measures and brings back: a device backend whose
+  /// callers read nothing returns without waiting for the device.
+  template <class... Callbacks>
+  void project_targets(const char* where) {
+    constexpr bool diagnostics = detail::wants_projection_info<Callbacks...>;
+    constexpr flags_report flags = detail::wants_block_flags<Callbacks...> ? flags_report::read : flags_report::unread;
     shared_.clear();
     local_.clear();
     for (const target& t : targets_) {
@@ -641,7 +645,7 @@ class projector {
           backend_type::measure_all(exec_, std::span<task>(shared_), workspace_);
         }
       }
-    backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics);
+    backend_type::project_all(exec_, std::span<task>(local_), rule_, workspace_, diagnostics, flags);
   }
 
   /// Notifies the callbacks of the projected `targets_`, in their order, as of optimizer step `step`.

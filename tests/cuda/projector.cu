@@ -183,6 +183,47 @@ TEST_CASE("a NaN reference gradient rejects the pass on the device and keeps the
 
 namespace {
 
+/// Keeps a stream busy for about `cycles` clock ticks.
+__global__ void spin(long long cycles) {
+  const long long start = clock64();
+  while (clock64() - start < cycles) {
+  }
+}
+
+struct non_finite_counter {
+  int seen = 0;
+  void on_non_finite(const ogpsa::non_finite_info&) { ++seen; }
+};
+
+}  // namespace
+
+// In a trainer the stream holds the whole backward pass when project() is called: waiting for it
+// would stop the host from queueing the optimizer step and the next forward.
+TEST_CASE("project() waits for the device only when a callback reads what it reports") {
+  twins<float, ogpsa::exact_svd> p(ogpsa::exact_svd{.rank = 2}, 40, 30, family::left);
+  p.refresh({t::random_matrix<float>(40, 30, 80)});
+  const cudaStream_t stream = p.device.exec().stream();
+  p.host_gradient = t::random_matrix<float>(40, 30, 81);
+  p.device_gradient = tc::upload(p.device.exec(), p.host_gradient);
+  p.device.rebind(p.id, tc::column_major_view(p.device_gradient));
+  p.host.project();
+  spin<<<1, 1, 0, stream>>>(200'000'000);  // about 0.1 s
+  p.device.project();
+  CHECK(cudaStreamQuery(stream) == cudaErrorNotReady);
+  CHECK((tc::download(p.device.exec(), p.device_gradient) - p.host_gradient).cwiseAbs().maxCoeff() < 1e-5);
+
+  t::matrix<float> poisoned = t::random_matrix<float>(40, 30, 82);
+  poisoned(3) = std::numeric_limits<float>::quiet_NaN();
+  p.device_gradient = tc::upload(p.device.exec(), poisoned);
+  p.device.rebind(p.id, tc::column_major_view(p.device_gradient));
+  non_finite_counter counter;
+  spin<<<1, 1, 0, stream>>>(200'000'000);
+  p.device.project(counter);
+  CHECK(counter.seen == 1);
+}
+
+namespace {
+
 struct recorder {
   std::vector<ogpsa::projection_info> projections;
   void on_projection(const ogpsa::projection_info& i) { projections.push_back(i); }

@@ -399,11 +399,13 @@ struct backend {
   /// by bytes, not by task. Dot products accumulate in `accumulator_t<G, Basis>` (float for float
   /// and 16-bit data) within chunks of rows and in double across them; results do not depend on
   /// the number of threads.
+  /// The flags are computed whatever `flags_report` says: on the host they cost nothing.
   /// \throws shape_error when a basis and its target differ in their number of rows (before
   ///         anything is written).
   template <class Basis, class G, class Rule>
   static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
-                          const Rule& rule, workspace& ws, bool diagnostics) {
+                          const Rule& rule, workspace& ws, bool diagnostics,
+                          flags_report /*flags*/ = flags_report::read) {
     coefficients_all(exec, tasks, ws, diagnostics);
     update_all(exec, tasks, rule, ws, diagnostics);
   }

@@ -18,7 +18,8 @@
 ///
 /// Every call is ordered on the execution's stream. Calls that return host values (`gram`,
 /// `all_finite`, the QR primitives, `gram_schmidt`'s norms, `to_host`, `project*`'s stats) wait for
-/// it; the others return with the work in flight.
+/// it; the others return with the work in flight, and so does `project_all` when its caller reads
+/// no stats (a projector whose `project()` is given no callback that reads them).
 
 #include <algorithm>
 #include <cstdint>
@@ -584,22 +585,29 @@ struct backend {
   }
 
   /// Projects every task's target with its basis in a constant number of launches and fills each
-  /// task's stats: `finite` and `changed` always, the squared norms and scale with `diagnostics`
-  /// (the numbers after the update measured by the coefficient pass run once more over what was
-  /// written, and the call then waits for them). Flat blocks accumulate in `accumulator_t<G, Basis>`; matrix-side blocks run
-  /// as cuBLAS GEMMs in the gradient's type with fp32 accumulation (bf16/fp16 on the tensor
-  /// cores, with operands the gradient type cannot hold exactly split into two parts; fp32 on
-  /// the tensor cores only with `matrix_math::tf32`). A block whose rule removes nothing, or
-  /// whose coefficients are not finite, is not written. `coefficients_all` then `update_all`.
+  /// task's stats: `finite` and `changed` unless `flags_report::unread`, the squared norms and
+  /// scale with `diagnostics` (the numbers after the update measured by the coefficient pass run
+  /// once more over what was written, and the call then waits for them). Flat blocks accumulate
+  /// in `accumulator_t<G, Basis>`; matrix-side blocks run as cuBLAS GEMMs in the gradient's type
+  /// with fp32 accumulation (bf16/fp16 on the tensor cores, with operands the gradient type
+  /// cannot hold exactly split into two parts; fp32 on the tensor cores only with
+  /// `matrix_math::tf32`). A block whose rule removes nothing, or whose coefficients are not
+  /// finite, is not changed. `coefficients_all` then `update_all`.
+  ///
+  /// Reading the flags (or diagnostics) makes the host wait for everything queued before the
+  /// call. With `flags_report::unread` and no diagnostics it returns with the work in flight
+  /// (see `detail/batched_projection.cuh` for how, and for the one thing it changes: matrix-side
+  /// blocks that are not changed are rewritten with their own values, so -0 reads +0 there and a
+  /// NaN's payload is not kept).
   /// \throws shape_error when a basis and its target disagree on rows, invalid_argument for a
   ///         rule that scales gradients on matrix-side blocks or for matrix-side blocks with a
   ///         double basis and narrower gradients (cuBLAS cannot accumulate those in double).
   template <class Basis, class G, class Rule>
   static void project_all(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks,
-                          const Rule& rule, workspace& ws, bool diagnostics) {
+                          const Rule& rule, workspace& ws, bool diagnostics, flags_report flags = flags_report::read) {
     constexpr const char* where = "ogpsa::cuda::backend::project_all";
     coefficients(exec, tasks, ws, diagnostics, where);
-    update(exec, tasks, rule, ws, diagnostics, where);
+    update(exec, tasks, rule, ws, diagnostics, where, flags);
   }
 
   /// Phase one of `project_all`: every task's coefficients c = U^T x (k per target column) into
@@ -637,19 +645,21 @@ struct backend {
 
   template <class Basis, class G, class Rule>
   static void update(execution& exec, std::span<projection_task<matrix<Basis>, ref<G>>> tasks, const Rule& rule,
-                     workspace& ws, bool diagnostics, const char* where) {
+                     workspace& ws, bool diagnostics, const char* where, flags_report flags = flags_report::read) {
     OGPSA_REQUIRE(tasks.size() == ws.tasks.size(), state_error, where,
                   "update_all() got " << tasks.size() << " tasks, coefficients_all() " << ws.tasks.size());
+    const bool wait = diagnostics || flags == flags_report::read;
     const std::byte* results =
-        detail::update_blocks<std::remove_const_t<G>, Basis>(exec, ws, rule, diagnostics, where);
+        detail::update_blocks<std::remove_const_t<G>, Basis>(exec, ws, rule, diagnostics, wait, where);
     if (results == nullptr) return;
     const detail::projection_plan& plan = ws.plan;
     const auto* records = reinterpret_cast<const detail::projection_record*>(results);
-    const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (plan.layout().flags - plan.result_offset()));
+    const auto* slot_flags =
+        reinterpret_cast<const std::uint8_t*>(results + (plan.layout().flags - plan.result_offset()));
     for (std::size_t s = 0; s < plan.slots(); ++s) {
       projection_stats& stats = tasks[plan.task_of(s)].stats;
-      stats.finite = (flags[s] & detail::flag_finite) != 0;
-      stats.changed = (flags[s] & detail::flag_changed) != 0;
+      stats.finite = (slot_flags[s] & detail::flag_finite) != 0;
+      stats.changed = (slot_flags[s] & detail::flag_changed) != 0;
       if (!diagnostics) continue;
       const detail::projection_record& r = records[s];
       stats.gradient_sq = r.gradient_sq;

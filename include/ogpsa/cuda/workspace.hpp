@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "ogpsa/cuda/detail/device_buffer.hpp"
+#include "ogpsa/cuda/detail/event.hpp"
 #include "ogpsa/cuda/device_span.hpp"
 #include "ogpsa/cuda/detail/projection_plan.hpp"
 #include "ogpsa/cuda/error.hpp"
@@ -17,32 +18,15 @@
 
 namespace ogpsa::cuda {
 
-/// Device scratch, page-locked staging, the host-side plan of the last call and an event that
-/// marks the return of its results. Grows to the largest call seen; default construction
-/// touches no device. A projector holds one.
+/// Device scratch, page-locked staging, the host-side plan of the last call and the events that
+/// order calls: when its results came back, when its descriptors were uploaded, where it ended.
+/// Grows to the largest call seen; default construction touches no device. A projector holds one.
+///
+/// A projection that reads no stats returns with its work in flight, so the next call may begin
+/// while this one is queued: `begin_call` makes it wait for what it would overwrite (the staging
+/// copy on the host, everything on the device when it runs on another stream).
 class workspace {
  public:
-  workspace() = default;
-  workspace(workspace&& other) noexcept
-      : plan(std::move(other.plan)),
-        tasks(std::move(other.tasks)),
-        device_(std::move(other.device_)),
-        host_(std::move(other.host_)),
-        results_(std::exchange(other.results_, nullptr)) {}
-  workspace& operator=(workspace&& other) noexcept {
-    std::swap(plan, other.plan);
-    std::swap(tasks, other.tasks);
-    std::swap(device_, other.device_);
-    std::swap(host_, other.host_);
-    std::swap(results_, other.results_);
-    return *this;
-  }
-  workspace(const workspace&) = delete;
-  workspace& operator=(const workspace&) = delete;
-  ~workspace() {
-    if (results_ != nullptr) (void)cudaEventDestroy(results_);
-  }
-
   detail::projection_plan plan;
   std::vector<detail::block_task> tasks;
 
@@ -77,16 +61,30 @@ class workspace {
   }
 
   /// The event recorded once a call's results are on their way to the host.
-  cudaEvent_t results_event() {
-    if (results_ == nullptr)
-      OGPSA_CUDA_CHECK("ogpsa::cuda::workspace", cudaEventCreateWithFlags(&results_, cudaEventDisableTiming));
-    return results_;
+  cudaEvent_t results_event() { return results_.get("ogpsa::cuda::workspace"); }
+
+  /// Before a call touches the workspace: its stream waits on the device for the previous call
+  /// (a no-op on the same stream, needed on another), and the host for the previous upload from
+  /// the staging copy, which the call is about to rewrite.
+  void begin_call(cudaStream_t stream, const char* where) {
+    call_end_.order(stream, where);
+    uploaded_.synchronize(where);
+  }
+
+  /// After the upload from the staging copy has been queued on `stream`.
+  void mark_upload(cudaStream_t stream, const char* where) { uploaded_.record(stream, where); }
+
+  /// After the last of a call's work has been queued on `stream`. The device scratch is freed in
+  /// the order of the stream it was allocated on, which waits for this call when it ran elsewhere.
+  void mark_call_end(cudaStream_t stream, const char* where) {
+    call_end_.record(stream, where);
+    if (device_.size() > 0 && device_.stream() != stream) call_end_.order(device_.stream(), where);
   }
 
  private:
   detail::device_buffer device_;
   detail::pinned_buffer host_;
-  cudaEvent_t results_ = nullptr;
+  detail::event results_, uploaded_, call_end_;
 };
 
 }  // namespace ogpsa::cuda

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -321,8 +323,32 @@ TEST_CASE_TEMPLATE("fp16 gradients of magnitude 1e-4 lose their subspace compone
 
 namespace {
 
-/// The model of `check_model` projected from `data` through `ws`, with diagnostics; returns what
-/// was written and the stats.
+/// The first `blocks` blocks of `model` over a device copy of `data`, with the bases of
+/// `check_model`, uploaded through `on`.
+template <class T>
+struct device_model {
+  tc::device_matrix<T> gradient;
+  std::vector<tc::device_matrix<T>> bases;
+  std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> tasks;
+
+  device_model(const t::matrix<T>& data, std::size_t blocks, ogpsa::cuda::execution& on)
+      : gradient(tc::upload(on, data)) {
+    bases.reserve(blocks);
+    for (std::size_t i = 0; i < blocks; ++i) {
+      const index_t rows = basis_rows(model[i]);
+      bases.push_back(tc::upload(on, rows == 0 ? t::matrix<T>(0, model[i].k)
+                                               : t::random_orthonormal<T>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i))));
+      tasks.push_back({&bases.back(), block_view<T, ogpsa::cuda_memory_tag>(gradient.data(), model[i]), {}});
+    }
+  }
+
+  void project(ogpsa::cuda::execution& on, backend::workspace& ws, bool diagnostics,
+               ogpsa::flags_report flags = ogpsa::flags_report::read) {
+    backend::project_all(on, std::span(tasks), ogpsa::orthogonal{}, ws, diagnostics, flags);
+  }
+};
+
+/// What a projection wrote and the stats it reported.
 template <class T>
 struct projected_model {
   t::matrix<T> written;
@@ -330,22 +356,21 @@ struct projected_model {
 };
 
 template <class T>
-projected_model<T> project_model(const t::matrix<T>& data, std::size_t blocks, backend::workspace& ws,
-                                 ogpsa::cuda::execution& on = exec()) {
-  auto on_device = tc::upload(on, data);
-  std::vector<tc::device_matrix<T>> bases;
-  std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> tasks;
-  bases.reserve(blocks);
-  for (std::size_t i = 0; i < blocks; ++i) {
-    const index_t rows = basis_rows(model[i]);
-    bases.push_back(tc::upload(on, rows == 0 ? t::matrix<T>(0, model[i].k)
-                                             : t::random_orthonormal<T>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i))));
-    tasks.push_back({&bases.back(), block_view<T, ogpsa::cuda_memory_tag>(on_device.data(), model[i]), {}});
-  }
-  backend::project_all(on, std::span(tasks), ogpsa::orthogonal{}, ws, true);
-  projected_model<T> out{tc::download(on, on_device), {}};
-  for (const auto& task : tasks) out.stats.push_back(task.stats);
+projected_model<T> downloaded(ogpsa::cuda::execution& on, const device_model<T>& m) {
+  projected_model<T> out{tc::download(on, m.gradient), {}};
+  for (const auto& task : m.tasks) out.stats.push_back(task.stats);
   return out;
+}
+
+/// The model of `check_model` projected from `data` through `ws` (with diagnostics unless the
+/// flags are not read).
+template <class T>
+projected_model<T> project_model(const t::matrix<T>& data, std::size_t blocks, backend::workspace& ws,
+                                 ogpsa::cuda::execution& on = exec(),
+                                 ogpsa::flags_report flags = ogpsa::flags_report::read) {
+  device_model<T> m(data, blocks, on);
+  m.project(on, ws, flags == ogpsa::flags_report::read, flags);
+  return downloaded(on, m);
 }
 
 template <class T>
@@ -410,30 +435,102 @@ TEST_CASE("a projection on a non-blocking stream runs after the work its stream 
     backend::workspace expected_ws;
     const projected_model<float> expected = project_model(data, model.size(), expected_ws, on);
     // The same call, with the gradient uploaded late on the producer stream.
-    tc::device_matrix<float> gradient(model_size, 1, producer);
-    std::vector<tc::device_matrix<float>> bases;
-    std::vector<ogpsa::projection_task<tc::device_matrix<float>, backend::ref<float>>> tasks;
-    bases.reserve(model.size());
-    for (std::size_t i = 0; i < model.size(); ++i) {
-      const index_t rows = basis_rows(model[i]);
-      bases.push_back(tc::upload(on, rows == 0 ? t::matrix<float>(0, model[i].k)
-                                               : t::random_orthonormal<float>(rows, model[i].k, 30 + static_cast<std::uint32_t>(i))));
-      tasks.push_back({&bases.back(), block_view<float, ogpsa::cuda_memory_tag>(gradient.data(), model[i]), {}});
-    }
+    device_model<float> late(t::matrix<float>::Zero(model_size, 1), model.size(), on);
     spin<<<1, 1, 0, producer>>>(200'000'000);  // about 0.1 s
-    REQUIRE(cudaMemcpyAsync(gradient.data(), data.data(), gradient.bytes(), cudaMemcpyHostToDevice, producer) == cudaSuccess);
+    REQUIRE(cudaMemcpyAsync(late.gradient.data(), data.data(), late.gradient.bytes(), cudaMemcpyHostToDevice, producer) ==
+            cudaSuccess);
     REQUIRE(cudaEventRecord(written, producer) == cudaSuccess);
     REQUIRE(cudaStreamWaitEvent(consumer, written) == cudaSuccess);
     backend::workspace ws;
-    backend::project_all(on, std::span(tasks), ogpsa::orthogonal{}, ws, true);
-    projected_model<float> got{tc::download(on, gradient), {}};
-    for (const auto& task : tasks) got.stats.push_back(task.stats);
+    late.project(on, ws, true);
+    const projected_model<float> got = downloaded(on, late);
     check_same_bits(expected, got);
   }
   REQUIRE(cudaStreamSynchronize(producer) == cudaSuccess);
   cudaEventDestroy(written);
   cudaStreamDestroy(producer);
   cudaStreamDestroy(consumer);
+}
+
+namespace {
+
+/// Equal bit for bit, except that two NaNs are equal whatever their payloads.
+template <class T>
+void check_same_values(const t::matrix<T>& expected, const t::matrix<T>& got) {
+  REQUIRE(expected.size() == got.size());
+  index_t differing = 0;
+  for (index_t i = 0; i < expected.size(); ++i) {
+    const bool both_nan = std::isnan(static_cast<float>(expected(i))) && std::isnan(static_cast<float>(got(i)));
+    if (!both_nan && std::memcmp(&expected(i), &got(i), sizeof(T)) != 0) ++differing;
+  }
+  CHECK(differing == 0);
+}
+
+/// `check_model`'s data with a NaN in a flat block and in a matrix-side one, and a matrix-side
+/// block of zeros (unchanged by the projection).
+template <class T>
+t::matrix<T> data_with_skipped_blocks(std::uint32_t seed) {
+  t::matrix<T> data = tc::rounded<T>(t::random_matrix<float>(model_size, 1, seed));
+  const T nan(std::numeric_limits<float>::quiet_NaN());
+  data(model[3].offset + 10) = nan;
+  data(model[6].offset + 100) = nan;
+  data.middleRows(model[8].offset, model[8].m * model[8].n).setConstant(T(0.0f));
+  return data;
+}
+
+}  // namespace
+
+// Without flags to read, every matrix-side block is updated, those not to be changed with zero
+// coefficients, and each GEMM call's alpha (the fp16 coefficient scale) is read on the device:
+// what is written must be what the call that reads the flags and skips those blocks writes.
+TEST_CASE_TEMPLATE("a projection whose flags nobody reads writes what one that reads them writes", T, float,
+                   bfloat16, float16) {
+  const t::matrix<T> data = data_with_skipped_blocks<T>(66);
+  backend::workspace read_ws, unread_ws;
+  device_model<T> read(data, model.size(), exec()), unread(data, model.size(), exec());
+  read.project(exec(), read_ws, false);
+  unread.project(exec(), unread_ws, false, ogpsa::flags_report::unread);
+  const projected_model<T> expected = downloaded(exec(), read), got = downloaded(exec(), unread);
+  REQUIRE_FALSE(expected.stats[3].finite);  // the data reach the blocks that are skipped
+  REQUIRE_FALSE(expected.stats[6].finite);
+  REQUIRE_FALSE(expected.stats[8].changed);
+  REQUIRE(expected.stats[7].changed);
+  check_same_values(expected.written, got.written);
+}
+
+// The host queues the projection behind a busy stream and returns; calls queued back to back
+// through one workspace (the second rewrites its staging copy, the third runs on another stream)
+// each write what they write alone.
+TEST_CASE("a projection whose flags nobody reads returns before the device has run it") {
+  cudaStream_t first = nullptr, second = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&first, cudaStreamNonBlocking) == cudaSuccess);
+  REQUIRE(cudaStreamCreateWithFlags(&second, cudaStreamNonBlocking) == cudaSuccess);
+  {
+    ogpsa::cuda::execution on_first(first), on_second(second);
+    std::vector<t::matrix<float>> data;
+    std::vector<projected_model<float>> expected;
+    for (std::uint32_t seed : {67u, 68u, 69u}) {
+      data.push_back(data_with_skipped_blocks<float>(seed));
+      backend::workspace fresh;
+      expected.push_back(project_model(data.back(), model.size(), fresh, on_first));
+    }
+    std::vector<std::unique_ptr<device_model<float>>> models;
+    for (const auto& d : data) models.push_back(std::make_unique<device_model<float>>(d, model.size(), on_first));
+    backend::workspace ws;
+    spin<<<1, 1, 0, first>>>(200'000'000);  // about 0.1 s
+    models[0]->project(on_first, ws, false, ogpsa::flags_report::unread);
+    CHECK(cudaStreamQuery(first) == cudaErrorNotReady);
+    models[1]->project(on_first, ws, false, ogpsa::flags_report::unread);
+    models[2]->project(on_second, ws, false, ogpsa::flags_report::unread);
+    REQUIRE(cudaStreamSynchronize(second) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(first) == cudaSuccess);
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      CAPTURE(i);
+      check_same_values(expected[i].written, downloaded(on_first, *models[i]).written);
+    }
+  }
+  cudaStreamDestroy(first);
+  cudaStreamDestroy(second);
 }
 
 // 16-bit flat blocks of many chunks: the chunk partials are added in fp32 and across chunks in

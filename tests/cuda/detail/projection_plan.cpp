@@ -92,6 +92,11 @@ TEST_CASE("flat work is split into chunks, flat entries first, norm-only entries
   CHECK(plan.flat_chunks() == 5);
   CHECK(plan.total_chunks() == 6);
   CHECK(r[1].partials == r[0].partials + 10 * 4);
+  // One block per value adds its chunk sums: the values of all entries, in entry order.
+  CHECK(r[0].first_value == 0);
+  CHECK(r[1].first_value == 10);
+  CHECK(r[2].first_value == 12);
+  CHECK(plan.reduce_values() == 13);
   CHECK(plan.slot_entries()[0].reduce == 2);
   CHECK(plan.slot_entries()[0].norm == 4 * 16 + 9 + 1);  // the norms follow all coefficients
 }
@@ -204,7 +209,7 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     const std::vector<std::size_t> starts{l.reduce, l.slots, l.bases, l.groups, l.member_slot, l.member_basis,
                                           l.member_update, l.member_target, l.member_coefficients,
                                           l.member_measures, l.packed, l.measures, l.partials, l.products, l.work, l.update_operand, l.basis_operand, l.scales,
-                                          l.compact_basis, l.compact_update, l.compact_target, l.records};
+                                          l.compact_basis, l.compact_update, l.compact_target, l.scalars, l.records};
     for (std::size_t i = 0; i < starts.size(); ++i) {
       CHECK(starts[i] % 256 == 0);
       if (i > 0) CHECK(starts[i] >= starts[i - 1]);
@@ -214,6 +219,8 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     // The measures after the update, in the packed layout: with diagnostics only.
     CHECK(l.measures == l.packed + region_layout::round_up(l.packed_count * sizeof(float)));
     CHECK(l.partials == l.measures + (diagnostics ? region_layout::round_up(l.packed_count * sizeof(float)) : 0));
+    // The one batched GEMM call's alpha and beta, when the device reads them.
+    CHECK(l.records >= l.scalars + 2 * sizeof(float));
     CHECK(l.flags == l.records + 3 * sizeof(projection_record));
     CHECK(l.total >= l.flags + 3);
     // Then the largest coefficient exponent of the one batched GEMM call, int-aligned.

@@ -5,23 +5,32 @@
 /// - coefficients: the plan of `ws.tasks`, its descriptors uploaded in one copy, then the
 ///   matrix-side basis operands, the flat reduction, the coefficient GEMMs and the packing, all
 ///   in stream order with no wait for the host. The packed coefficients may be all-reduced next.
-/// - update: the rule and flags kernels, the update operands and the compaction of the
-///   matrix-side blocks to update, one small copy of the per-block flags (plus the diagnostics
-///   records when asked for) to the host, then the flat update. The host waits for the flags
-///   only (the flat update runs meanwhile), then issues the matrix-side update GEMMs for the
-///   blocks that changed, with the scale of their coefficients, and returns with that work in
-///   flight on the stream. With diagnostics it then measures what was written (the reduction,
-///   GEMMs and packing of the coefficients once more, into the measures) and waits for the
-///   records.
+/// - update: the rule and flags kernels and the update operands (zero for the blocks not to be
+///   changed), then one of two endings.
+///   - The stats are read (flags or diagnostics): the matrix-side blocks to update are compacted
+///     to the front of their GEMM calls, one small copy brings the per-block flags (plus the
+///     diagnostics records when asked for) and each call's coefficient scale to the host, the
+///     flat update runs meanwhile, and the host waits for that copy only, then issues the update
+///     GEMMs for the blocks that changed, with the scale of their coefficients. With diagnostics
+///     it then measures what was written (the reduction, GEMMs and packing of the coefficients
+///     once more, into the measures) and waits for the records.
+///   - Nothing is read: every member of every GEMM call is updated, those not to be changed with
+///     their zero operand, the calls' alphas computed on the device from the scales (cuBLAS's
+///     device pointer mode); nothing comes back and the call returns with all of it in flight.
+///     Such a block is written x + 0 rather than left alone: every finite value keeps its bits
+///     except -0, which reads +0, and the device rewrites a NaN as its canonical NaN.
 ///
-/// That wait is a round trip through the host on every call: the host blocks until everything
-/// queued before the projection on its stream (in a trainer: the whole backward pass) has run,
-/// so it cannot queue the optimizer step and the next forward ahead of the device, and the
-/// device idles while the host launches the update GEMMs and what follows: the launch latency
-/// of those kernels, expected in the tens of microseconds per step but not yet measured on a
-/// GPU. It would matter for small models whose steps take a few milliseconds, not for models
-/// whose steps take hundreds. It buys the per-block flags the stats report (and which skip
-/// non-finite blocks), the GEMM batch sizes and the fp16 coefficient scales.
+/// The first ending is a round trip through the host: it blocks until everything queued before
+/// the projection on its stream (in a trainer: the whole backward pass) has run, so the host
+/// cannot queue the optimizer step and the next forward ahead of the device, and the device
+/// idles while the host launches the update GEMMs. That costs a launch latency per step (tens of
+/// microseconds, not yet measured on a GPU); it matters for small models whose steps take a few
+/// milliseconds. The second ending avoids it for a projector whose callers read no stats.
+///
+/// Without that wait, a call can be issued while the previous one is still queued, so the
+/// workspace orders its reuse: the host waits for the previous call's descriptor upload before it
+/// rewrites the staging copy (the host runs at most one call ahead of the device there), and a
+/// call on another stream than the previous one waits on the device for the previous one's end.
 
 #include <algorithm>
 #include <cstdint>
@@ -44,6 +53,7 @@ struct plan_regions {
   using gemm = gemm_plan<G, B>;
   using Acc = typename gemm::accumulator;
   using E = typename gemm::gemm_type;
+  using scalar = typename gemm::cublas_accumulator;
 
   plan_regions(std::byte* base, const plan_layout& l)
       : reduce(reinterpret_cast<const reduce_entry*>(base + l.reduce)),
@@ -69,7 +79,8 @@ struct plan_regions {
         compact_target(reinterpret_cast<void**>(base + l.compact_target)),
         records(reinterpret_cast<projection_record*>(base + l.records)),
         flags(reinterpret_cast<std::uint8_t*>(base + l.flags)),
-        exponents(reinterpret_cast<int*>(base + l.exponents)) {}
+        exponents(reinterpret_cast<int*>(base + l.exponents)),
+        scalars(reinterpret_cast<scalar*>(base + l.scalars)) {}
 
   const reduce_entry* reduce;
   const slot_entry* slots;
@@ -95,6 +106,7 @@ struct plan_regions {
   projection_record* records;
   std::uint8_t* flags;
   int* exponents;
+  scalar* scalars;  // each GEMM call's alpha, then beta = 1
 };
 
 /// U^T X (or [U_hi U_lo]^T X) for every member of every matrix-side shape, where `out` points
@@ -122,8 +134,8 @@ void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_
 /// X <- X - U R for the members that changed (compacted to the front of each shape's arrays),
 /// each call's alpha undoing the scale of its coefficients (`exponents`, host copies).
 template <class G, class B>
-void update_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
-                  const std::uint8_t* flags, const int* exponents, const char* where) {
+void compacted_update_gemms(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
+                            const std::uint8_t* flags, const int* exponents, const char* where) {
   using gemm = gemm_plan<G, B>;
   using scalar = typename gemm::cublas_accumulator;
   using E = typename gemm::gemm_type;
@@ -150,6 +162,32 @@ void update_gemms(execution& exec, const projection_plan& plan, const plan_regio
   }
 }
 
+/// X <- X - U R for every member (those not to be changed have a zero operand R), each call's
+/// alpha read on the device from `r.scalars`, which `scalars_kernel` filled (and beta with it).
+template <class G, class B>
+void update_gemms_in_flight(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
+                            const char* where) {
+  using gemm = gemm_plan<G, B>;
+  using E = typename gemm::gemm_type;
+  const auto* one = r.scalars + plan.groups().size();
+  for (std::size_t g = 0; g < plan.groups().size(); ++g) {
+    const gemm_shape& sh = plan.groups()[g];
+    const group_entry& members = plan.group_entries()[g];
+    const auto first = static_cast<std::size_t>(members.first);
+    const index_t depth = gemm::terms * sh.k;
+    const batched_operand basis{r.member_basis + first, data_type<E>(), sh.rows};
+    const batched_operand coefficients{r.member_update + first, data_type<E>(), depth};
+    void* const* targets = r.member_target + first;
+    const cublasComputeType_t compute = compute_type<E>(exec.math());
+    if (sh.row_major)
+      gemm_batched(exec, CUBLAS_OP_T, CUBLAS_OP_T, sh.cols, sh.rows, depth, r.scalars + g, coefficients, basis, one,
+                   targets, data_type<G>(), sh.ld, members.count, compute, where, CUBLAS_POINTER_MODE_DEVICE);
+    else
+      gemm_batched(exec, CUBLAS_OP_N, CUBLAS_OP_N, sh.rows, sh.cols, depth, r.scalars + g, basis, coefficients, one,
+                   targets, data_type<G>(), sh.ld, members.count, compute, where, CUBLAS_POINTER_MODE_DEVICE);
+  }
+}
+
 /// U^T x (and |x|^2 with diagnostics) of every block into `packed`: the flat reduction, the
 /// matrix-side GEMMs writing where `gemm_out` points, and the packing.
 template <class G, class B>
@@ -162,8 +200,14 @@ void reduce_and_pack(execution& exec, const projection_plan& plan, const plan_re
     check_launch(where, "ogpsa's projection reduction kernel");
   }
   coefficient_gemms(exec, plan, r, gemm_out, where);
+  if (plan.reduce_values() > 0) {
+    sum_partials_kernel<<<static_cast<unsigned>(plan.reduce_values()), block_threads, 0, stream>>>(
+        r.reduce, static_cast<int>(plan.reduce().size()), r.slots, r.partials, packed);
+    check_launch(where, "ogpsa's reduction sums kernel");
+  }
+  if (plan.groups().empty()) return;
   pack_kernel<<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-      r.slots, static_cast<int>(plan.slots()), r.reduce, r.partials, r.products, packed);
+      r.slots, static_cast<int>(plan.slots()), r.products, packed);
   check_launch(where, "ogpsa's coefficient packing kernel");
 }
 
@@ -188,10 +232,13 @@ void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const
   projection_plan& plan = ws.plan;
   plan.build<G, B>(ws.tasks, diagnostics, where);
   const plan_layout& l = plan.layout();
-  OGPSA_REQUIRE(plan.total_chunks() < (index_t{1} << 31) && plan.column_chunks() < (index_t{1} << 31),
+  constexpr index_t grid_limit = index_t{1} << 31;
+  OGPSA_REQUIRE(plan.total_chunks() < grid_limit && plan.column_chunks() < grid_limit &&
+                    plan.reduce_values() < grid_limit,
                 invalid_argument, where,
                 "too much work for one call: " << plan.total_chunks() << " chunks, " << plan.column_chunks()
-                                               << " column chunks");
+                                               << " column chunks, " << plan.reduce_values() << " reduced values");
+  ws.begin_call(exec.stream(), where);
   std::byte* device = ws.device(exec, l.total);
   std::byte* host = ws.host(l.blob + plan.result_bytes());
   const cudaStream_t stream = exec.stream();
@@ -202,6 +249,7 @@ void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const
   if (plan.slots() == 0) return;
   plan.fill<G, B>(host, device, ws.tasks);
   OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(device, host, l.blob, cudaMemcpyHostToDevice, stream));
+  ws.mark_upload(stream, where);
   if (plan.built_bases() > 0) {
     const auto bases = static_cast<unsigned>(std::min<std::size_t>(plan.built_bases(), 65535));
     build_basis_kernel<G, B><<<dim3(128, bases), block_threads, 0, stream>>>(r.bases, static_cast<int>(plan.built_bases()));
@@ -210,26 +258,11 @@ void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const
   reduce_and_pack(exec, plan, r, r.member_coefficients, r.packed, where);
 }
 
-/// Phase two, after `coefficients_blocks` on the same tasks and workspace. Returns the host copy
-/// of the results (records with diagnostics, then one flag byte per slot), or nullptr when no
-/// block had work.
+/// The rule over the packed coefficients, each block's flags, and the matrix-side update operands.
 template <class G, class B, class Rule>
-const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule, bool diagnostics, const char* where) {
-  const projection_plan& plan = ws.plan;
-  OGPSA_REQUIRE(plan.tasks() == ws.tasks.size() && plan.diagnostics() == diagnostics &&
-                    plan.accumulator_bytes() == sizeof(typename gemm_plan<G, B>::accumulator),
-                state_error, where,
-                "update_all() must follow coefficients_all() on the same " << ws.tasks.size()
-                                                                           << " tasks, types and diagnostics setting");
-  if (plan.slots() == 0) return nullptr;
-  OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
-                Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
-                           << plan.matrix_blocks() << " blocks are matrix-side");
-  const plan_layout& l = plan.layout();
-  std::byte* device = ws.device(exec, l.total);
-  std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;
+void apply_rule(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, const Rule& rule,
+                bool diagnostics, const char* where) {
   const cudaStream_t stream = exec.stream();
-  const plan_regions<G, B> r(device, l);
   if (!plan.groups().empty())
     OGPSA_CUDA_CHECK(where, cudaMemsetAsync(r.exponents, 0, plan.groups().size() * sizeof(int), stream));
   rule_kernel<G, B, Rule><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
@@ -239,10 +272,33 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
                                                                                     r.rule_partials, r.records, r.flags,
                                                                                     diagnostics);
   check_launch(where, "ogpsa's projection flags kernel");
+  if (plan.groups().empty()) return;
+  operand_kernel<G, B><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
+      r.slots, static_cast<int>(plan.slots()), r.work, r.exponents, r.flags, r.update);
+  check_launch(where, "ogpsa's update operand kernel");
+}
+
+/// x <- s x - U r over the flat blocks that changed.
+template <class G, class B>
+void update_flat(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r, const char* where) {
+  if (plan.flat_chunks() == 0) return;
+  update_kernel<G, B><<<static_cast<unsigned>(plan.flat_chunks()), block_threads, 0, exec.stream()>>>(
+      r.reduce, static_cast<int>(plan.flat_entries()), r.slots, r.work, r.scales, r.flags);
+  check_launch(where, "ogpsa's projection update kernel");
+}
+
+/// The ending that reads the stats: compaction, the results copied to the host while the flat
+/// update runs, a wait for that copy, the update GEMMs of the blocks that changed, and with
+/// diagnostics the measures of what was written.
+template <class G, class B>
+const std::byte* update_and_report(execution& exec, workspace& ws, const plan_regions<G, B>& r, bool diagnostics,
+                                   const char* where) {
+  const projection_plan& plan = ws.plan;
+  const plan_layout& l = plan.layout();
+  const cudaStream_t stream = exec.stream();
+  std::byte* device = ws.device(exec, l.total);
+  std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;
   if (!plan.groups().empty()) {
-    operand_kernel<G, B><<<static_cast<unsigned>(plan.column_chunks()), block_threads, 0, stream>>>(
-        r.slots, static_cast<int>(plan.slots()), r.work, r.exponents, r.update);
-    check_launch(where, "ogpsa's update operand kernel");
     compact_kernel<<<1, block_threads, 0, stream>>>(r.groups, static_cast<int>(plan.groups().size()), r.member_slot,
                                                     r.member_basis, r.member_update, r.member_target, r.flags,
                                                     r.compact_basis, r.compact_update, r.compact_target);
@@ -251,17 +307,48 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   OGPSA_CUDA_CHECK(where, cudaMemcpyAsync(results, device + plan.result_offset(), plan.result_bytes(),
                                           cudaMemcpyDeviceToHost, stream));
   OGPSA_CUDA_CHECK(where, cudaEventRecord(ws.results_event(), stream));
-  if (plan.flat_chunks() > 0) {
-    update_kernel<G, B><<<static_cast<unsigned>(plan.flat_chunks()), block_threads, 0, stream>>>(
-        r.reduce, static_cast<int>(plan.flat_entries()), r.slots, r.work, r.scales, r.flags);
-    check_launch(where, "ogpsa's projection update kernel");
-  }
+  update_flat(exec, plan, r, where);
   OGPSA_CUDA_CHECK(where, cudaEventSynchronize(ws.results_event()));
   const auto* flags = reinterpret_cast<const std::uint8_t*>(results + (l.flags - plan.result_offset()));
   const auto* exponents = reinterpret_cast<const int*>(results + (l.exponents - plan.result_offset()));
-  update_gemms(exec, plan, r, flags, exponents, where);
+  compacted_update_gemms(exec, plan, r, flags, exponents, where);
   if (diagnostics) measure_blocks(exec, plan, r, results, where);
+  ws.mark_call_end(stream, where);
   return results;
+}
+
+/// Phase two, after `coefficients_blocks` on the same tasks and workspace. With `wait` (the
+/// caller reads the stats) returns the host copy of the results (records with diagnostics, then
+/// one flag byte per slot); without, it leaves everything in flight and returns nullptr, as it
+/// does when no block had work.
+template <class G, class B, class Rule>
+const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule, bool diagnostics, bool wait,
+                               const char* where) {
+  const projection_plan& plan = ws.plan;
+  OGPSA_REQUIRE(plan.tasks() == ws.tasks.size() && plan.diagnostics() == diagnostics &&
+                    plan.accumulator_bytes() == sizeof(typename gemm_plan<G, B>::accumulator),
+                state_error, where,
+                "update_all() must follow coefficients_all() on the same " << ws.tasks.size()
+                                                                           << " tasks, types and diagnostics setting");
+  OGPSA_REQUIRE(wait || !diagnostics, invalid_argument, where, "diagnostics are measured for the host to read");
+  if (plan.slots() == 0) return nullptr;
+  OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
+                Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
+                           << plan.matrix_blocks() << " blocks are matrix-side");
+  const plan_regions<G, B> r(ws.device(exec, plan.layout().total), plan.layout());
+  apply_rule(exec, plan, r, rule, diagnostics, where);
+  if (!wait) {
+    update_flat(exec, plan, r, where);
+    if (!plan.groups().empty()) {
+      scalars_kernel<G, B><<<1, block_threads, 0, exec.stream()>>>(r.exponents, static_cast<int>(plan.groups().size()),
+                                                                   r.scalars);
+      check_launch(where, "ogpsa's update scalars kernel");
+      update_gemms_in_flight(exec, plan, r, where);
+    }
+    ws.mark_call_end(exec.stream(), where);
+    return nullptr;
+  }
+  return update_and_report(exec, ws, r, diagnostics, where);
 }
 
 }  // namespace ogpsa::cuda::detail

@@ -104,7 +104,8 @@ cublasComputeType_t compute_type(matrix_math math) {
 }
 
 /// C_i = alpha op(A_i) op(B_i) + beta C_i for `count` members whose pointers are in device
-/// arrays; alpha and beta point to host scalars of the compute type. Reductions (split-K) run in
+/// arrays; alpha and beta point to scalars of the compute type, on the host or (with
+/// `CUBLAS_POINTER_MODE_DEVICE`) in device memory, read when the GEMM runs. Reductions (split-K) run in
 /// the compute type even where C is 16-bit: cuBLAS may otherwise add partial products in C's type,
 /// which would round the projected gradient more than once.
 struct batched_operand {
@@ -116,10 +117,11 @@ struct batched_operand {
 inline void gemm_batched(execution& exec, cublasOperation_t ta, cublasOperation_t tb, index_t m, index_t n,
                          index_t k, const void* alpha, batched_operand a, batched_operand b, const void* beta,
                          void* const* c, cudaDataType_t c_type, index_t ldc, index_t count,
-                         cublasComputeType_t compute, const char* where) {
+                         cublasComputeType_t compute, const char* where,
+                         cublasPointerMode_t scalars = CUBLAS_POINTER_MODE_HOST) {
   if (count == 0) return;
   cublasHandle_t h = exec.blas();
-  OGPSA_CUDA_CHECK(where, cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+  OGPSA_CUDA_CHECK(where, cublasSetPointerMode(h, scalars));
   OGPSA_CUDA_CHECK(where, cublasSetMathMode(h, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                                                          CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   OGPSA_CUDA_CHECK(where, cublasGemmBatchedEx_64(h, ta, tb, m, n, k, alpha, a.pointers, a.type, a.ld, b.pointers,

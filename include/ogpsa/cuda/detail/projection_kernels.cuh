@@ -5,9 +5,9 @@
 /// 1. `reduce_kernel`: per chunk of every flat block, the k partial sums u_j^T x (and |x|^2 for
 ///    diagnostics) in one pass over x, accumulated in the accumulator type (fp32 at least);
 /// 2. `build_basis_kernel`: matrix-side bases converted or split into the GEMM operand;
-/// 3. `pack_kernel`: per block, the chunk sums added in a fixed order (or the GEMM's products,
-///    the halves of a split basis added) into the packed coefficients, which an all-reduce may
-///    then sum across ranks;
+/// 3. `sum_partials_kernel`: per value of every reduction, its chunk sums added in a fixed
+///    order, and `pack_kernel`: the GEMM's products (the halves of a split basis added), into
+///    the packed coefficients, which an all-reduce may then sum across ranks;
 /// 4. `rule_kernel`: per target column, the rule applied (on the device, through its
 ///    `OGPSA_HOST_DEVICE apply`); `flags_kernel`: per block, the flags and diagnostics;
 ///    `operand_kernel`: the matrix-side update GEMMs' coefficient operands;
@@ -148,34 +148,45 @@ __device__ inline int slot_of(const slot_entry* slots, int count, index_t c) {
   return lo;
 }
 
-/// One block per column chunk: completes the slot's coefficients in the packed buffer (a
-/// matrix-side GEMM's products for the chunk's columns, the hi and lo halves of a split basis
-/// added; and, in a slot's first chunk, the chunk sums of its reduction added in a fixed order: a
-/// flat block's coefficients and |x|^2 with diagnostics).
+/// One block per value of every reduce entry: the value's chunk sums added in a fixed order
+/// (strided over the threads in double, then across them) into the packed buffer: a flat
+/// block's coefficient, or a block's |x|^2 with diagnostics. One block per value rather than per
+/// entry, so that a large flat block's sums (values x chunks of them) spread over the device.
 template <class Acc>
 __global__ void __launch_bounds__(block_threads)
-pack_kernel(const slot_entry* slots, int count, const reduce_entry* entries, const Acc* partials, const Acc* products,
-            Acc* packed) {
+sum_partials_kernel(const reduce_entry* entries, int count, const slot_entry* slots, const Acc* partials, Acc* packed) {
   __shared__ double shared[warp_threads];
-  const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
-  const index_t chunk = blockIdx.x - s.first_column_chunk;
-  if (s.products >= 0) {
-    const index_t first = chunk * column_chunk * s.k;
-    const index_t last = (chunk + 1) * column_chunk < s.cols ? (chunk + 1) * column_chunk * s.k : s.cols * s.k;
-    const index_t height = s.parts * s.k;
-    for (index_t i = first + threadIdx.x; i < last; i += blockDim.x) {
-      const Acc* product = products + s.products + (i / s.k) * height + i % s.k;
-      packed[s.packed + i] = s.parts == 2 ? product[0] + product[s.k] : product[0];
-    }
+  int lo = 0, hi = count - 1;  // the entry whose values contain this block's
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (entries[mid].first_value <= blockIdx.x) lo = mid;
+    else hi = mid - 1;
   }
-  if (chunk != 0 || s.reduce < 0) return;
-  const reduce_entry e = entries[s.reduce];
-  for (int v = 0; v < e.values; ++v) {
-    double total[1] = {0};
-    const Acc* p = partials + e.partials + v * e.chunks;
-    for (index_t c = threadIdx.x; c < e.chunks; c += blockDim.x) total[0] += static_cast<double>(p[c]);
-    block_sum(total, shared);
-    if (threadIdx.x == 0) packed[v < e.k ? s.packed + v : s.norm] = static_cast<Acc>(total[0]);
+  const reduce_entry e = entries[lo];
+  const auto v = static_cast<int>(blockIdx.x - e.first_value);
+  const Acc* p = partials + e.partials + v * e.chunks;
+  double total[1] = {0};
+  for (index_t c = threadIdx.x; c < e.chunks; c += blockDim.x) total[0] += static_cast<double>(p[c]);
+  block_sum(total, shared);
+  if (threadIdx.x != 0) return;
+  const slot_entry& s = slots[e.slot];
+  packed[v < e.k ? s.packed + v : s.norm] = static_cast<Acc>(total[0]);
+}
+
+/// One block per column chunk of a matrix-side slot: the GEMM's products for the chunk's
+/// columns moved into the packed buffer, the hi and lo halves of a split basis added.
+template <class Acc>
+__global__ void __launch_bounds__(block_threads)
+pack_kernel(const slot_entry* slots, int count, const Acc* products, Acc* packed) {
+  const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
+  if (s.products < 0) return;
+  const index_t chunk = blockIdx.x - s.first_column_chunk;
+  const index_t first = chunk * column_chunk * s.k;
+  const index_t last = (chunk + 1) * column_chunk < s.cols ? (chunk + 1) * column_chunk * s.k : s.cols * s.k;
+  const index_t height = s.parts * s.k;
+  for (index_t i = first + threadIdx.x; i < last; i += blockDim.x) {
+    const Acc* product = products + s.products + (i / s.k) * height + i % s.k;
+    packed[s.packed + i] = s.parts == 2 ? product[0] + product[s.k] : product[0];
   }
 }
 
@@ -183,7 +194,9 @@ pack_kernel(const slot_entry* slots, int count, const reduce_entry* entries, con
 /// coefficients (r in the working copy, the original c below it), the largest exponent of r of
 /// each batched GEMM call kept (types whose coefficients are scaled), and the chunk's sums for
 /// `flags_kernel`. The thread with the slot's last column records its scale (the only column of
-/// a flat block).
+/// a flat block). The chunk's coefficients are contiguous in both buffers, so the block first
+/// copies them in one coalesced sweep; each thread then works on its own column, k elements
+/// apart from its neighbours', in lines the block has just written.
 template <class G, class B, class Rule>
 __global__ void __launch_bounds__(block_threads)
 rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::accumulator* packed,
@@ -195,15 +208,23 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
   const int slot = slot_of(slots, count, blockIdx.x);
   const slot_entry s = slots[slot];
   const index_t k = s.k;
-  const index_t col = (blockIdx.x - s.first_column_chunk) * column_chunk + threadIdx.x;
+  const index_t first = (blockIdx.x - s.first_column_chunk) * column_chunk;
+  const index_t col = first + threadIdx.x;
+  const index_t chunk_values = (s.cols - first < column_chunk ? s.cols - first : column_chunk) * k;
+  const Acc* chunk_c = packed + s.packed + first * k;
+  Acc* chunk_work = work + s.work + first * 2 * k;
+  for (index_t e = threadIdx.x; e < chunk_values; e += blockDim.x) {
+    Acc* column = chunk_work + (e / k) * 2 * k;
+    column[e % k] = column[k + e % k] = chunk_c[e];
+  }
+  __syncthreads();
   double sums[rule_sums] = {};
   if (col < s.cols) {
-    const Acc* c = packed + s.packed + col * k;
     Acc* r = work + s.work + col * 2 * k;
+    const Acc* c = r + k;
     for (index_t i = 0; i < k; ++i) {
       sums[non_finite] += isfinite(c[i]) ? 0.0 : 1.0;
       sums[coefficient_sq] += static_cast<double>(c[i]) * static_cast<double>(c[i]);
-      r[i] = r[k + i] = c[i];
     }
     const Acc scale = rule.apply(r, k);
     sums[removed_any] += scale != Acc(1) ? 1.0 : 0.0;
@@ -227,24 +248,42 @@ rule_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::
     for (int i = 0; i < rule_sums; ++i) chunk_sums[blockIdx.x * index_t{rule_sums} + i] = sums[i];
 }
 
-/// One block per column chunk, one thread per column of a matrix-side block: the update GEMM's
-/// coefficient operand [part(t) of scale r for each term t], with the scale of its call.
+/// One block per column chunk of a matrix-side block, one thread per element of the chunk's
+/// part of the update GEMM's coefficient operand [part(t) of scale r for each term t] (written
+/// in order, so coalesced), with the scale of its call; zero for a block not to be changed
+/// (unchanged or not finite), so that a GEMM over it adds zero.
 template <class G, class B>
 __global__ void __launch_bounds__(block_threads)
 operand_kernel(const slot_entry* slots, int count, const typename gemm_plan<G, B>::accumulator* work,
-               const int* exponents, typename gemm_plan<G, B>::gemm_type* update) {
+               const int* exponents, const std::uint8_t* flags, typename gemm_plan<G, B>::gemm_type* update) {
   using gemm = gemm_plan<G, B>;
   using Acc = typename gemm::accumulator;
   using E = typename gemm::gemm_type;
-  const slot_entry s = slots[slot_of(slots, count, blockIdx.x)];
-  const index_t col = (blockIdx.x - s.first_column_chunk) * column_chunk + threadIdx.x;
-  if (!s.matrix || col >= s.cols) return;
-  const index_t k = s.k;
+  const int slot = slot_of(slots, count, blockIdx.x);
+  const slot_entry s = slots[slot];
+  if (!s.matrix) return;
+  const index_t k = s.k, height = gemm::terms * k;
+  const index_t first = (blockIdx.x - s.first_column_chunk) * column_chunk;
+  const index_t values = (s.cols - first < column_chunk ? s.cols - first : column_chunk) * height;
+  E* operand = update + s.update + first * height;
+  const bool write = flags[slot] == (flag_finite | flag_changed);
   const Acc scale = static_cast<Acc>(gemm::coefficient_scale(exponents[s.group]));
-  const Acc* r = work + s.work + col * 2 * k;
-  E* operand = update + s.update + col * gemm::terms * k;
-  for (int t = 0; t < gemm::terms; ++t)
-    for (index_t i = 0; i < k; ++i) operand[t * k + i] = split_part<E>(r[i] * scale, gemm::coefficient_part(t));
+  const Acc* r = work + s.work + first * 2 * k;
+  for (index_t e = threadIdx.x; e < values; e += blockDim.x) {
+    const index_t col = e / height, t = (e % height) / k, i = e % k;
+    operand[e] = write ? split_part<E>(r[col * 2 * k + i] * scale, gemm::coefficient_part(static_cast<int>(t)))
+                       : element_cast<E>(0.0f);
+  }
+}
+
+/// One thread per batched GEMM call: its alpha, -1 over the scale of its coefficients (what the
+/// host computes when it reads the exponents back), then beta = 1 after the last.
+template <class G, class B>
+__global__ void scalars_kernel(const int* exponents, int groups, typename gemm_plan<G, B>::cublas_accumulator* scalars) {
+  using gemm = gemm_plan<G, B>;
+  using scalar = typename gemm::cublas_accumulator;
+  for (int g = blockIdx.x * blockDim.x + threadIdx.x; g <= groups; g += gridDim.x * blockDim.x)
+    scalars[g] = g == groups ? scalar(1) : -1 / static_cast<scalar>(gemm::coefficient_scale(exponents[g]));
 }
 
 /// One block per slot: its chunks' sums added in a fixed order, then the slot's flags and, with

@@ -139,6 +139,7 @@ struct reduce_entry {
   index_t first_chunk;  // chunks of the entries before this one
   index_t chunks;
   index_t partials;     // offset of this entry's values x chunks partial sums
+  index_t first_value;  // values of the entries before this one (the grid of the final sums)
   int k;
   int values;           // k, plus one for |x|^2 with diagnostics
   int slot;
@@ -243,6 +244,7 @@ struct plan_layout {
   std::size_t measures = 0;                  // with diagnostics, packed_count measures after the update
   std::size_t partials = 0, products = 0, work = 0, rule_partials = 0, update_operand = 0, basis_operand = 0, scales = 0;
   std::size_t compact_basis = 0, compact_update = 0, compact_target = 0;
+  std::size_t scalars = 0;  // the update GEMMs' alphas and beta, when they are read on the device
   std::size_t records = 0, flags = 0, exponents = 0;  // adjacent: one copy brings them back
   std::size_t total = 0;
 };
@@ -339,6 +341,8 @@ class projection_plan {
   const std::vector<reduce_entry>& reduce() const noexcept { return reduce_; }
   std::size_t flat_entries() const noexcept { return flat_entries_; }
   index_t total_chunks() const noexcept { return total_chunks_; }
+  /// Values over all reduce entries: one block each adds a value's chunk sums.
+  index_t reduce_values() const noexcept { return reduce_values_; }
   /// Column chunks over all slots: the grid of the packing and rule kernels.
   index_t column_chunks() const noexcept { return column_chunks_; }
   index_t flat_chunks() const noexcept { return flat_chunks_; }
@@ -495,9 +499,12 @@ class projection_plan {
     const index_t norms = packed;
     if (diagnostics_) packed += static_cast<index_t>(tasks.size());
     index_t partials = 0, products = 0, work = 0, update = 0, basis = 0;
+    reduce_values_ = 0;
     for (reduce_entry& e : reduce_) {
       e.partials = partials;
       partials += e.values * e.chunks;
+      e.first_value = reduce_values_;
+      reduce_values_ += e.values;
     }
     for (std::size_t s = 0; s < slots_.size(); ++s) {
       slot_entry& e = slots_[s];
@@ -530,6 +537,7 @@ class projection_plan {
     layout_.compact_basis = l.add<const void*>(members_.size());
     layout_.compact_update = l.add<const void*>(members_.size());
     layout_.compact_target = l.add<void*>(members_.size());
+    layout_.scalars = l.add<typename gemm::cublas_accumulator>(shapes_.empty() ? 0 : shapes_.size() + 1);
     layout_.records = l.add<projection_record>(slots_.size());
     layout_.flags = layout_.records + slots_.size() * sizeof(projection_record);  // adjacent
     layout_.exponents = (layout_.flags + slots_.size() + sizeof(int) - 1) / sizeof(int) * sizeof(int);
@@ -548,7 +556,7 @@ class projection_plan {
   std::vector<group_entry> group_entries_;
   std::vector<int> members_, fill_count_;
   std::vector<index_t> basis_offset_, packed_at_;
-  index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0;
+  index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0, reduce_values_ = 0;
   std::size_t flat_entries_ = 0, built_bases_ = 0, matrix_blocks_ = 0;
   plan_layout layout_;
 };
