@@ -597,7 +597,7 @@ struct backend {
   /// Reading the flags (or diagnostics) makes the host wait for everything queued before the
   /// call. With `flags_report::unread` and no diagnostics it returns with the work in flight
   /// (see `detail/batched_projection.cuh` for how, and for the one thing it changes: matrix-side
-  /// blocks that are not changed are rewritten with their own values, so -0 reads +0 there and a
+  /// blocks that are not changed are rewritten with their own values, so -0 may read +0 there and a
   /// NaN's payload is not kept).
   /// \throws shape_error when a basis and its target disagree on rows, invalid_argument for a
   ///         rule that scales gradients on matrix-side blocks or for matrix-side blocks with a

@@ -18,7 +18,8 @@
 ///     their zero operand, the calls' alphas computed on the device from the scales (cuBLAS's
 ///     device pointer mode); nothing comes back and the call returns with all of it in flight.
 ///     Such a block is written x + 0 rather than left alone: every finite value keeps its bits
-///     except -0, which reads +0, and the device rewrites a NaN as its canonical NaN.
+///     except that -0 may come back +0 (cuBLAS does not say how it adds a zero product), and a
+///     NaN comes back as the device's canonical NaN.
 ///
 /// The first ending is a round trip through the host: it blocks until everything queued before
 /// the projection on its stream (in a trainer: the whole backward pass) has run, so the host
