@@ -179,6 +179,66 @@ TEST_CASE_TEMPLATE("householder_basis, transposed_r and gaussian agree with the 
   CHECK(t::same_bits(g, host_backend::gaussian<T>(host, 3000, 5, 17)));
 }
 
+// Q is formed from the compact WY form of the reflectors: the rows below the top triangle are
+// multiplied in place, the triangle in scratch. A square matrix has no rows below; a rank-deficient
+// one still gets a full orthonormal basis, as from LAPACK's orgqr.
+TEST_CASE_TEMPLATE("householder_basis of square and rank-deficient matrices agrees with the host backend", T, float,
+                   double) {
+  t::matrix<T> deficient = t::random_matrix<T>(50, 6, 6);
+  deficient.col(4) = deficient.col(1);
+  deficient.col(5).setZero();
+  for (const t::matrix<T>& a : {t::matrix<T>(t::random_matrix<T>(12, 12, 7)), deficient}) {
+    CAPTURE(a.rows());
+    auto q = tc::upload(exec(), a);
+    backend::householder_basis(exec(), q);
+    t::matrix<T> hq = a;
+    host_backend::householder_basis(host, hq);
+    const t::matrix<double> got = as_double(tc::download(exec(), q));
+    CHECK((got - as_double(hq)).cwiseAbs().maxCoeff() < 100 * t::tolerance<T>());
+    CHECK((got.transpose() * got - t::matrix<double>::Identity(a.cols(), a.cols())).cwiseAbs().maxCoeff() <
+          100 * t::tolerance<T>());
+  }
+}
+
+namespace {
+
+/// Column 0 all ones, column 1 alternating +1 / -1 (orthogonal to column 0 for an even count).
+__global__ void fill_two_columns(float* a, index_t rows) {
+  for (index_t i = blockIdx.x * index_t{blockDim.x} + threadIdx.x; i < rows; i += index_t{gridDim.x} * blockDim.x) {
+    a[i] = 1.0f;
+    a[rows + i] = i % 2 == 0 ? 1.0f : -1.0f;
+  }
+}
+
+}  // namespace
+
+// cuSOLVER's 32-bit QR routines stop at 2^31 - 1 rows; the 64-bit path must not.
+TEST_CASE("large: householder_basis of more than 2^31 rows is orthonormal and spans the columns") {
+  constexpr index_t rows = (index_t{1} << 31) + (index_t{1} << 20);
+  std::size_t free_bytes = 0, total_bytes = 0;
+  REQUIRE(cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess);
+  const std::size_t needed = 4 * static_cast<std::size_t>(rows) * sizeof(float) + (std::size_t{2} << 30);  // q and a
+  if (free_bytes < needed) {
+    MESSAGE("SKIPPED: needs " << needed << " bytes of free device memory, " << free_bytes << " are free");
+    return;
+  }
+  tc::device_matrix<float> q(rows, 2, exec().stream());
+  fill_two_columns<<<4096, 256, 0, exec().stream()>>>(q.data(), rows);
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  backend::householder_basis(exec(), q);
+  const t::matrix<double> gram = backend::gram(exec(), q, q);
+  CHECK((gram - t::matrix<double>::Identity(2, 2)).cwiseAbs().maxCoeff() < 1e-3);
+  // Each basis vector is +-1/sqrt(rows) times column 0 or column 1 of the input.
+  tc::device_matrix<float> a(rows, 2, exec().stream());
+  fill_two_columns<<<4096, 256, 0, exec().stream()>>>(a.data(), rows);
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  const t::matrix<double> coefficients = backend::gram(exec(), q, a);
+  const double n = static_cast<double>(rows);
+  CHECK(std::abs(std::abs(coefficients(0, 0)) - std::sqrt(n)) < 1e-3 * std::sqrt(n));
+  CHECK(std::abs(std::abs(coefficients(1, 1)) - std::sqrt(n)) < 1e-3 * std::sqrt(n));
+  CHECK(std::abs(coefficients(1, 0)) < 1e-3 * std::sqrt(n));
+}
+
 TEST_CASE_TEMPLATE("gram_schmidt orthonormalizes and drops dependent columns, as the host backend does", T, float, double) {
   t::matrix<T> q = t::random_matrix<T>(200, 4, 4);
   q.col(2) = q.col(0) * T(2) - q.col(1);  // dependent

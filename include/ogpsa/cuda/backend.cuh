@@ -10,8 +10,8 @@
 /// - estimator data (snapshots, sums, bases): on the device; Gram matrices through cuBLAS
 ///   (fp32 data widened panel by panel and accumulated in fp64; parts side by side gathered
 ///   panel by panel, so they are read once), products with small host matrices through cuBLAS
-///   (in place panel by panel, without a second large matrix), QR in place through cuSOLVER
-///   (geqrf, ormqr, orgqr), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels; Gaussian
+///   (in place panel by panel, without a second large matrix), QR in place through cuSOLVER's
+///   64-bit geqrf and larft with Q applied and formed by cuBLAS GEMMs (`detail/householder.cuh`), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels; Gaussian
 ///   test matrices generated on the host panel by panel and copied in.
 /// - small dense algebra (k x k and m x m eigen-decompositions and SVDs): on the host in double,
 ///   as for every backend; only those small matrices cross the bus.
@@ -37,6 +37,7 @@
 #include "ogpsa/cuda/detail/blas.hpp"
 #include "ogpsa/cuda/detail/device_ref.hpp"
 #include "ogpsa/cuda/detail/elementwise.cuh"
+#include "ogpsa/cuda/detail/householder.cuh"
 #include "ogpsa/cuda/device_span.hpp"
 #include "ogpsa/cuda/error.hpp"
 #include "ogpsa/cuda/execution.hpp"
@@ -377,8 +378,9 @@ struct backend {
   };
 
   /// Householder QR in place of the parts side by side, A = [p_1 p_2 ...] = Q R (any shape), through
-  /// cuSOLVER, one part at a time: the earlier parts' reflectors are applied to it (ormqr), then its
-  /// rows below the earlier columns are factored (geqrf). The parts then hold the reflectors and R's
+  /// cuSOLVER, one part at a time: the earlier parts' reflectors are applied to it (from their
+  /// compact WY form, `detail/householder.cuh`), then its rows below the earlier columns are
+  /// factored (geqrf). The parts then hold the reflectors and R's
   /// columns above them, as LAPACK leaves them; nothing of A's size is allocated. R comes back on the
   /// host (waits for the stream).
   template <class T>
@@ -386,28 +388,23 @@ struct backend {
     constexpr const char* where = "ogpsa::cuda::backend::householder_qr";
     qr_factors<T> f;
     f.rows = common_rows<T>(parts, where);
-    const int rows = detail::to_int(f.rows, where, "rows");
-    detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size() * (parts.size() + 1) / 2),
-                               exec.stream(), where);
+    const index_t rows = f.rows;
+    detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size()), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
     int calls = 0;
     index_t column = 0;
     for (std::size_t i = 0; i < parts.size(); ++i) {
       matrix<T>& p = parts[i];
-      const int cols = detail::to_int(p.cols(), where, "columns");
-      for (std::size_t j = 0; j < i; ++j) {
-        const index_t reflectors = f.tau[j].rows();
-        if (reflectors == 0 || cols == 0) continue;
-        detail::ormqr<T>(exec, CUBLAS_SIDE_LEFT, CUBLAS_OP_T, static_cast<int>(f.rows - f.first[j]), cols,
-                         static_cast<int>(reflectors), parts[j].data() + f.first[j], rows, f.tau[j].data(),
-                         p.data() + f.first[j], rows, status + calls++, where);
-      }
-      const index_t count = std::clamp<index_t>(f.rows - column, 0, p.cols());
+      for (std::size_t j = 0; j < i; ++j)
+        detail::apply_reflectors<T>(exec, CUBLAS_OP_T, rows - f.first[j], p.cols(), f.tau[j].rows(),
+                                    parts[j].data() + f.first[j], rows, f.tau[j].data(), p.data() + f.first[j], rows,
+                                    where);
+      const index_t count = std::clamp<index_t>(rows - column, 0, p.cols());
       f.first.push_back(column);
       f.tau.emplace_back(count, 1, exec.stream());
       if (count > 0)
-        detail::geqrf<T>(exec, static_cast<int>(f.rows - column), cols, p.data() + column, rows, f.tau.back().data(),
-                         status + calls++, where);
+        detail::geqrf<T>(exec, rows - column, p.cols(), p.data() + column, rows, f.tau.back().data(), status + calls++,
+                         where);
       column += p.cols();
     }
     check_status(exec, status, calls, where);
@@ -432,22 +429,15 @@ struct backend {
                                                 static_cast<std::size_t>(top.rows()) * sizeof(T),
                                                 static_cast<std::size_t>(top.cols()), cudaMemcpyHostToDevice,
                                                 exec.stream()));
-    const int rows = detail::to_int(f.rows, where, "rows"), cols = detail::to_int(x.cols(), where, "columns");
-    detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size()), exec.stream(), where);
-    int* status = static_cast<int*>(info.data());
-    int calls = 0;
-    for (std::size_t j = parts.size(); j-- > 0;) {  // Q = Q_1 Q_2 ...: the last part's reflectors first
-      const index_t reflectors = f.tau[j].rows();
-      if (reflectors == 0) continue;
-      detail::ormqr<T>(exec, CUBLAS_SIDE_LEFT, CUBLAS_OP_N, static_cast<int>(f.rows - f.first[j]), cols,
-                       static_cast<int>(reflectors), parts[j].data() + f.first[j], rows, f.tau[j].data(),
-                       out.data() + f.first[j], rows, status + calls++, where);
-    }
-    check_status(exec, status, calls, where);  // also keeps `top` alive until the copy is done
+    for (std::size_t j = parts.size(); j-- > 0;)  // Q = Q_1 Q_2 ...: the last part's reflectors first
+      detail::apply_reflectors<T>(exec, CUBLAS_OP_N, f.rows - f.first[j], x.cols(), f.tau[j].rows(),
+                                  parts[j].data() + f.first[j], f.rows, f.tau[j].data(), out.data() + f.first[j],
+                                  f.rows, where);
+    exec.synchronize();  // keeps `top` alive until the copy is done
     return out;
   }
 
-  /// a <- an orthonormal basis of its range, in place (cuSOLVER geqrf, then orgqr where a was;
+  /// a <- an orthonormal basis of its range, in place (cuSOLVER geqrf, then Q formed where a was;
   /// completed to a's width when a is rank deficient). a is tall: rows >= cols.
   /// \throws shape_error for a wide a.
   template <class T>
@@ -455,13 +445,12 @@ struct backend {
     constexpr const char* where = "ogpsa::cuda::backend::householder_basis";
     OGPSA_REQUIRE(a.rows() >= a.cols(), shape_error, where, "needs rows >= cols, got " << a.rows() << " x " << a.cols());
     if (a.cols() == 0) return;
-    const int m = detail::to_int(a.rows(), where, "rows"), n = detail::to_int(a.cols(), where, "columns");
-    matrix<T> tau(n, 1, exec.stream());
-    detail::device_buffer info(2 * sizeof(int), exec.stream(), where);
+    matrix<T> tau(a.cols(), 1, exec.stream());
+    detail::device_buffer info(sizeof(int), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
-    detail::geqrf<T>(exec, m, n, a.data(), m, tau.data(), status, where);
-    detail::orgqr<T>(exec, m, n, n, a.data(), m, tau.data(), status + 1, where);
-    check_status(exec, status, 2, where);
+    detail::geqrf<T>(exec, a.rows(), a.cols(), a.data(), a.rows(), tau.data(), status, where);
+    detail::form_q<T>(exec, a.rows(), a.cols(), a.data(), a.rows(), tau.data(), where);
+    check_status(exec, status, 1, where);
   }
 
   /// R (min(rows, cols) x rows, upper triangular, on the host) of A^T = Q R for the parts side by
@@ -471,7 +460,6 @@ struct backend {
   static host_matrix transposed_r(execution& exec, const std::vector<matrix<T>>& parts) {
     constexpr const char* where = "ogpsa::cuda::backend::transposed_r";
     const index_t d = common_rows<T>(parts, where), slab = std::max<index_t>(d, 1), ld = d + slab;
-    const int width = detail::to_int(d, where, "rows"), lead = detail::to_int(ld, where, "rows");
     matrix<T> stack(ld, d, exec.stream()), tau(d, 1, exec.stream());
     detail::device_buffer info(sizeof(int), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
@@ -481,7 +469,7 @@ struct backend {
         const index_t n = std::min(slab, p.cols() - c);
         const ref<const T> rows_of_transpose{p.col(c), n, d, p.rows(), 1};  // columns c.. of p, as rows
         detail::convert_into<false>(exec, rows_of_transpose, stack.data() + held, ld, where);
-        if (d > 0) detail::geqrf<T>(exec, static_cast<int>(held + n), width, stack.data(), lead, tau.data(), status, where);
+        if (d > 0) detail::geqrf<T>(exec, held + n, d, stack.data(), ld, tau.data(), status, where);
         held = std::min(held + n, d);
         zero_below_diagonal(exec, stack.data(), held, d, ld, where);
       }

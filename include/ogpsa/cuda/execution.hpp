@@ -39,6 +39,7 @@ class library_context {
   ~library_context() {
     if (blas_ != nullptr) (void)cublasDestroy(blas_);
     if (solver_ != nullptr) (void)cusolverDnDestroy(solver_);
+    if (solver_params_ != nullptr) (void)cusolverDnDestroyParams(solver_params_);
   }
 
   cublasHandle_t blas() {
@@ -63,6 +64,16 @@ class library_context {
     return solver_;
   }
 
+  /// The options of cuSOLVER's 64-bit routines (their defaults).
+  cusolverDnParams_t solver_params() {
+    if (solver_params_ == nullptr) {
+      cusolverDnParams_t p = nullptr;
+      OGPSA_CUDA_CHECK("ogpsa::cuda::execution::solver_params", cusolverDnCreateParams(&p));
+      solver_params_ = p;
+    }
+    return solver_params_;
+  }
+
   /// `scratch_bytes` of device memory and as many of page-locked host memory, for the scalar
   /// results of reductions (one at a time, in stream order).
   static constexpr std::size_t scratch_bytes = 256;
@@ -80,6 +91,7 @@ class library_context {
   cudaStream_t stream_;
   cublasHandle_t blas_ = nullptr;
   cusolverDnHandle_t solver_ = nullptr;
+  cusolverDnParams_t solver_params_ = nullptr;
   device_buffer device_scratch_;
   pinned_buffer host_scratch_;
 };
@@ -102,6 +114,7 @@ class execution {
 
   cublasHandle_t blas() { return context().blas(); }
   cusolverDnHandle_t solver() { return context().solver(); }
+  cusolverDnParams_t solver_params() { return context().solver_params(); }
   void* device_scratch() { return context().device_scratch(); }
   void* host_scratch() { return context().host_scratch(); }
 

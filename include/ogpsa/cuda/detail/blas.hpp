@@ -1,12 +1,13 @@
 #pragma once
 /// \file
 /// Typed wrappers over the cuBLAS and cuSOLVER calls the backend makes, so that the backend's
-/// code reads the same for float and double. Every wrapper runs on the execution's stream and
-/// sets the pointer mode it needs (the handle is shared).
+/// code reads the same for float and double. Every wrapper runs on the execution's stream, takes
+/// 64-bit sizes (cuBLAS's `_64` and cuSOLVER's `X` routines) and sets the pointer mode it needs
+/// (the handle is shared).
 
-#include <climits>
 #include <cstddef>
 #include <type_traits>
+#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -31,13 +32,6 @@ constexpr cudaDataType_t data_type() {
     static_assert(std::is_same_v<T, float16>, "no cuBLAS data type for this element type");
     return CUDA_R_16F;
   }
-}
-
-/// The cuSOLVER routines that only take 32-bit sizes.
-inline int to_int(index_t value, const char* where, const char* what) {
-  OGPSA_REQUIRE(value <= INT_MAX, invalid_argument, where,
-                what << " " << value << " exceeds cuSOLVER's 32-bit limit " << INT_MAX);
-  return static_cast<int>(value);
 }
 
 /// The element types cuBLAS and cuSOLVER compute in for the estimators: float and double.
@@ -129,57 +123,73 @@ inline void gemm_batched(execution& exec, cublasOperation_t ta, cublasOperation_
                                                  CUBLAS_GEMM_DEFAULT));
 }
 
-/// Householder QR in place (LAPACK's geqrf): R in the upper triangle, reflectors below, tau.
+/// C = alpha op(A) B (A triangular, on the `side` of B; C may be B itself, in place).
 template <blas_real T>
-void geqrf(execution& exec, int m, int n, T* a, int lda, T* tau, int* device_info, const char* where) {
-  cusolverDnHandle_t h = exec.solver();
-  int lwork = 0;
+void trmm(execution& exec, cublasSideMode_t side, cublasFillMode_t fill, cublasOperation_t trans, index_t m,
+          index_t n, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc, const char* where) {
+  cublasHandle_t h = exec.blas();
+  OGPSA_CUDA_CHECK(where, cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
   if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSgeqrf_bufferSize(h, m, n, a, lda, &lwork));
+    OGPSA_CUDA_CHECK(where, cublasStrmm_64(h, side, fill, trans, CUBLAS_DIAG_NON_UNIT, m, n, &alpha, a, lda, b, ldb, c, ldc));
   else
-    OGPSA_CUDA_CHECK(where, cusolverDnDgeqrf_bufferSize(h, m, n, a, lda, &lwork));
-  device_buffer work(static_cast<std::size_t>(lwork) * sizeof(T), exec.stream(), where);
-  T* w = static_cast<T*>(work.data());
-  if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSgeqrf(h, m, n, a, lda, tau, w, lwork, device_info));
-  else
-    OGPSA_CUDA_CHECK(where, cusolverDnDgeqrf(h, m, n, a, lda, tau, w, lwork, device_info));
+    OGPSA_CUDA_CHECK(where, cublasDtrmm_64(h, side, fill, trans, CUBLAS_DIAG_NON_UNIT, m, n, &alpha, a, lda, b, ldb, c, ldc));
 }
 
-/// Forms the first n columns of Q from geqrf's reflectors, in place (LAPACK's orgqr).
+/// The workspaces a cuSOLVER 64-bit routine asked for. A host workspace (none of the routines
+/// used here asks for one today) may be read while the routine runs, so the stream is waited for
+/// before it is released.
+class solver_workspace {
+ public:
+  solver_workspace(execution& exec, std::size_t device_bytes, std::size_t host_bytes, const char* where)
+      : exec_(exec), device_(device_bytes, exec.stream(), where), host_(host_bytes) {}
+  solver_workspace(const solver_workspace&) = delete;
+  solver_workspace& operator=(const solver_workspace&) = delete;
+  ~solver_workspace() {
+    if (!host_.empty()) (void)cudaStreamSynchronize(exec_.stream());  // a destructor cannot report failures
+  }
+  void* device() const noexcept { return device_.data(); }
+  std::size_t device_bytes() const noexcept { return device_.size(); }
+  void* host() noexcept { return host_.empty() ? nullptr : host_.data(); }
+  std::size_t host_bytes() const noexcept { return host_.size(); }
+
+ private:
+  execution& exec_;
+  device_buffer device_;
+  std::vector<std::byte> host_;
+};
+
+/// Householder QR in place (LAPACK's geqrf, through cuSOLVER's 64-bit API): R in the upper
+/// triangle, reflectors below, tau; `device_info` receives the routine's status.
 template <blas_real T>
-void orgqr(execution& exec, int m, int n, int k, T* a, int lda, const T* tau, int* device_info,
+void geqrf(execution& exec, index_t m, index_t n, T* a, index_t lda, T* tau, int* device_info, const char* where) {
+  cusolverDnHandle_t h = exec.solver();
+  cusolverDnParams_t params = exec.solver_params();
+  constexpr cudaDataType_t type = data_type<T>();
+  std::size_t device_bytes = 0, host_bytes = 0;
+  OGPSA_CUDA_CHECK(where, cusolverDnXgeqrf_bufferSize(h, params, m, n, type, a, lda, type, tau, type, &device_bytes,
+                                                      &host_bytes));
+  solver_workspace work(exec, device_bytes, host_bytes, where);
+  OGPSA_CUDA_CHECK(where, cusolverDnXgeqrf(h, params, m, n, type, a, lda, type, tau, type, work.device(),
+                                           work.device_bytes(), work.host(), work.host_bytes(), device_info));
+}
+
+/// The upper triangular k x k factor T of the block reflector H_1 ... H_k = I - V T V^T whose
+/// reflectors geqrf left in the m x k `v` (unit lower trapezoidal, m >= k; LAPACK's larft,
+/// through cuSOLVER's 64-bit API).
+template <blas_real T>
+void larft(execution& exec, index_t m, index_t k, const T* v, index_t ldv, const T* tau, T* t, index_t ldt,
            const char* where) {
   cusolverDnHandle_t h = exec.solver();
-  int lwork = 0;
-  if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSorgqr_bufferSize(h, m, n, k, a, lda, tau, &lwork));
-  else
-    OGPSA_CUDA_CHECK(where, cusolverDnDorgqr_bufferSize(h, m, n, k, a, lda, tau, &lwork));
-  device_buffer work(static_cast<std::size_t>(lwork) * sizeof(T), exec.stream(), where);
-  T* w = static_cast<T*>(work.data());
-  if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSorgqr(h, m, n, k, a, lda, tau, w, lwork, device_info));
-  else
-    OGPSA_CUDA_CHECK(where, cusolverDnDorgqr(h, m, n, k, a, lda, tau, w, lwork, device_info));
-}
-
-/// c <- op(Q) c for Q given by geqrf's k reflectors in a (LAPACK's ormqr).
-template <blas_real T>
-void ormqr(execution& exec, cublasSideMode_t side, cublasOperation_t trans, int m, int n, int k, const T* a, int lda,
-           const T* tau, T* c, int ldc, int* device_info, const char* where) {
-  cusolverDnHandle_t h = exec.solver();
-  int lwork = 0;
-  if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSormqr_bufferSize(h, side, trans, m, n, k, a, lda, tau, c, ldc, &lwork));
-  else
-    OGPSA_CUDA_CHECK(where, cusolverDnDormqr_bufferSize(h, side, trans, m, n, k, a, lda, tau, c, ldc, &lwork));
-  device_buffer work(static_cast<std::size_t>(lwork) * sizeof(T), exec.stream(), where);
-  T* w = static_cast<T*>(work.data());
-  if constexpr (std::is_same_v<T, float>)
-    OGPSA_CUDA_CHECK(where, cusolverDnSormqr(h, side, trans, m, n, k, a, lda, tau, c, ldc, w, lwork, device_info));
-  else
-    OGPSA_CUDA_CHECK(where, cusolverDnDormqr(h, side, trans, m, n, k, a, lda, tau, c, ldc, w, lwork, device_info));
+  cusolverDnParams_t params = exec.solver_params();
+  constexpr cudaDataType_t type = data_type<T>();
+  std::size_t device_bytes = 0, host_bytes = 0;
+  OGPSA_CUDA_CHECK(where, cusolverDnXlarft_bufferSize(h, params, CUBLAS_DIRECT_FORWARD, CUBLAS_STOREV_COLUMNWISE, m, k,
+                                                      type, v, ldv, type, tau, type, t, ldt, type, &device_bytes,
+                                                      &host_bytes));
+  solver_workspace work(exec, device_bytes, host_bytes, where);
+  OGPSA_CUDA_CHECK(where, cusolverDnXlarft(h, params, CUBLAS_DIRECT_FORWARD, CUBLAS_STOREV_COLUMNWISE, m, k, type, v,
+                                           ldv, type, tau, type, t, ldt, type, work.device(), work.device_bytes(),
+                                           work.host(), work.host_bytes()));
 }
 
 }  // namespace ogpsa::cuda::detail
