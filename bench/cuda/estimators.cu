@@ -3,6 +3,7 @@
 // the host), randomized_svd, single_pass_svd and incremental_svd on the device, cuSOLVER's gesvd
 // (bidiagonalization) and gesvdj (Jacobi), and the all-device route a user would sketch (Gram,
 // syevd, one GEMM). Times include the host work each needs.
+#include <limits>
 #include <vector>
 
 #include <cusolverDn.h>
@@ -17,7 +18,12 @@ namespace bc = ogpsa::bench::cuda;
 
 constexpr index_t snapshots = 64, rank = 8;
 
-int as_int(index_t v) { return ogpsa::cuda::detail::to_int(v, "bench", "size"); }
+/// A size for cuSOLVER's 32-bit SVD routines (the benchmark's sizes all fit).
+int as_int(index_t v) {
+  OGPSA_REQUIRE(v <= std::numeric_limits<int>::max(), invalid_argument, "bench",
+                "size " << v << " exceeds cuSOLVER's 32-bit limit");
+  return static_cast<int>(v);
+}
 
 void exact_svd_estimate(benchmark::State& state) {
   const auto d = static_cast<index_t>(state.range(0));
