@@ -578,6 +578,36 @@ __global__ void count_wrong(const float* x, index_t n, float tolerance, unsigned
 // Element indices beyond 2^31 must not wrap anywhere (chunk counts, offsets, packet indices).
 // x = 1 + (-1)^i against u = 1 / sqrt(d) leaves exactly (-1)^i. Needs about 17 GB of free device
 // memory and is skipped with a message otherwise.
+// A gradient inside a flat buffer starts wherever the tensor before it ends. Its reduction
+// loads the aligned packets around it and shifts them across lanes; each thread still adds the
+// same elements in the same order, so the coefficients, and what is written, are those of the
+// same gradient on a packet boundary, bit for bit.
+TEST_CASE_TEMPLATE("a flat gradient between packet boundaries projects as one on a boundary", T, float, bfloat16) {
+  constexpr int width = ogpsa::cuda::detail::packet_width<T, T>;
+  constexpr index_t d = 5 * ogpsa::cuda::detail::chunk_elements<T, T> + 3 * width;  // a partial chunk and warp
+  const t::matrix<T> data = tc::rounded<T>(t::random_matrix<float>(d + width, 1, 70));
+  auto basis = tc::upload(exec(), tc::rounded<T>(t::random_orthonormal<float>(d, 3, 71)));
+  const auto project_at = [&](index_t offset) {
+    t::matrix<T> shifted = t::matrix<T>::Zero(d + width, 1);
+    shifted.middleRows(offset, d) = data.topRows(d);
+    auto gradient = tc::upload(exec(), shifted);
+    std::vector<ogpsa::projection_task<tc::device_matrix<T>, backend::ref<T>>> tasks{
+        {&basis, block_view<T, ogpsa::cuda_memory_tag>(gradient.data(), {offset, d, 1, false, family::flat, 3}), {}}};
+    backend::workspace ws;
+    backend::project_all(exec(), std::span(tasks), ogpsa::orthogonal{}, ws, true);
+    CHECK(tasks[0].stats.changed);
+    return std::pair{t::matrix<T>(tc::download(exec(), gradient).middleRows(offset, d)), tasks[0].stats};
+  };
+  const auto [aligned, aligned_stats] = project_at(0);
+  for (index_t offset = 1; offset < width; ++offset) {
+    CAPTURE(offset);
+    const auto [got, stats] = project_at(offset);
+    CHECK(std::memcmp(got.data(), aligned.data(), static_cast<std::size_t>(d) * sizeof(T)) == 0);
+    CHECK(stats.coefficient_sq == aligned_stats.coefficient_sq);
+    CHECK(stats.gradient_sq == aligned_stats.gradient_sq);
+  }
+}
+
 TEST_CASE("large: a flat block of more than 2^31 elements projects correctly") {
   constexpr index_t d = (index_t{1} << 31) + (index_t{1} << 20);
   std::size_t free_bytes = 0, total_bytes = 0;

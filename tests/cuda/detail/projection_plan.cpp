@@ -130,6 +130,27 @@ TEST_CASE("packet loads are used only when addresses, lengths and leading dimens
   CHECK(plan.reduce()[1].packets == 0);  // misaligned gradient
   CHECK(plan.reduce()[2].packets == 0);  // length (and leading dimension) not a multiple of 4
   CHECK(plan.reduce()[3].packets == 0);  // misaligned basis
+  // Only the misaligned gradient keeps packet loads in the reduction, shifted across lanes.
+  CHECK(plan.reduce()[0].shift == 0);
+  CHECK(plan.reduce()[1].shift == 1);
+  CHECK(plan.reduce()[2].shift == 0);
+  CHECK(plan.reduce()[3].shift == 0);
+}
+
+// Gradients inside a flat buffer (ZeRO, FSDP) start wherever the tensors before them end.
+TEST_CASE("a gradient off the packet boundary is shifted by its offset in elements, whatever its type") {
+  const std::vector<block_task> floats{flat_task(gradients + 3, 1024, bases, 2)};
+  projection_plan plan;
+  plan.build<float, float>(floats, false, "test");
+  CHECK(plan.reduce()[0].packets == 0);
+  CHECK(plan.reduce()[0].shift == 3);
+  auto* halves = reinterpret_cast<bfloat16*>(gradients);  // addresses only, never dereferenced
+  const std::vector<block_task> narrow{flat_task(reinterpret_cast<float*>(halves + 5), 1024, bases, 2),
+                                       flat_task(reinterpret_cast<float*>(halves + 8), 1024, bases, 2)};
+  plan.build<bfloat16, bfloat16>(narrow, false, "test");
+  CHECK(plan.reduce()[0].shift == 5);  // 8 bf16 per packet
+  CHECK(plan.reduce()[1].packets == 1);
+  CHECK(plan.reduce()[1].shift == 0);
 }
 
 TEST_CASE("matrix-side blocks are grouped by shape and layout, members contiguous per group") {

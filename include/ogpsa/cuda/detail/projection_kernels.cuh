@@ -59,24 +59,36 @@ __device__ void reduce_chunk(const reduce_entry& e, index_t begin, index_t end, 
   constexpr int V = packet_width<G, B>;
   const G* x = static_cast<const G*>(e.x);
   const B* u = static_cast<const B*>(e.u);
+  const auto add_packet = [&](const packet<G, V>& xp, index_t i) {
+    Acc xv[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) xv[v] = element_cast<Acc>(xp.v[v]);
+    if (norm)
+#pragma unroll
+      for (int v = 0; v < V; ++v) sums[reduce_columns] += xv[v] * xv[v];
+#pragma unroll
+    for (int j = 0; j < reduce_columns; ++j) {
+      if (j >= columns) break;
+      const packet<B, V> up = load_packet<V>(u + (j0 + j) * e.ld + i);
+#pragma unroll
+      for (int v = 0; v < V; ++v) sums[j] += xv[v] * element_cast<Acc>(up.v[v]);
+    }
+  };
   if (e.packets) {
     for (int step = 0; step < chunk_steps; ++step) {
       const index_t i = begin + (index_t{step} * blockDim.x + threadIdx.x) * V;
       if (i >= end) break;
-      const packet<G, V> xp = load_packet<V>(x + i);
-      Acc xv[V];
-#pragma unroll
-      for (int v = 0; v < V; ++v) xv[v] = element_cast<Acc>(xp.v[v]);
-      if (norm)
-#pragma unroll
-        for (int v = 0; v < V; ++v) sums[reduce_columns] += xv[v] * xv[v];
-#pragma unroll
-      for (int j = 0; j < reduce_columns; ++j) {
-        if (j >= columns) break;
-        const packet<B, V> up = load_packet<V>(u + (j0 + j) * e.ld + i);
-#pragma unroll
-        for (int v = 0; v < V; ++v) sums[j] += xv[v] * element_cast<Acc>(up.v[v]);
-      }
+      add_packet(load_packet<V>(x + i), i);
+    }
+    return;
+  }
+  if (e.shift > 0) {  // x between packet boundaries, u on them: x's packets shifted across lanes
+    for (int step = 0; step < chunk_steps; ++step) {
+      const index_t i = begin + (index_t{step} * blockDim.x + threadIdx.x) * V;
+      const bool active = i < end;
+      if (!__any_sync(0xffffffffu, active)) break;  // whole warps only: the shuffle needs every lane
+      const packet<G, V> xp = load_shifted_packet<V>(x, i, e.shift, active, i + V < end);
+      if (active) add_packet(xp, i);
     }
     return;
   }

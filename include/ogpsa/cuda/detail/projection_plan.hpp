@@ -144,6 +144,8 @@ struct reduce_entry {
   int values;           // k, plus one for |x|^2 with diagnostics
   int slot;
   int packets;          // 1: x, u and ld allow aligned packet loads
+  int shift;            // > 0: only x is off the packet boundary, by `shift` elements; the
+                        // reduction still loads packets (shifted across lanes), the update not
 };
 
 /// One block as the packing and rule kernels see it.
@@ -424,8 +426,12 @@ class projection_plan {
     e.slot = slot;
     const index_t elements = e.inner * e.outer;
     const bool contiguous = e.outer == 1 || e.outer_stride == e.inner;
-    e.packets = contiguous && elements % width_ == 0 && aligned(e.x, static_cast<std::size_t>(width_) * sizeof(G)) &&
-                (e.u == nullptr || (e.ld % width_ == 0 && aligned(e.u, static_cast<std::size_t>(width_) * sizeof(B))));
+    const bool basis_packets =
+        e.u == nullptr || (e.ld % width_ == 0 && aligned(e.u, static_cast<std::size_t>(width_) * sizeof(B)));
+    const bool whole_packets = contiguous && elements % width_ == 0 && basis_packets;
+    const auto x_offset = static_cast<int>(reinterpret_cast<std::uintptr_t>(e.x) / sizeof(G) % static_cast<std::size_t>(width_));
+    e.packets = whole_packets && aligned(e.x, static_cast<std::size_t>(width_) * sizeof(G));
+    e.shift = whole_packets && aligned(e.x, sizeof(G)) ? x_offset : 0;
     e.chunks = (elements + chunk_ - 1) / chunk_;
     e.first_chunk = total_chunks_;
     total_chunks_ += e.chunks;
