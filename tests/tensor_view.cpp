@@ -123,6 +123,19 @@ TEST_CASE("writable views convert to read-only ones") {
   CHECK(ogpsa::as_const(v).data_handle() == data.data());
 }
 
+TEST_CASE("as_const gives a read-only strided_view of any model of the concept") {
+  double x[12] = {};
+  const auto c = ogpsa::as_const(user_matrix_view{x, {3, 4}, {1, 3}});
+  CHECK(std::is_same_v<decltype(c), const ogpsa::matrix_view<const double>>);
+  CHECK(c.data_handle() == x);
+  CHECK(c.extents() == ogpsa::matrix_view<const double>::extents_type{3, 4});
+  CHECK(c.strides() == ogpsa::matrix_view<const double>::extents_type{1, 3});
+  float f[5] = {};
+  const auto w = ogpsa::as_const(user_view{f, 5});
+  CHECK(std::is_same_v<decltype(w), const ogpsa::vector_view<const float>>);
+  CHECK(w.extent(0) == 5);
+}
+
 TEST_CASE("is_exhaustive recognizes dense layouts in any order and rejects gaps") {
   float x[64] = {};
   using m = ogpsa::matrix_view<float>;

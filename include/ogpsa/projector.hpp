@@ -3,13 +3,11 @@
 /// The projector: per-block subspaces, reference passes, the refresh schedule and projection.
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <iterator>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -145,7 +143,7 @@ class projector {
                   Rule::name << " supports " << detail::supported_families(rule_) << " only; block '" << name
                              << "' is " << kind);
     if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, extents_of(gradient), detail::strides_of(gradient), {}, 0,
+    block b{std::move(name), kind, layout, detail::extents_of(gradient), detail::strides_of(gradient), {}, 0,
             std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
@@ -242,10 +240,10 @@ class projector {
     check_space<View>();
     const block& b = at_in_pass(id, where);
     check_extents(b, reference, where);
-    const auto columns = detail::target_columns(as_read_only(reference), b.kind, where);
+    const auto columns = detail::target_columns(ogpsa::as_const(reference), b.kind, where);
     if (b.kind != family::flat || in_block_order(b, reference)) return feed_target(id, columns, set, where);
     if constexpr (View::rank() == 2) {
-      const auto copy = laid_out_like_block(b, as_read_only(reference));
+      const auto copy = laid_out_like_block(b, ogpsa::as_const(reference));
       feed_target(id, detail::dense_columns<memory_space>(copy).as_vector(), set, where);
     } else {
       fail_order(b, reference, "the reference",
@@ -269,7 +267,7 @@ class projector {
     OGPSA_REQUIRE(columns.extent(0) == b.dimension, shape_error, where,
                   "block '" << b.name << "' (" << b.kind << ") has target dimension " << b.dimension
                             << ", got columns of length " << columns.extent(0));
-    feed_target(id, detail::target_columns(as_read_only(columns), family::left, where), set, where);
+    feed_target(id, detail::target_columns(ogpsa::as_const(columns), family::left, where), set, where);
   }
 
   /// Estimates every block's subspace from the pass and commits them all at once. On any error
@@ -474,41 +472,11 @@ class projector {
   }
 
   template <class View>
-  static auto as_read_only(const View& v) {
-    using T = const typename View::element_type;
-    return strided_view<T, View::rank(), typename View::memory_space>(
-        v.data_handle(), as_array(v, [&](std::size_t r) { return v.extent(r); }),
-        as_array(v, [&](std::size_t r) { return v.stride(r); }));
-  }
-
-  template <class View, class F>
-  static std::array<index_t, View::rank()> as_array(const View&, F f) {
-    std::array<index_t, View::rank()> a{};
-    for (std::size_t r = 0; r < View::rank(); ++r) a[r] = static_cast<index_t>(f(r));
-    return a;
-  }
-
-  template <class View>
-  static std::vector<index_t> extents_of(const View& v) {
-    std::vector<index_t> e(View::rank());
-    for (std::size_t r = 0; r < View::rank(); ++r) e[r] = static_cast<index_t>(v.extent(r));
-    return e;
-  }
-
-  static std::string format_extents(const std::vector<index_t>& e) {
-    std::ostringstream os;
-    os << '[';
-    for (std::size_t i = 0; i < e.size(); ++i) os << (i ? ", " : "") << e[i];
-    os << ']';
-    return os.str();
-  }
-
-  template <class View>
   static void check_extents(const block& b, const View& v, const char* where) {
-    const std::vector<index_t> e = extents_of(v);
+    const std::vector<index_t> e = detail::extents_of(v);
     OGPSA_REQUIRE(e == b.extents, shape_error, where,
-                  "block '" << b.name << "' has extents " << format_extents(b.extents) << ", got "
-                            << format_extents(e));
+                  "block '" << b.name << "' has extents " << detail::format_indices(b.extents) << ", got "
+                            << detail::format_indices(e));
   }
 
   template <class View>
@@ -782,9 +750,9 @@ class projector {
     constexpr const char* where = "ogpsa::projector::restore";
     OGPSA_REQUIRE(s.name == b.name && s.kind == b.kind && s.extents == b.extents, shape_error,
                   where,
-                  "saved block '" << s.name << "' (" << s.kind << ", " << format_extents(s.extents)
+                  "saved block '" << s.name << "' (" << s.kind << ", " << detail::format_indices(s.extents)
                                   << ") does not match block '" << b.name << "' (" << b.kind << ", "
-                                  << format_extents(b.extents) << ")");
+                                  << detail::format_indices(b.extents) << ")");
     if (!s.has_subspace) return std::nullopt;
     OGPSA_REQUIRE(s.basis.rows() == b.dimension, shape_error, where,
                   "saved basis of block '" << b.name << "' has " << s.basis.rows()

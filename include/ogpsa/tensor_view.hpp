@@ -67,6 +67,22 @@ concept tensor_view =
       return true;
     }
 
+    /// The extents of any view, as the array `strided_view` takes.
+    template <tensor_view View>
+    constexpr std::array<index_t, View::rank()> extents_array(const View& v) noexcept {
+      std::array<index_t, View::rank()> a{};
+      for (std::size_t r = 0; r < View::rank(); ++r) a[r] = static_cast<index_t>(v.extent(r));
+      return a;
+    }
+
+    /// The strides of any view, in elements, as the array `strided_view` takes.
+    template <tensor_view View>
+    constexpr std::array<index_t, View::rank()> strides_array(const View& v) noexcept {
+      std::array<index_t, View::rank()> a{};
+      for (std::size_t r = 0; r < View::rank(); ++r) a[r] = static_cast<index_t>(v.stride(r));
+      return a;
+    }
+
     }  // namespace detail
 
     /// Number of elements of any view: the product of its extents.
@@ -81,12 +97,7 @@ concept tensor_view =
     /// dimension order (mdspan's "exhaustive" layout). Dimensions of extent 1 may carry any stride.
     template <tensor_view View>
     constexpr bool is_exhaustive(const View& v) noexcept {
-      std::array<index_t, View::rank()> extents{}, strides{};
-      for (std::size_t r = 0; r < View::rank(); ++r) {
-        extents[r] = static_cast<index_t>(v.extent(r));
-        strides[r] = static_cast<index_t>(v.stride(r));
-      }
-      return detail::is_dense(extents, strides);
+      return detail::is_dense(detail::extents_array(v), detail::strides_array(v));
     }
 
 /// A tensor view whose elements may be written (the gradient being projected).
@@ -203,10 +214,16 @@ auto view(const std::vector<T, Alloc>& v) {
 template <element T, class Alloc>
 void view(std::vector<T, Alloc>&&) = delete;
 
-/// A read-only version of any view.
-template <element T, std::size_t Rank, memory_space Space>
-constexpr strided_view<const T, Rank, Space> as_const(const strided_view<T, Rank, Space>& v) {
-  return v;
+/// A read-only version of any view: a `strided_view` of the same elements, extents, strides and
+/// memory space (a view of the library's own type, or of any other model of `tensor_view`).
+template <tensor_view View>
+  requires(View::rank() >= 1)
+constexpr auto as_const(const View& v) {
+  using result = strided_view<const typename View::element_type, View::rank(), typename View::memory_space>;
+  if constexpr (std::is_convertible_v<View, result>)
+    return result(v);  // a strided_view: its extents were checked when it was made
+  else
+    return result(v.data_handle(), detail::extents_array(v), detail::strides_array(v));
 }
 
 }  // namespace ogpsa

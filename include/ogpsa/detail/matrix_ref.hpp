@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// The internal, rank-erased form every view is reduced to before a backend touches it: a strided
-/// matrix whose columns are vectors of the block's target space (see `ogpsa::family`).
+/// matrix whose columns are vectors of the block's target space (see `ogpsa::family`), and a
+/// view's extents and strides as a block records them (compared, and written in messages).
 
 #include <algorithm>
 #include <cstddef>
@@ -46,12 +47,29 @@ auto dense_columns(const Matrix& m) {
   return matrix_ref<T, Space>{m.data(), rows, static_cast<index_t>(m.cols()), 1, std::max<index_t>(rows, 1)};
 }
 
+/// The extents of a view, one per dimension (a block's record of its registered shape).
+template <tensor_view View>
+std::vector<index_t> extents_of(const View& v) {
+  std::vector<index_t> e(View::rank());
+  for (std::size_t r = 0; r < View::rank(); ++r) e[r] = static_cast<index_t>(v.extent(r));
+  return e;
+}
+
 /// The strides of a view, in elements, one per dimension.
 template <tensor_view View>
 std::vector<index_t> strides_of(const View& v) {
   std::vector<index_t> s(View::rank());
   for (std::size_t r = 0; r < View::rank(); ++r) s[r] = static_cast<index_t>(v.stride(r));
   return s;
+}
+
+/// Extents or strides for messages: "[4, 5]".
+inline std::string format_indices(const std::vector<index_t>& values) {
+  std::ostringstream os;
+  os << '[';
+  for (std::size_t i = 0; i < values.size(); ++i) os << (i ? ", " : "") << values[i];
+  os << ']';
+  return os.str();
 }
 
 /// Whether two dense layouts of `extents` put every element at the same offset: their strides
@@ -79,15 +97,12 @@ inline std::vector<index_t> dense_strides(const std::vector<index_t>& extents, b
 /// "strides [...]" for the other orders of three or more dimensions.
 inline std::string describe_memory_order(const std::vector<index_t>& extents,
                                          const std::vector<index_t>& strides) {
-  std::ostringstream list;
-  list << "strides [";
-  for (std::size_t r = 0; r < strides.size(); ++r) list << (r ? ", " : "") << strides[r];
-  list << ']';
+  const std::string list = "strides " + format_indices(strides);
   if (same_memory_order(extents, strides, dense_strides(extents, true)))
-    return "row-major (" + list.str() + ")";
+    return "row-major (" + list + ")";
   if (same_memory_order(extents, strides, dense_strides(extents, false)))
-    return "column-major (" + list.str() + ")";
-  return list.str();
+    return "column-major (" + list + ")";
+  return list;
 }
 
 /// Number of rows of the target space of a view of these extents, for `f` (flat: numel).
