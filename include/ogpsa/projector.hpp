@@ -17,6 +17,7 @@
 #include "ogpsa/backend.hpp"
 #include "ogpsa/callbacks.hpp"
 #include "ogpsa/cpu/backend.hpp"
+#include "ogpsa/detail/diagnostics.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/error.hpp"
@@ -728,22 +729,8 @@ class projector {
       return;
     }
     if constexpr (detail::wants_projection_info<Callbacks...>)
-      detail::notify_projection(describe(b, i, stats), callbacks...);
-  }
-
-  /// The backend's measures as norms and cosines (0 where the norm they divide by is 0).
-  static projection_info describe(const block& b, std::size_t i, const projection_stats& st) {
-    const double norm = std::sqrt(st.gradient_sq), after = std::sqrt(st.projected_sq);
-    return projection_info{b.name,
-                           i,
-                           b.kind,
-                           b.basis->rank(),
-                           norm,
-                           after,
-                           norm > 0 ? std::sqrt(st.removed_sq) / norm : 0.0,
-                           norm > 0 ? std::sqrt(st.coefficient_sq) / norm : 0.0,
-                           after > 0 ? std::sqrt(st.remaining_coefficient_sq) / after : 0.0,
-                           st.scale};
+      detail::notify_projection(detail::describe_projection(b.name, i, b.kind, b.basis->rank(), stats),
+                                callbacks...);
   }
 
   std::optional<subspace_type> restored(const block& b, const block_state<basis_type>& s) {
