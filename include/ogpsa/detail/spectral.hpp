@@ -1,8 +1,10 @@
 #pragma once
 /// \file
-/// Spectral helpers shared by the SVD-type estimators: descending eigen-pairs, rank selection
-/// (fixed or by energy), numerical rank, deterministic orientation of directions, and the final
-/// re-orthonormalization of a basis on its backend.
+/// Host spectral helpers shared by the SVD-type estimators, small dense work on host matrices:
+/// descending eigen-pairs of a Gram matrix, QR and Gram matrices of small matrices, rank selection
+/// (fixed or by energy), numerical rank, deterministic orientation of directions, and the inverse
+/// Cholesky factor a Cholesky-QR pass applies. What runs on a backend's data is in
+/// `ogpsa/detail/orthonormalize.hpp`.
 
 #include <algorithm>
 #include <cmath>
@@ -188,33 +190,6 @@ std::optional<host_matrix> cholesky_inverse_factor(const host_matrix& g) {
                                 10 * std::sqrt(std::numeric_limits<double>::epsilon()));
   if (!(r.minCoeff() > floor * r.maxCoeff())) return std::nullopt;
   return host_matrix(llt.matrixU().solve(host_matrix::Identity(g.rows(), g.cols())));
-}
-
-/// One Cholesky-QR pass in place (see `cholesky_inverse_factor`). Returns false, leaving u as it
-/// was, when u is too ill-conditioned for it.
-template <class Backend, class Matrix>
-bool cholesky_qr(typename Backend::execution& exec, Matrix& u) {
-  const auto inverse = cholesky_inverse_factor<typename Matrix::Scalar>(Backend::gram(exec, u, u));
-  if (inverse) Backend::multiply_in_place(exec, u, *inverse);
-  return inverse.has_value();
-}
-
-/// Restores orthonormality to working precision in place, for a basis that is orthonormal to within
-/// its rounding (one built through a Gram matrix): one Cholesky-QR pass, or modified Gram-Schmidt
-/// if that fails.
-template <class Backend, class Matrix>
-void reorthonormalize(typename Backend::execution& exec, Matrix& u) {
-  if (u.cols() > 0 && !cholesky_qr<Backend>(exec, u)) Backend::gram_schmidt(exec, u, 0.0, 0.0);
-}
-
-/// An orthonormal basis of the range of a tall y (d x l, l <= d): two Cholesky-QR passes
-/// (CholeskyQR2: a pass over y each, against Householder QR's several), or Householder QR when y is
-/// too ill-conditioned for them (or rank deficient: its basis then completes the range).
-template <class Backend, class Matrix>
-Matrix orthonormal_basis(typename Backend::execution& exec, Matrix y) {
-  if (y.cols() > 0 && cholesky_qr<Backend>(exec, y) && cholesky_qr<Backend>(exec, y)) return y;
-  Backend::householder_basis(exec, y);
-  return y;
 }
 
 }  // namespace ogpsa::detail

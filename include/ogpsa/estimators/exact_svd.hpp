@@ -14,6 +14,7 @@
 
 #include "ogpsa/backend.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/orthonormalize.hpp"
 #include "ogpsa/detail/rounds.hpp"
 #include "ogpsa/detail/snapshots.hpp"
 #include "ogpsa/detail/spectral.hpp"

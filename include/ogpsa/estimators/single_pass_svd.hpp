@@ -14,6 +14,7 @@
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/gemm.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
+#include "ogpsa/detail/orthonormalize.hpp"
 #include "ogpsa/detail/random.hpp"
 #include "ogpsa/detail/spectral.hpp"
 #include "ogpsa/error.hpp"
