@@ -10,8 +10,9 @@
 /// - estimator data (snapshots, sums, bases): on the device; Gram matrices through cuBLAS
 ///   (fp32 data widened panel by panel and accumulated in fp64; parts side by side gathered
 ///   panel by panel, so they are read once), products with small host matrices through cuBLAS
-///   (in place panel by panel, without a second large matrix), QR in place through cuSOLVER's
-///   64-bit geqrf and larft with Q applied and formed by cuBLAS GEMMs (`detail/householder.cuh`), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels; Gaussian
+///   (in place panel by panel, without a second large matrix; both in `detail/stacked.cuh`), QR
+///   in place through cuSOLVER's 64-bit geqrf and larft with Q applied and formed by cuBLAS GEMMs
+///   (`detail/householder.cuh`), Gram-Schmidt through cuBLAS dot/nrm2 and small kernels; Gaussian
 ///   test matrices generated on the host panel by panel and copied in.
 /// - small dense algebra (k x k and m x m eigen-decompositions and SVDs): on the host in double,
 ///   as for every backend; only those small matrices cross the bus.
@@ -38,6 +39,8 @@
 #include "ogpsa/cuda/detail/device_ref.hpp"
 #include "ogpsa/cuda/detail/elementwise.cuh"
 #include "ogpsa/cuda/detail/householder.cuh"
+#include "ogpsa/cuda/detail/stacked.cuh"
+#include "ogpsa/cuda/detail/transfer.hpp"
 #include "ogpsa/cuda/device_span.hpp"
 #include "ogpsa/cuda/error.hpp"
 #include "ogpsa/cuda/execution.hpp"
@@ -52,16 +55,6 @@
 namespace ogpsa::cuda {
 
 namespace detail {
-
-/// Rows (or columns) per panel when float data is widened to double for a Gram matrix:
-/// panels of at most 128 MiB of doubles (2^24 elements: 262,144 rows of 64 snapshot columns, so a
-/// 4M-row block takes 16 panels where 32 MiB panels took 64). Each panel costs a few launches, so
-/// smaller panels make the helpers launch-bound on tall blocks. The panels come from ogpsa's pool
-/// (`detail::library_pool`), which keeps them for the next call.
-inline index_t panel_length(index_t total, index_t width) {
-  constexpr index_t budget = index_t{1} << 24;
-  return std::clamp<index_t>(budget / std::max<index_t>(width, 1), 1, std::max<index_t>(total, 1));
-}
 
 template <class T>
 device_ref<const T> dense(const device_matrix<T>& m) {
@@ -126,28 +119,9 @@ struct backend {
     constexpr const char* where = "ogpsa::cuda::backend::gram";
     OGPSA_REQUIRE(a.rows() == b.rows(), shape_error, where,
                   "the operands have " << a.rows() << " and " << b.rows() << " rows");
-    const bool self = &a == &b;
-    host_matrix g = host_matrix::Zero(a.cols(), b.cols());
-    if (g.size() == 0 || a.rows() == 0) return g;
-    matrix<double> out(a.cols(), b.cols(), exec.stream());
-    const index_t width = a.cols() + (self ? 0 : b.cols());
-    const index_t panel = std::is_same_v<T, double> ? a.rows() : detail::panel_length(a.rows(), width);
-    panel_buffers<T> widened(exec, panel, a.cols(), self ? 0 : b.cols());
-    for (index_t r = 0; r < a.rows(); r += panel) {
-      const index_t n = std::min(panel, a.rows() - r);
-      const double* pa = widened.rows_of(exec, a, r, n, 0);
-      const double beta = r == 0 ? 0.0 : 1.0;
-      if (self) {
-        detail::syrk<double>(exec, CUBLAS_OP_T, a.cols(), n, 1.0, pa, n, beta, out.data(), a.cols(), where);
-      } else {
-        const double* pb = widened.rows_of(exec, b, r, n, 1);
-        detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, a.cols(), b.cols(), n, 1.0, pa, n, pb, n, beta,
-                             out.data(), a.cols(), where);
-      }
-    }
-    g = to_host(exec, out);
-    if (self) g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
-    return g;
+    const detail::stacked_operand<T> sa{{}, detail::dense(a)}, sb{{}, detail::dense(b)};
+    const detail::gram_with with = &a == &b ? detail::gram_with::itself : detail::gram_with::other;
+    return detail::stacked_gram<T>(exec, sa, with, sb, where);
   }
 
   /// a a^T accumulated in double: the Gram matrix of the rows, for wide data.
@@ -158,7 +132,7 @@ struct backend {
     if (g.size() == 0 || a.cols() == 0) return g;
     matrix<double> out(a.rows(), a.rows(), exec.stream());
     const index_t panel = std::is_same_v<T, double> ? a.cols() : detail::panel_length(a.cols(), a.rows());
-    panel_buffers<T> widened(exec, panel, a.rows(), 0);
+    widened_columns<T> widened(exec, panel, a.rows());
     for (index_t c = 0; c < a.cols(); c += panel) {
       const index_t n = std::min(panel, a.cols() - c);
       const double* pa = widened.columns_of(exec, a, c, n);
@@ -176,21 +150,9 @@ struct backend {
   template <class T>
   static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts, const matrix<T>& b) {
     constexpr const char* where = "ogpsa::cuda::backend::gram";
-    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
+    const index_t rows = detail::common_rows<T>(parts, where);
     OGPSA_REQUIRE(b.rows() == rows, shape_error, where, "the parts have " << rows << " rows, b has " << b.rows());
-    host_matrix g = host_matrix::Zero(cols, b.cols());
-    if (g.size() == 0 || rows == 0) return g;
-    matrix<double> out(cols, b.cols(), exec.stream());
-    const index_t panel = detail::panel_length(rows, cols + b.cols());
-    matrix<double> pa(panel, cols, exec.stream()), pb(panel, b.cols(), exec.stream());
-    for (index_t r = 0; r < rows; r += panel) {
-      const index_t n = std::min(panel, rows - r);
-      stack_rows<double, T>(exec, parts, r, n, pa.data(), where);
-      stack_rows<double, T>(exec, std::span(&b, 1), r, n, pb.data(), where);
-      detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, cols, b.cols(), n, 1.0, pa.data(), n, pb.data(), n,
-                           r == 0 ? 0.0 : 1.0, out.data(), cols, where);
-    }
-    return to_host(exec, out);
+    return detail::stacked_gram<T>(exec, {parts}, detail::gram_with::other, {std::span(&b, 1)}, where);
   }
 
   /// [a tail]^T tail accumulated in double, in one pass over the rows: `tail` (column-major, in
@@ -200,20 +162,7 @@ struct backend {
   static host_matrix gram(execution& exec, const matrix<T>& a, ref<const T> tail) {
     constexpr const char* where = "ogpsa::cuda::backend::gram";
     check_tail(a, tail, where);
-    const index_t rows = a.rows(), cols = a.cols() + tail.cols;
-    host_matrix g = host_matrix::Zero(cols, tail.cols);
-    if (g.size() == 0 || rows == 0) return g;
-    matrix<double> out(cols, tail.cols, exec.stream());
-    const index_t panel = detail::panel_length(rows, cols);
-    matrix<double> pa(panel, cols, exec.stream());
-    for (index_t r = 0; r < rows; r += panel) {
-      const index_t n = std::min(panel, rows - r);
-      stack_rows<double, T>(exec, std::span(&a, 1), r, n, pa.data(), where);
-      stack_tail_rows<double, T>(exec, tail, r, n, pa.data() + a.cols() * n, where);
-      detail::gemm<double>(exec, CUBLAS_OP_T, CUBLAS_OP_N, cols, tail.cols, n, 1.0, pa.data(), n,
-                           pa.data() + a.cols() * n, n, r == 0 ? 0.0 : 1.0, out.data(), cols, where);
-    }
-    return to_host(exec, out);
+    return detail::stacked_gram<T>(exec, {std::span(&a, 1), tail}, detail::gram_with::tail, {}, where);
   }
 
   /// The Gram matrix of [p_1 p_2 ...] accumulated in double, exactly symmetric, in one pass over
@@ -221,20 +170,8 @@ struct backend {
   template <class T>
   static host_matrix gram(execution& exec, const std::vector<matrix<T>>& parts) {
     constexpr const char* where = "ogpsa::cuda::backend::gram";
-    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
-    host_matrix g = host_matrix::Zero(cols, cols);
-    if (g.size() == 0 || rows == 0) return g;
-    matrix<double> out(cols, cols, exec.stream());
-    const index_t panel = detail::panel_length(rows, cols);
-    matrix<double> pa(panel, cols, exec.stream());
-    for (index_t r = 0; r < rows; r += panel) {
-      const index_t n = std::min(panel, rows - r);
-      stack_rows<double, T>(exec, parts, r, n, pa.data(), where);
-      detail::syrk<double>(exec, CUBLAS_OP_T, cols, n, 1.0, pa.data(), n, r == 0 ? 0.0 : 1.0, out.data(), cols, where);
-    }
-    g = to_host(exec, out);
-    g.template triangularView<Eigen::StrictlyUpper>() = g.transpose();
-    return g;
+    detail::common_rows<T>(parts, where);
+    return detail::stacked_gram<T>(exec, {parts}, detail::gram_with::itself, {}, where);
   }
 
   /// |a|_F^2 accumulated in double (float data widened panel by panel; cuBLAS's scaled nrm2 in
@@ -285,11 +222,11 @@ struct backend {
   template <class T>
   static matrix<T> multiply(execution& exec, const std::vector<matrix<T>>& parts, const host_matrix& x) {
     constexpr const char* where = "ogpsa::cuda::backend::multiply";
-    const index_t rows = common_rows<T>(parts, where), cols = total_cols<T>(parts);
+    const index_t rows = detail::common_rows<T>(parts, where), cols = detail::total_cols<T>(parts);
     OGPSA_REQUIRE(x.rows() == cols, shape_error, where,
                   "the parts have " << cols << " columns in all, x has " << x.rows() << " rows");
     matrix<T> out = zeros<T>(exec, rows, x.cols());
-    stacked_product<T>(exec, parts, x, out, where);
+    detail::stacked_product<T>(exec, {parts}, x, out, where);
     return out;
   }
 
@@ -300,7 +237,7 @@ struct backend {
     constexpr const char* where = "ogpsa::cuda::backend::multiply_in_place";
     OGPSA_REQUIRE(x.rows() == a.cols() && x.cols() == a.cols(), shape_error, where,
                   "x must be " << a.cols() << " x " << a.cols() << ", got " << x.rows() << " x " << x.cols());
-    stacked_product<T>(exec, std::span(&a, 1), x, a, where);
+    detail::stacked_product<T>(exec, {std::span(&a, 1)}, x, a, where);
   }
 
   /// parts[0] <- [p_1 p_2 ...] x (x has one row per column of all parts and cols(p_1) columns),
@@ -309,11 +246,11 @@ struct backend {
   static void multiply_in_place(execution& exec, std::vector<matrix<T>>& parts, const host_matrix& x) {
     constexpr const char* where = "ogpsa::cuda::backend::multiply_in_place";
     OGPSA_REQUIRE(!parts.empty(), invalid_argument, where, "got no parts");
-    common_rows<T>(parts, where);
-    const index_t cols = total_cols<T>(parts);
+    detail::common_rows<T>(parts, where);
+    const index_t cols = detail::total_cols<T>(parts);
     OGPSA_REQUIRE(x.rows() == cols && x.cols() == parts.front().cols(), shape_error, where,
                   "x must be " << cols << " x " << parts.front().cols() << ", got " << x.rows() << " x " << x.cols());
-    stacked_product<T>(exec, parts, x, parts.front(), where);
+    detail::stacked_product<T>(exec, {parts}, x, parts.front(), where);
   }
 
   /// a <- [a tail] x in place (x has cols(a) + cols(tail) rows and cols(a) columns), panel by
@@ -325,7 +262,7 @@ struct backend {
     OGPSA_REQUIRE(x.rows() == a.cols() + tail.cols && x.cols() == a.cols(), shape_error, where,
                   "x must be " << a.cols() + tail.cols << " x " << a.cols() << ", got " << x.rows() << " x "
                                << x.cols());
-    stacked_product<T>(exec, std::span(&a, 1), x, a, where, tail);
+    detail::stacked_product<T>(exec, {std::span(&a, 1), tail}, x, a, where);
   }
 
   template <class T>
@@ -387,7 +324,7 @@ struct backend {
   static qr_factors<T> householder_qr(execution& exec, std::vector<matrix<T>>& parts) {
     constexpr const char* where = "ogpsa::cuda::backend::householder_qr";
     qr_factors<T> f;
-    f.rows = common_rows<T>(parts, where);
+    f.rows = detail::common_rows<T>(parts, where);
     const index_t rows = f.rows;
     detail::device_buffer info(sizeof(int) * std::max<std::size_t>(1, parts.size()), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
@@ -459,7 +396,7 @@ struct backend {
   template <class T>
   static host_matrix transposed_r(execution& exec, const std::vector<matrix<T>>& parts) {
     constexpr const char* where = "ogpsa::cuda::backend::transposed_r";
-    const index_t d = common_rows<T>(parts, where), slab = std::max<index_t>(d, 1), ld = d + slab;
+    const index_t d = detail::common_rows<T>(parts, where), slab = std::max<index_t>(d, 1), ld = d + slab;
     matrix<T> stack(ld, d, exec.stream()), tau(d, 1, exec.stream());
     detail::device_buffer info(sizeof(int), exec.stream(), where);
     int* status = static_cast<int*>(info.data());
@@ -541,22 +478,12 @@ struct backend {
 
   template <class T>
   static Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> to_host(execution& exec, const matrix<T>& m) {
-    Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic> h(m.rows(), m.cols());
-    if (m.size() > 0)
-      OGPSA_CUDA_CHECK("ogpsa::cuda::backend::to_host",
-                       cudaMemcpyAsync(h.data(), m.data(), m.bytes(), cudaMemcpyDeviceToHost, exec.stream()));
-    exec.synchronize();
-    return h;
+    return detail::to_host(exec, m);
   }
 
   template <class T>
   static matrix<T> from_host(execution& exec, const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>& h) {
-    matrix<T> m(h.rows(), h.cols(), exec.stream());
-    if (m.size() > 0)
-      OGPSA_CUDA_CHECK("ogpsa::cuda::backend::from_host",
-                       cudaMemcpyAsync(m.data(), h.data(), m.bytes(), cudaMemcpyHostToDevice, exec.stream()));
-    exec.synchronize();  // h may go away as soon as this returns
-    return m;
+    return detail::from_host(exec, h);
   }
 
   /// Projects every column of `target` in place: c = U^T x, then x <- s x - U r where the rule
@@ -659,71 +586,12 @@ struct backend {
     }
   }
 
-  /// The parts' common row count. \throws shape_error when they differ.
-  template <class T>
-  static index_t common_rows(std::span<const matrix<T>> parts, const char* where) {
-    const index_t rows = parts.empty() ? 0 : parts.front().rows();
-    for (const matrix<T>& p : parts)
-      OGPSA_REQUIRE(p.rows() == rows, shape_error, where, "parts have " << rows << " and " << p.rows() << " rows");
-    return rows;
-  }
-
-  template <class T>
-  static index_t total_cols(std::span<const matrix<T>> parts) {
-    index_t cols = 0;
-    for (const matrix<T>& p : parts) cols += p.cols();
-    return cols;
-  }
-
-  /// Rows [r, r + n) of the parts side by side, converted to W, into the column-major n x
-  /// total_cols panel at `out` (leading dimension n): one launch per `detail::stack_parts` parts.
-  template <class W, class T>
-  static void stack_rows(execution& exec, std::span<const matrix<T>> parts, index_t r, index_t n, W* out,
-                         const char* where) {
-    std::vector<detail::column_source<T>> sources;
-    sources.reserve(parts.size());
-    for (const matrix<T>& p : parts) sources.push_back({p.cols() > 0 ? p.data() + r : nullptr, p.cols(), p.rows()});
-    detail::stack_columns<W, T>(exec, std::span<const detail::column_source<T>>(sources), n, out, n, where);
-  }
-
-  /// Rows [r, r + n) of `tail`, converted to W, into out (leading dimension n).
-  template <class W, class T>
-  static void stack_tail_rows(execution& exec, const ref<const T>& tail, index_t r, index_t n, W* out,
-                              const char* where) {
-    if (tail.cols == 0) return;  // an empty tail may have no data at all
-    const ref<const T> rows{tail.data + r, n, tail.cols, 1, tail.col_stride};
-    detail::convert_into<false>(exec, rows, out, n, where);
-  }
-
   template <class T>
   static void check_tail(const matrix<T>& a, const ref<const T>& tail, const char* where) {
     OGPSA_REQUIRE(tail.rows == a.rows(), shape_error, where,
                   "the matrix has " << a.rows() << " rows, the tail " << tail.rows);
     OGPSA_REQUIRE(tail.column_major(), layout_error, where,
                   "the tail must be column-major (row stride 1), got row stride " << tail.row_stride);
-  }
-
-  /// out <- [parts] x panel by panel, in T: each panel of rows is gathered first, so `out` may be
-  /// one of the parts (the in-place products).
-  template <class T>
-  static void stacked_product(execution& exec, std::span<const matrix<T>> parts, const host_matrix& x, matrix<T>& out,
-                              const char* where, ref<const T> tail = {}) {
-    const index_t parts_cols = total_cols<T>(parts), rows = out.rows(), cols = parts_cols + tail.cols;
-    if (rows == 0 || out.cols() == 0) return;
-    if (cols == 0) {
-      OGPSA_CUDA_CHECK(where, cudaMemsetAsync(out.data(), 0, out.bytes(), exec.stream()));
-      return;
-    }
-    const matrix<T> xt = from_host(exec, Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>(x.template cast<T>()));
-    const index_t panel = detail::panel_length(rows, cols);
-    matrix<T> gathered(panel, cols, exec.stream());
-    for (index_t r = 0; r < rows; r += panel) {
-      const index_t n = std::min(panel, rows - r);
-      stack_rows<T, T>(exec, parts, r, n, gathered.data(), where);
-      stack_tail_rows<T, T>(exec, tail, r, n, gathered.data() + parts_cols * n, where);
-      detail::gemm<T>(exec, CUBLAS_OP_N, CUBLAS_OP_N, n, out.cols(), cols, T(1), gathered.data(), n, xt.data(), cols,
-                      T(0), out.data() + r, rows, where);
-    }
   }
 
   template <class T, class S>
@@ -788,28 +656,12 @@ struct backend {
     detail::check_launch(where, "ogpsa's triangle kernel");
   }
 
-  /// Double copies of row or column panels of float data (none for double data: it is used
-  /// in place).
+  /// A double copy of a panel of columns of float data (none for double data: it is used in place).
   template <class T>
-  class panel_buffers {
+  class widened_columns {
    public:
-    panel_buffers(execution& exec, index_t length, index_t a_cols, index_t b_cols) {
-      if constexpr (!std::is_same_v<T, double>) {
-        a_ = matrix<double>(length, a_cols, exec.stream());
-        b_ = matrix<double>(length, b_cols, exec.stream());
-      }
-    }
-
-    /// Rows [r, r + n) of m, as an n x cols column-major block with leading dimension n.
-    const double* rows_of(execution& exec, const matrix<T>& m, index_t r, index_t n, int which) {
-      if constexpr (std::is_same_v<T, double>) {
-        return m.data() + r;  // only called with r = 0 and n = rows: leading dimension rows
-      } else {
-        matrix<double>& out = which == 0 ? a_ : b_;
-        const ref<const T> rows{m.data() + r, n, m.cols(), 1, m.rows()};
-        detail::convert_into<false>(exec, rows, out.data(), n, "ogpsa::cuda::backend::gram");
-        return out.data();
-      }
+    widened_columns(execution& exec, index_t length, index_t rows) {
+      if constexpr (!std::is_same_v<T, double>) a_ = matrix<double>(length, rows, exec.stream());
     }
 
     /// Columns [c, c + n) of m, widened (leading dimension rows).
@@ -824,7 +676,7 @@ struct backend {
     }
 
    private:
-    matrix<double> a_, b_;
+    matrix<double> a_;
   };
 };
 
