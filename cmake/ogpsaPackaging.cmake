@@ -28,4 +28,7 @@ write_basic_package_version_file("${PROJECT_BINARY_DIR}/ogpsaConfigVersion.cmake
   COMPATIBILITY SameMinorVersion
   ARCH_INDEPENDENT)
 install(FILES "${PROJECT_BINARY_DIR}/ogpsaConfig.cmake" "${PROJECT_BINARY_DIR}/ogpsaConfigVersion.cmake"
+  "${PROJECT_SOURCE_DIR}/cmake/ogpsaExternTemplates.cmake"
   DESTINATION "${OGPSA_CONFIG_DESTINATION}")
+# The build tree's package finds the helper where the sources keep it.
+file(COPY "${PROJECT_SOURCE_DIR}/cmake/ogpsaExternTemplates.cmake" DESTINATION "${PROJECT_BINARY_DIR}")

@@ -67,14 +67,27 @@ class communication_error : public backend_error {
 
 }  // namespace ogpsa
 
+namespace ogpsa::detail {
+
+/// Throws `Kind` with the message `where(): ` followed by what `write` streams. Out of line, so
+/// that a constexpr function may check its arguments (a stream is not a literal type, and C++20
+/// allows none in a constexpr function's body, even on a path not taken at compile time).
+template <class Kind, class Where, class Writer>
+[[noreturn]] void throw_streamed(const Where& where, const Writer& write) {
+  std::ostringstream message;
+  message << where << "(): ";
+  write(message);
+  throw Kind(message.str());
+}
+
+}  // namespace ogpsa::detail
+
 /// Throws `ogpsa::Kind` with the message `Where(): <streamed message>`.
 /// `Message` is a stream expression: `OGPSA_FAIL(invalid_argument, "ogpsa::soft", "alpha " << a)`.
-#define OGPSA_FAIL(Kind, Where, Message)                  \
-  do {                                                    \
-    std::ostringstream ogpsa_message_;                    \
-    ogpsa_message_ << (Where) << "(): " << Message;       \
-    throw ::ogpsa::Kind(ogpsa_message_.str());            \
-  } while (false)
+#define OGPSA_FAIL(Kind, Where, Message)                                                     \
+  ::ogpsa::detail::throw_streamed<::ogpsa::Kind>((Where), [&](std::ostream& ogpsa_stream_) { \
+    ogpsa_stream_ << Message;                                                                \
+  })
 
 /// Throws like OGPSA_FAIL when `Condition` does not hold.
 #define OGPSA_REQUIRE(Condition, Kind, Where, Message) \

@@ -14,7 +14,6 @@
 #include <type_traits>
 #include <vector>
 
-#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 #include "ogpsa/backend.hpp"

@@ -14,12 +14,10 @@
 #include <string_view>
 #include <utility>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Eigenvalues>
-
 #include "ogpsa/backend.hpp"
 #include "ogpsa/config.hpp"
 #include "ogpsa/cpu/detail/householder.hpp"
+#include "ogpsa/detail/dense.hpp"
 #include "ogpsa/error.hpp"
 #include "ogpsa/subspace.hpp"
 

@@ -9,10 +9,8 @@
 #include <string>
 #include <utility>
 
-#include <Eigen/Cholesky>
-#include <Eigen/SVD>
-
 #include "ogpsa/backend.hpp"
+#include "ogpsa/detail/dense.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/orthonormalize.hpp"
 #include "ogpsa/detail/rounds.hpp"

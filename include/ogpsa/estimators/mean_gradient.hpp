@@ -57,11 +57,12 @@ struct mean_gradient {
   /// \throws invalid_argument for a negative or non-finite epsilon.
   void validate() const {
     constexpr const char* where = "ogpsa::mean_gradient::validate";
-    for (auto [label, v] : {std::pair{"norm_epsilon", norm_epsilon},
-                            std::pair{"orthogonalization_epsilon", orthogonalization_epsilon},
-                            std::pair{"parallel_tolerance", parallel_tolerance}})
-      OGPSA_REQUIRE(std::isfinite(v) && v >= 0, invalid_argument, where,
-                    label << " must be finite and >= 0, got " << v);
+    // Not a structured binding: clang before 16 cannot use one inside the message's lambda.
+    for (const auto& setting : {std::pair{"norm_epsilon", norm_epsilon},
+                                std::pair{"orthogonalization_epsilon", orthogonalization_epsilon},
+                                std::pair{"parallel_tolerance", parallel_tolerance}})
+      OGPSA_REQUIRE(std::isfinite(setting.second) && setting.second >= 0, invalid_argument, where,
+                    setting.first << " must be finite and >= 0, got " << setting.second);
   }
 
   constexpr bool supports(family f) const noexcept { return f == family::flat; }

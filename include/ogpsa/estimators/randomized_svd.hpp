@@ -12,9 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/SVD>
-
 #include "ogpsa/backend.hpp"
+#include "ogpsa/detail/dense.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/orthonormalize.hpp"
 #include "ogpsa/detail/random.hpp"

@@ -9,10 +9,9 @@
 #include <string>
 #include <utility>
 
-#include <Eigen/SVD>
-
 #include "ogpsa/backend.hpp"
 #include "ogpsa/cpu/detail/gemm.hpp"
+#include "ogpsa/detail/dense.hpp"
 #include "ogpsa/detail/matrix_ref.hpp"
 #include "ogpsa/detail/orthonormalize.hpp"
 #include "ogpsa/detail/random.hpp"

@@ -167,3 +167,19 @@ void form_q(const column_block<T>& block, const householder_factors<T>& f) {
 }
 
 }  // namespace ogpsa::cpu::detail
+
+/// The double-precision instances that factor small host matrices (`detail::host_qr`): declared
+/// `extern template` under `OGPSA_EXTERN_TEMPLATES`, instantiated by `<ogpsa/instantiate.hpp>`
+/// (see `ogpsa/detail/dense.hpp`).
+#define OGPSA_DETAIL_HOUSEHOLDER_INSTANTIATIONS(Prefix)                                                      \
+  Prefix ogpsa::cpu::detail::householder_factors<double> ogpsa::cpu::detail::householder_qr<double>(        \
+      std::span<const ogpsa::cpu::detail::column_block<double>>);                                            \
+  Prefix ogpsa::host_matrix ogpsa::cpu::detail::upper_factor<double, double>(                               \
+      std::span<const ogpsa::cpu::detail::column_block<double>>,                                             \
+      const ogpsa::cpu::detail::householder_factors<double>&);                                               \
+  Prefix void ogpsa::cpu::detail::form_q<double>(const ogpsa::cpu::detail::column_block<double>&,            \
+                                                 const ogpsa::cpu::detail::householder_factors<double>&);
+
+#ifdef OGPSA_EXTERN_TEMPLATES
+OGPSA_DETAIL_HOUSEHOLDER_INSTANTIATIONS(extern template)
+#endif
