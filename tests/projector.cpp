@@ -1,6 +1,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -8,6 +9,7 @@
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 using ogpsa::family;
@@ -315,14 +317,22 @@ TEST_CASE("a double basis gives fp64 accumulation for float gradients") {
   CHECK(residual(ogpsa::storage<float, float>{}) > tolerance);  // the data tells fp32 from fp64
 }
 
-TEST_CASE_TEMPLATE("every SVD estimator plugs into the projector like exact_svd", E, ogpsa::randomized_svd,
-                   ogpsa::single_pass_svd, ogpsa::incremental_svd) {
+namespace {
+
+/// The estimators of a fixed rank but exact_svd, which they are compared with.
+template <class E>
+struct compared_with_exact_svd : std::bool_constant<t::ranked<E> && !std::is_same_v<E, ogpsa::exact_svd>> {};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE_DEFINE("every SVD estimator plugs into the projector like exact_svd", E,
+                          plugs_in_like_exact_svd) {
   // References of exact rank 3 on each family's vectors (4 of them for flat blocks, which are all
   // kept), so every estimator must find exact_svd's subspace and project the same way.
   const t::matrix<double> left = t::random_orthonormal<double>(60, 3, 130), right = t::random_orthonormal<double>(45, 3, 131);
   std::vector<t::matrix<double>> references;
   for (std::uint32_t s = 0; s < 4; ++s) references.push_back(left * t::random_matrix<double>(3, 3, 132 + s) * right.transpose());
-  for (family f : {family::flat, family::left, family::right}) {
+  for (family f : t::families_of<E>()) {
     CAPTURE(f);
     const ogpsa::index_t rank = f == family::flat ? 4 : 3;
     auto projected = [&](auto estimator) {
@@ -337,9 +347,10 @@ TEST_CASE_TEMPLATE("every SVD estimator plugs into the projector like exact_svd"
       return g;
     };
     const t::matrix<double> expected = projected(ogpsa::exact_svd{.rank = rank});
-    CHECK((projected(E{.rank = rank}) - expected).cwiseAbs().maxCoeff() < 1e-10);
+    CHECK((projected(t::with_rank<E>(rank)) - expected).cwiseAbs().maxCoeff() < 1e-10);
   }
 }
+TEST_CASE_TEMPLATE_APPLY(plugs_in_like_exact_svd, t::filter_t<compared_with_exact_svd, ogpsa::estimators>);
 
 namespace {
 

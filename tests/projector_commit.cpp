@@ -9,6 +9,7 @@
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 using ogpsa::family;
@@ -60,33 +61,16 @@ void refresh(P& p, const std::vector<std::vector<t::matrix<double>>>& per_block)
   p.finish_reference_pass();
 }
 
-template <class E>
-std::vector<family> families() {
-  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>)
-    return {family::flat};
-  else
-    return {family::flat, family::left, family::right};
-}
-
-template <class E>
-E rank_two() {
-  if constexpr (std::is_same_v<E, ogpsa::mean_gradient>)
-    return {};
-  else
-    return E{.rank = 2};
-}
-
 }  // namespace
 
 // Data of magnitude 1e160 is finite, but its squares overflow double: every estimator's Gram
 // matrices or norms hold Inf, and what comes out of them is not a basis of the data.
-TEST_CASE_TEMPLATE("a non-finite estimate rejects the whole pass and every block keeps its basis", E,
-                   ogpsa::exact_svd, ogpsa::randomized_svd, ogpsa::single_pass_svd, ogpsa::incremental_svd,
-                   ogpsa::mean_gradient) {
-  for (family f : families<E>()) {
+TEST_CASE_TEMPLATE_DEFINE("a non-finite estimate rejects the whole pass and every block keeps its basis", E,
+                          non_finite_estimate) {
+  for (family f : t::families_of<E>()) {
     CAPTURE(f);
     t::matrix<double> ga = t::matrix<double>::Zero(10, 5), gb = ga;
-    double_projector<E> p(rank_two<E>());
+    double_projector<E> p(t::with_rank<E>(2));
     const auto a = p.add_block("a", ogpsa::view(ga), f), b = p.add_block("b", ogpsa::view(gb), f);
     refresh(p, {references(1), references(10)});
     p.project();
@@ -110,6 +94,7 @@ TEST_CASE_TEMPLATE("a non-finite estimate rejects the whole pass and every block
     CHECK(p.steps_since_refresh() == 1);
   }
 }
+TEST_CASE_TEMPLATE_APPLY(non_finite_estimate, ogpsa::estimators);
 
 TEST_CASE("restore refuses a state whose subspace is not finite, and changes nothing") {
   t::matrix<double> g = t::matrix<double>::Zero(10, 5);

@@ -14,6 +14,7 @@
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "sharded_case.hpp"
 #include "support.hpp"
 #include "thread_reducer.hpp"
@@ -51,20 +52,31 @@ void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t col
   });
 }
 
-/// check_sharded for every family and sharding, on 2 and 4 ranks.
-template <class Estimator>
-void check_every_layout(Estimator e) {
-  for (int ranks : {2, 4}) {
-    // Split target rows: one sum of the packed coefficients per projection.
-    check_sharded(e, family::flat, sharding::rows, ranks, 1);
-    check_sharded(e, family::flat, sharding::columns, ranks, 1);
-    check_sharded(e, family::left, sharding::rows, ranks, 1);
-    check_sharded(e, family::right, sharding::columns, ranks, 1);
-    // Split target columns: whole target vectors on each rank, nothing to sum.
-    check_sharded(e, family::left, sharding::columns, ranks, 0);
-    check_sharded(e, family::right, sharding::rows, ranks, 0);
-  }
+/// Whether the projector takes sharded blocks of E whose target space is split as `split`: E's
+/// per-block state can estimate while awaiting sums across ranks (`estimate`), and for split target
+/// rows E does not declare `splits_target_rows = false`.
+template <class E>
+constexpr bool estimates_split(ogpsa::target_split split) {
+  using state = typename E::template state<ogpsa::cpu::backend, float>;
+  if constexpr (!requires(state& st, ogpsa::cpu::execution& exec) { st.estimate(exec, ogpsa::shard_layout{}); })
+    return false;
+  else if constexpr (requires { E::splits_target_rows; })
+    return E::splits_target_rows || split != ogpsa::target_split::rows;
+  else
+    return true;
 }
+
+/// A family and a sharding of its blocks, with the collectives one projection then takes: one sum of
+/// the packed coefficients where the target rows are split, none where the target columns are (each
+/// rank holds whole target vectors).
+struct layout {
+  family kind;
+  sharding by;
+  std::size_t collectives;
+};
+constexpr layout every_layout[] = {{family::flat, sharding::rows, 1},    {family::flat, sharding::columns, 1},
+                                   {family::left, sharding::rows, 1},    {family::right, sharding::columns, 1},
+                                   {family::left, sharding::columns, 0}, {family::right, sharding::rows, 0}};
 
 /// What one refresh of a sharded block sums across ranks (the same on every rank).
 struct refresh_cost {
@@ -146,13 +158,29 @@ struct nan_rows_on_rank_one {
 
 }  // namespace
 
-TEST_CASE("sharded exact_svd projections equal the single-process projection") {
-  check_every_layout(ogpsa::exact_svd{.rank = 3});
+// Every layout of every family E supports, on 2 and 4 ranks: the projector takes it and projects
+// as one process does, or refuses it when the block is added, naming the estimator.
+TEST_CASE_TEMPLATE_DEFINE(
+    "sharded projections equal the single-process projection on every layout the estimator takes", E,
+    sharded_as_single_process) {
+  const E e = t::with_rank<E>(3);
+  for (const layout& l : every_layout) {
+    if (!e.supports(l.kind)) continue;
+    if (estimates_split<E>(ogpsa::split_of(l.kind, l.by))) {
+      for (int ranks : {2, 4}) check_sharded(e, l.kind, l.by, ranks, l.collectives);
+      continue;
+    }
+    CAPTURE(l.kind);
+    CAPTURE(l.by);
+    t::run_ranks(2, [&](t::thread_reducer& reducer) {
+      projector<E, t::thread_reducer> p(e, {}, {}, {}, reducer);
+      t::matrix<float> mine = piece(gradient(), l.by, reducer.rank, 2);
+      t::check_throws_with<ogpsa::invalid_argument>([&] { p.add_block("w", ogpsa::view(mine), l.kind, l.by); },
+                                                    {"ogpsa::projector::add_block", E::name, "'w'"});
+    });
+  }
 }
-
-TEST_CASE("sharded mean_gradient (the published estimator) projections equal the single-process one") {
-  for (int ranks : {2, 4}) check_sharded(ogpsa::mean_gradient{}, family::flat, sharding::rows, ranks, 1);
-}
+TEST_CASE_TEMPLATE_APPLY(sharded_as_single_process, ogpsa::estimators);
 
 TEST_CASE("sharded exact_svd takes the QR route (TSQR) on ill-conditioned data as one process does") {
   // Singular values 1, 1e-2 and 1e-5: (s_3 / s_1)^2 is below sqrt(eps), so both the Gram route of
@@ -320,10 +348,6 @@ TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
         [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
         {"ogpsa::projector::add_block", "incremental_svd", "'w'", "splits its target rows"});
   });
-}
-
-TEST_CASE("sharded randomized_svd projections equal the single-process projection") {
-  check_every_layout(ogpsa::randomized_svd{.rank = 3});
 }
 
 TEST_CASE("a sharded refresh sums what the documented formulas say") {

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 namespace ogpsa::test {
@@ -39,6 +41,17 @@ inline std::vector<block_data> wide_blocks(bool flat_only) {
     return {random_block(family::flat, 300001, 1, 10, {0, 0, 1}),
             random_block(family::flat, 4096, 512, 20, {0, 1})};
   return {random_block(family::right, 4096, 512, 30, {0}), random_block(family::left, 2048, 64, 40, {0, 0})};
+}
+
+/// E with hyper-parameters that give every product of its estimate on `wide_blocks` many columns:
+/// rank 8, single_pass_svd's rank 40 (l = 50 sample directions: the sketch's own products are
+/// 50 x 50), incremental_svd's blocks of 64 columns (few updates, each a product of dozens of columns).
+template <class E>
+E on_wide_blocks() {
+  E e = with_rank<E>(8);
+  if constexpr (std::is_same_v<E, single_pass_svd>) e.rank = 40;
+  if constexpr (std::is_same_v<E, incremental_svd>) e.block = 64;
+  return e;
 }
 
 template <class Estimator>

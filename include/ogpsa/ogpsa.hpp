@@ -6,6 +6,8 @@
 /// estimates a low-rank capability subspace from reference gradients and removes from every
 /// safety gradient its component in that subspace before the optimizer step.
 
+#include <tuple>
+
 #include "ogpsa/version.hpp"
 #include "ogpsa/config.hpp"
 #include "ogpsa/error.hpp"
@@ -36,3 +38,19 @@
 #include "ogpsa/storage.hpp"
 #include "ogpsa/projector_state.hpp"
 #include "ogpsa/projector.hpp"
+
+namespace ogpsa {
+
+/// Every estimator the library ships, for code generic over them: the tests that every estimator
+/// must pass run over this list, and a program may pick one by its `name` at run time.
+///
+/// A new estimator is a header `ogpsa/estimators/<name>.hpp` declaring `struct <name>`, its include
+/// above, its name here and a test file `tests/estimators/<name>.cpp`; the tests of the projector,
+/// of sharding, of thread counts and of the CUDA backend take it up from this list.
+using estimators = std::tuple<mean_gradient, exact_svd, randomized_svd, single_pass_svd, incremental_svd>;
+
+/// Every projection rule the library ships, as `estimators` (a new rule: `ogpsa/rules/<name>.hpp`,
+/// its include above, its name here and `tests/rules/<name>.cpp`).
+using rules = std::tuple<orthogonal, soft, conflict_only>;
+
+}  // namespace ogpsa

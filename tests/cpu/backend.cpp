@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -11,6 +12,7 @@
 #include <ogpsa/rules/orthogonal.hpp>
 #include <ogpsa/rules/soft.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 using backend = ogpsa::cpu::backend;
@@ -219,18 +221,24 @@ TEST_CASE_TEMPLATE_DEFINE("project matches the straightforward projection on eve
 }
 TEST_CASE_TEMPLATE_APPLY(project_types, t::element_pairs);
 
+// Matrix-side targets for the rules that support them and keep the gradient's scale (the backend
+// applies a rule that scales to one-column targets only).
 TEST_CASE("project applies every rule column by column") {
-  for (Eigen::Index k : {1, 5}) {
-    t::matrix<float> g = t::random_matrix<float>(301, 37, 7);
-    check_against_reference<float>(t::random_orthonormal<float>(301, k, 8), ogpsa::view(g), family::left,
-                                   ogpsa::soft{.alpha = 0.75});
-    t::matrix<float> flat = t::random_matrix<float>(3000, 1, 9);
-    check_against_reference<float>(t::random_orthonormal<float>(3000, k, 10), ogpsa::view(flat), family::flat,
-                                   ogpsa::conflict_only{});
-    check_against_reference<float>(
-        t::random_orthonormal<float>(3000, k, 11), ogpsa::view(flat), family::flat,
-        ogpsa::conflict_only{.behaviour = ogpsa::conflict_only::mode::threshold, .base_scale = 0.5});
-  }
+  t::for_each_type<ogpsa::rules>([]<class Rule>() {
+    for (const Rule& rule : t::rule_samples<Rule>()) {
+      CAPTURE(std::string(Rule::name));
+      for (Eigen::Index k : {1, 5}) {
+        if (rule.supports(family::left) && !rule.scales_gradient()) {
+          t::matrix<float> g = t::random_matrix<float>(301, 37, 7);
+          check_against_reference<float>(t::random_orthonormal<float>(301, k, 8), ogpsa::view(g), family::left,
+                                         rule);
+        }
+        t::matrix<float> flat = t::random_matrix<float>(3000, 1, 9);
+        check_against_reference<float>(t::random_orthonormal<float>(3000, k, 10), ogpsa::view(flat),
+                                       family::flat, rule);
+      }
+    }
+  });
 }
 
 TEST_CASE("project works on row-major targets (right family of a PyTorch weight)") {

@@ -19,6 +19,7 @@
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 #include "whole_pass.hpp"
 
@@ -73,12 +74,10 @@ void raise_defaults() {
 /// reference pass, one projection) of each estimator, on at most `threads` threads each.
 int most_threads_of_every_estimator(int threads) {
   reset_count();
-  t::whole_cycle(ogpsa::mean_gradient{}, threads, t::wide_blocks(true));
-  t::whole_cycle(ogpsa::exact_svd{.rank = 8}, threads, t::wide_blocks(false));
-  t::whole_cycle(ogpsa::randomized_svd{.rank = 8}, threads, t::wide_blocks(false));
-  // l = 50 sample directions: the sketch's own products are 50 x 50.
-  t::whole_cycle(ogpsa::single_pass_svd{.rank = 40}, threads, t::wide_blocks(false));
-  t::whole_cycle(ogpsa::incremental_svd{.rank = 8, .block = 64}, threads, t::wide_blocks(false));
+  t::for_each_type<ogpsa::estimators>([&]<class E>() {
+    const E estimator = t::on_wide_blocks<E>();
+    t::whole_cycle(estimator, threads, t::wide_blocks(!estimator.supports(ogpsa::family::left)));
+  });
   return most_threads_since_reset();
 }
 

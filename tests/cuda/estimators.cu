@@ -1,5 +1,5 @@
-// The SVD estimators on the device (randomized_svd, single_pass_svd, incremental_svd):
-// fed the same reference gradients, they must find the host's subspace and project alike.
+// Every estimator on the device (ogpsa::estimators): fed the same reference gradients, it must find
+// the host's subspace and project alike.
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -7,6 +7,7 @@
 #include <ogpsa/cuda.cuh>
 
 #include "cuda/device.hpp"
+#include "policies.hpp"
 #include "support.hpp"
 
 using ogpsa::family;
@@ -47,8 +48,7 @@ std::pair<t::matrix<T>, t::matrix<T>> project_both(const Estimator& e, const std
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("every SVD estimator on the device projects as on the host", E, ogpsa::exact_svd,
-                   ogpsa::randomized_svd, ogpsa::single_pass_svd, ogpsa::incremental_svd) {
+TEST_CASE_TEMPLATE_DEFINE("every estimator on the device projects as on the host", E, device_as_host) {
   // Noisy references of dominant rank 3 (so that sketches must find the top directions), on each
   // family's vectors; the Gaussian test matrices are drawn on the host, the same on both sides.
   const t::matrix<double> left = t::random_orthonormal<double>(60, 3, 230), right = t::random_orthonormal<double>(45, 3, 231);
@@ -57,10 +57,11 @@ TEST_CASE_TEMPLATE("every SVD estimator on the device projects as on the host", 
     references.push_back(20 * left * t::random_matrix<double>(3, 3, 232 + s) * right.transpose() +
                          1e-3 * t::random_matrix<double>(60, 45, 240 + s));
   const t::matrix<double> g = t::random_matrix<double>(60, 45, 250);
-  for (family f : {family::flat, family::left, family::right}) {
+  for (family f : t::families_of<E>()) {
     CAPTURE(f);
     // Flat blocks see each reference as one vector: all 4 kept, so no near-tie decides the rank.
-    const auto [host, device] = project_both(E{.rank = f == family::flat ? 4 : 3}, references, f, g);
+    const auto [host, device] = project_both(t::with_rank<E>(f == family::flat ? 4 : 3), references, f, g);
     CHECK((device - host).cwiseAbs().maxCoeff() < 1e-9);
   }
 }
+TEST_CASE_TEMPLATE_APPLY(device_as_host, ogpsa::estimators);

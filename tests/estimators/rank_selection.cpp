@@ -9,6 +9,7 @@
 
 #include <ogpsa/ogpsa.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 namespace t = ogpsa::test;
@@ -30,11 +31,11 @@ struct degenerate_log {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE(
+TEST_CASE_TEMPLATE_DEFINE(
     "a fixed rank beyond a small block's min(d, m) keeps what it has, reports the rest, and the "
     "other blocks are estimated",
-    E, ogpsa::exact_svd, ogpsa::randomized_svd, ogpsa::single_pass_svd, ogpsa::incremental_svd) {
-  ogpsa::projector<E> p(E{.rank = 5});
+    E, rank_beyond_small_blocks) {
+  ogpsa::projector<E> p(t::with_rank<E>(5));
   t::matrix<float> weight = t::random_matrix<float>(40, 30, 1), gate = t::random_matrix<float>(50, 1, 2);
   std::vector<float> bias{1.0f, -2.0f, 0.5f};
   const auto w = p.add_block("weight", ogpsa::view(weight), family::left);
@@ -68,6 +69,7 @@ TEST_CASE_TEMPLATE(
   p.project();
   CHECK(Eigen::Map<const t::vector<float>>(bias.data(), 3).norm() < 1e-5f);
 }
+TEST_CASE_TEMPLATE_APPLY(rank_beyond_small_blocks, t::ranked_estimators);
 
 TEST_CASE("exact_svd selects by energy alone, with no rank to cap it") {
   // Exactly rank 12 (above the default fixed rank 8), squared singular values decaying by 0.8^2.

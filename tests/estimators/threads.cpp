@@ -6,15 +6,15 @@
 #include <ogpsa/ogpsa.hpp>
 
 #include "cpu/eigen_threads.hpp"
+#include "policies.hpp"
 #include "support.hpp"
 #include "whole_pass.hpp"
 
 namespace t = ogpsa::test;
 
-namespace {
-
-template <class Estimator>
-void check_same_bits_on_any_thread_count(const Estimator& estimator) {
+TEST_CASE_TEMPLATE_DEFINE("the same bases and projections on 1, 2, 3 and 8 threads", E,
+                          same_bits_on_any_thread_count) {
+  const E estimator = t::on_wide_blocks<E>();
   const t::eigen_threads eigen(8);
   const auto blocks = t::wide_blocks(!estimator.supports(ogpsa::family::left));
   const t::cycle_outcome one = t::whole_cycle(estimator, 1, blocks);
@@ -29,26 +29,4 @@ void check_same_bits_on_any_thread_count(const Estimator& estimator) {
     }
   }
 }
-
-}  // namespace
-
-TEST_CASE("mean_gradient: the same bases and projections on 1, 2, 3 and 8 threads") {
-  check_same_bits_on_any_thread_count(ogpsa::mean_gradient{});
-}
-
-TEST_CASE("exact_svd: the same bases and projections on 1, 2, 3 and 8 threads") {
-  check_same_bits_on_any_thread_count(ogpsa::exact_svd{.rank = 8});
-}
-
-TEST_CASE("randomized_svd: the same bases and projections on 1, 2, 3 and 8 threads") {
-  check_same_bits_on_any_thread_count(ogpsa::randomized_svd{.rank = 8});
-}
-
-TEST_CASE("single_pass_svd: the same bases and projections on 1, 2, 3 and 8 threads") {
-  check_same_bits_on_any_thread_count(ogpsa::single_pass_svd{.rank = 8});
-}
-
-TEST_CASE("incremental_svd: the same bases and projections on 1, 2, 3 and 8 threads") {
-  // Blocks of 64 columns: few updates, each a product of dozens of columns.
-  check_same_bits_on_any_thread_count(ogpsa::incremental_svd{.rank = 8, .block = 64});
-}
+TEST_CASE_TEMPLATE_APPLY(same_bits_on_any_thread_count, ogpsa::estimators);
