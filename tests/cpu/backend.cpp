@@ -118,7 +118,7 @@ TEST_CASE_TEMPLATE("householder_qr factors parts in place and apply_q applies Q 
   }
 }
 
-TEST_CASE_TEMPLATE("householder_basis orthonormalizes in place; transposed_r is the R of the parts' transpose", T,
+TEST_CASE_TEMPLATE("householder_basis orthonormalizes in place, and transposed_r is the R of the parts' transpose", T,
                    float, double) {
   const t::matrix<T> a = t::random_matrix<T>(300, 9, 3);
   t::matrix<T> q = a;

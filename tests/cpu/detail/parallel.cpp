@@ -51,7 +51,7 @@ TEST_CASE("share of no items, or of items that weigh nothing, is well defined") 
   CHECK(covered == 3);
 }
 
-TEST_CASE("run_team runs the body once per member; run_phases runs the second phase after all of the first") {
+TEST_CASE("run_team runs the body once per member, and run_phases runs the second phase after all of the first") {
   std::atomic<int> calls{0}, after{0};
   std::vector<int> seen(8, 0);
   int team = 0;

@@ -1,0 +1,20 @@
+# Fails when a test case name holds ';'. Test discovery stores names in CMake lists, which split
+# there: such a case becomes two ctest entries that match no case and pass without running.
+# Usage: cmake -DPROGRAM=<test program> -P test_names.cmake
+cmake_minimum_required(VERSION 3.25)
+execute_process(COMMAND "${PROGRAM}" --list-test-cases OUTPUT_VARIABLE listed RESULT_VARIABLE failed)
+if(failed)
+  message(FATAL_ERROR "${PROGRAM} --list-test-cases failed (${failed})")
+endif()
+string(REPLACE ";" "<semicolon>" listed "${listed}")
+string(REPLACE "\n" ";" names "${listed}")
+set(bad "")
+foreach(name IN LISTS names)
+  if(name MATCHES "<semicolon>")
+    string(REPLACE "<semicolon>" ";" name "${name}")
+    string(APPEND bad "\n  ${name}")
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "test names holding ';', which test discovery would split:${bad}")
+endif()
