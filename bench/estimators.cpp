@@ -147,7 +147,7 @@ template <class Estimator>
 auto with_estimator(Estimator params, index_t per_feed) {
   return [params, per_feed](const matrix_f& a, index_t) {
     ogpsa::cpu::execution exec;
-    typename Estimator::template state<ogpsa::cpu::backend, float> s(params, a.rows(), "bench");
+    typename Estimator::template pass<ogpsa::cpu::backend, float> s(params, a.rows(), "bench");
     for (index_t j = 0; j < a.cols(); j += per_feed) {
       const index_t n = std::min(per_feed, a.cols() - j);
       s.feed(exec, ogpsa::detail::matrix_ref<const float, ogpsa::host_memory_tag>{a.col(j).data(), a.rows(), n, 1, a.rows()}, 0);
@@ -213,14 +213,14 @@ const int registered = [] {
   // Frequent Directions' time-memory trade-off: the least memory (sketch width l = k, blocks of one
   // column, read where they lie: no buffer) costs the most rotations; l = 1.5 k with b = l (a
   // buffer, since the snapshots come one at a time) is the cheapest in products.
-  tall("estimators/incremental_svd_l8_b1/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 1}, 1));
-  tall("estimators/incremental_svd_l8_b2/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 8, .block = 2}, 1));
-  tall("estimators/incremental_svd_l12_b12/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8, .sketch_width = 12, .block = 12}, 1));
-  tall("estimators/incremental_svd/tall_skinny", with_estimator(ogpsa::incremental_svd{.rank = 8}, 1));
+  tall("estimators/frequent_directions_l8_b1/tall_skinny", with_estimator(ogpsa::frequent_directions{.rank = 8, .sketch_width = 8, .block = 1}, 1));
+  tall("estimators/frequent_directions_l8_b2/tall_skinny", with_estimator(ogpsa::frequent_directions{.rank = 8, .sketch_width = 8, .block = 2}, 1));
+  tall("estimators/frequent_directions_l12_b12/tall_skinny", with_estimator(ogpsa::frequent_directions{.rank = 8, .sketch_width = 12, .block = 12}, 1));
+  tall("estimators/frequent_directions/tall_skinny", with_estimator(ogpsa::frequent_directions{.rank = 8}, 1));
   tall("estimators/eigen_bdcsvd/tall_skinny", eigen_bdcsvd);
   side("estimators/randomized_svd/matrix_side", with_estimator(ogpsa::randomized_svd{.rank = 32}, 1 << 30));
   side("estimators/single_pass_svd/matrix_side", with_estimator(ogpsa::single_pass_svd{.rank = 32}, 1 << 30));
-  side("estimators/incremental_svd/matrix_side", with_estimator(ogpsa::incremental_svd{.rank = 32}, 1 << 30));
+  side("estimators/frequent_directions/matrix_side", with_estimator(ogpsa::frequent_directions{.rank = 32}, 1 << 30));
   side("estimators/eigen_bdcsvd/matrix_side", eigen_bdcsvd, false);
 #ifdef OGPSA_BENCH_TORCH
   tall("estimators/torch_svd/tall_skinny", torch_svd);

@@ -204,7 +204,7 @@ class writer {
     if (const auto* exact = estimator(tall, "exact_svd")) {
       const auto c = estimators_.find(tall);
       for (const auto& [name, incremental] : c->second)  // the default and every other setting
-        if (name.rfind("incremental_svd", 0) == 0) memory_target(os, tall, name, incremental, *exact);
+        if (name.rfind("frequent_directions", 0) == 0) memory_target(os, tall, name, incremental, *exact);
     }
     os << '\n';
   }

@@ -251,7 +251,7 @@ TEST_CASE("sharded blocks report the whole block's diagnostics on every rank") {
   const ogpsa::exact_svd estimator{.rank = 3};
   const std::pair<family, sharding> cases[] = {
       {family::flat, sharding::rows}, {family::left, sharding::rows}, {family::right, sharding::columns}};
-  for (const auto& [f, layout] : cases) {
+  for (const auto& [f, sharded_by] : cases) {
     CAPTURE(f);
     ogpsa::projector<ogpsa::exact_svd, ogpsa::soft, ogpsa::every_n_steps, ogpsa::storage<float>> single(estimator, rule);
     t::matrix<float> whole = sh::gradient();
@@ -266,11 +266,11 @@ TEST_CASE("sharded blocks report the whole block's diagnostics on every rank") {
     t::run_ranks(3, [&](t::thread_reducer& reducer) {
       ogpsa::projector<ogpsa::exact_svd, ogpsa::soft, ogpsa::every_n_steps, ogpsa::storage<float>, t::thread_reducer>
           p(estimator, rule, {}, {}, reducer);
-      t::matrix<float> mine = sh::piece(sh::gradient(), layout, reducer.rank, 3);
-      const auto block = p.add_block("w", ogpsa::view(mine), f, layout);
+      t::matrix<float> mine = sh::piece(sh::gradient(), sharded_by, reducer.rank, 3);
+      const auto block = p.add_block("w", ogpsa::view(mine), f, sharded_by);
       p.begin_reference_pass();
       for (const auto& r : sh::references(f)) {
-        const t::matrix<float> part = sh::piece(r, layout, reducer.rank, 3);
+        const t::matrix<float> part = sh::piece(r, sharded_by, reducer.rank, 3);
         p.feed(block, ogpsa::view(part));
       }
       p.finish_reference_pass();
@@ -294,16 +294,16 @@ TEST_CASE("blocks split by target columns report each rank's columns, without co
   namespace sh = ogpsa::test::sharded;
   using ogpsa::sharding;
   const std::pair<family, sharding> cases[] = {{family::left, sharding::columns}, {family::right, sharding::rows}};
-  for (const auto& [f, layout] : cases) {
+  for (const auto& [f, sharded_by] : cases) {
     CAPTURE(f);
     t::run_ranks(2, [&](t::thread_reducer& reducer) {
       ogpsa::projector<ogpsa::exact_svd, ogpsa::soft, ogpsa::every_n_steps, ogpsa::storage<float>, t::thread_reducer>
           p(ogpsa::exact_svd{.rank = 3}, ogpsa::soft{.alpha = 0.5}, {}, {}, reducer);
-      t::matrix<float> mine = sh::piece(sh::gradient(), layout, reducer.rank, 2);
-      const auto block = p.add_block("w", ogpsa::view(mine), f, layout);
+      t::matrix<float> mine = sh::piece(sh::gradient(), sharded_by, reducer.rank, 2);
+      const auto block = p.add_block("w", ogpsa::view(mine), f, sharded_by);
       p.begin_reference_pass();
       for (const auto& r : sh::references(f)) {
-        const t::matrix<float> part = sh::piece(r, layout, reducer.rank, 2);
+        const t::matrix<float> part = sh::piece(r, sharded_by, reducer.rank, 2);
         p.feed(block, ogpsa::view(part));
       }
       p.finish_reference_pass();

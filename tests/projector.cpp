@@ -183,9 +183,9 @@ struct at_least_two_references {
   bool supports(family) const { return true; }
 
   template <class Backend, class Work>
-  class state {
+  class pass {
    public:
-    state(const at_least_two_references&, ogpsa::index_t dimension, std::string block)
+    pass(const at_least_two_references&, ogpsa::index_t dimension, std::string block)
         : inner_(ogpsa::exact_svd{.rank = 2}, dimension, block), block_(std::move(block)) {}
 
     template <class Execution, class Columns>
@@ -201,7 +201,7 @@ struct at_least_two_references {
     }
 
    private:
-    ogpsa::exact_svd::state<Backend, Work> inner_;
+    ogpsa::exact_svd::pass<Backend, Work> inner_;
     std::string block_;
     int fed_ = 0;
   };

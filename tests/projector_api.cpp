@@ -174,3 +174,28 @@ TEST_CASE("a reference pass scope commits on finish and abandons its pass otherw
     CHECK_FALSE(p.reference_pass_active());
   }
 }
+
+TEST_CASE("a block's family is family_of(id); the former name kind(id) of family_of still compiles") {
+  std::vector<double> g(12);
+  svd_projector p(ogpsa::exact_svd{.rank = 1});
+  const auto flat = p.add_block("flat", ogpsa::view(g));
+  const auto left = p.add_block("left", ogpsa::view(g.data(), 3, 4), family::left);
+  CHECK(p.family_of(flat) == family::flat);
+  CHECK(p.family_of(left) == family::left);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  CHECK(p.kind(left) == family::left);  // former name
+#pragma GCC diagnostic pop
+}
+
+TEST_CASE("sharding_of(id) reads the sharding; the former names layout(id) and shard_layout compile") {
+  std::vector<double> g(12);
+  svd_projector p(ogpsa::exact_svd{.rank = 1});
+  const auto id = p.add_block("w", ogpsa::view(g));
+  CHECK(p.sharding_of(id) == ogpsa::sharding::replicated);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  CHECK(p.layout(id) == ogpsa::sharding::replicated);  // former name
+  static_assert(std::is_same_v<ogpsa::shard_layout, ogpsa::target_shard>);  // former name
+#pragma GCC diagnostic pop
+}

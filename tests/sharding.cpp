@@ -53,12 +53,12 @@ void check_sharded(Estimator e, family f, sharding s, int ranks, std::size_t col
 }
 
 /// Whether the projector takes sharded blocks of E whose target space is split as `split`: E's
-/// per-block state can estimate while awaiting sums across ranks (`estimate`), and for split target
+/// per-block pass can estimate while awaiting sums across ranks (`estimate`), and for split target
 /// rows E does not declare `splits_target_rows = false`.
 template <class E>
 constexpr bool estimates_split(ogpsa::target_split split) {
-  using state = typename E::template state<ogpsa::cpu::backend, float>;
-  if constexpr (!requires(state& st, ogpsa::cpu::execution& exec) { st.estimate(exec, ogpsa::shard_layout{}); })
+  using pass = typename E::template pass<ogpsa::cpu::backend, float>;
+  if constexpr (!requires(pass& st, ogpsa::cpu::execution& exec) { st.estimate(exec, ogpsa::target_shard{}); })
     return false;
   else if constexpr (requires { E::splits_target_rows; })
     return E::splits_target_rows || split != ogpsa::target_split::rows;
@@ -69,12 +69,12 @@ constexpr bool estimates_split(ogpsa::target_split split) {
 /// A family and a sharding of its blocks, with the collectives one projection then takes: one sum of
 /// the packed coefficients where the target rows are split, none where the target columns are (each
 /// rank holds whole target vectors).
-struct layout {
+struct sharding_case {
   family kind;
   sharding by;
   std::size_t collectives;
 };
-constexpr layout every_layout[] = {{family::flat, sharding::rows, 1},    {family::flat, sharding::columns, 1},
+constexpr sharding_case every_sharding[] = {{family::flat, sharding::rows, 1},    {family::flat, sharding::columns, 1},
                                    {family::left, sharding::rows, 1},    {family::right, sharding::columns, 1},
                                    {family::left, sharding::columns, 0}, {family::right, sharding::rows, 0}};
 
@@ -128,9 +128,9 @@ struct nan_rows_on_rank_one {
   bool supports(family) const { return true; }
 
   template <class Backend, class Work>
-  class state {
+  class pass {
    public:
-    state(const nan_rows_on_rank_one& e, ogpsa::index_t dimension, std::string block)
+    pass(const nan_rows_on_rank_one& e, ogpsa::index_t dimension, std::string block)
         : inner_(ogpsa::exact_svd{.rank = 2}, dimension, std::move(block)), estimates_(e.estimates) {}
 
     template <class Execution, class Columns>
@@ -142,29 +142,29 @@ struct nan_rows_on_rank_one {
       return inner_.finish(exec);
     }
     template <class Execution>
-    ogpsa::detail::rounds<ogpsa::subspace<Work, Backend>> estimate(Execution& exec, ogpsa::shard_layout layout) {
-      auto sub = inner_.estimate(exec, layout);
+    ogpsa::detail::rounds<ogpsa::subspace<Work, Backend>> estimate(Execution& exec, ogpsa::target_shard shard) {
+      auto sub = inner_.estimate(exec, shard);
       while (ogpsa::detail::advance(sub)) co_await ogpsa::detail::summed(sub.request());
       ogpsa::subspace<Work, Backend> s = sub.result();
-      if (++*estimates_ > 1 && layout.position.rank == 1) s.basis(0, 0) = std::numeric_limits<Work>::quiet_NaN();
+      if (++*estimates_ > 1 && shard.position.rank == 1) s.basis(0, 0) = std::numeric_limits<Work>::quiet_NaN();
       co_return s;
     }
 
    private:
-    ogpsa::exact_svd::state<Backend, Work> inner_;
+    ogpsa::exact_svd::pass<Backend, Work> inner_;
     std::shared_ptr<int> estimates_;
   };
 };
 
 }  // namespace
 
-// Every layout of every family E supports, on 2 and 4 ranks: the projector takes it and projects
+// Every sharding of every family E supports, on 2 and 4 ranks: the projector takes it and projects
 // as one process does, or refuses it when the block is added, naming the estimator.
 TEST_CASE_TEMPLATE_DEFINE(
-    "sharded projections equal the single-process projection on every layout the estimator takes", E,
+    "sharded projections equal the single-process projection on every sharding the estimator takes", E,
     sharded_as_single_process) {
   const E e = t::with_rank<E>(3);
-  for (const layout& l : every_layout) {
+  for (const sharding_case& l : every_sharding) {
     if (!e.supports(l.kind)) continue;
     if (estimates_split<E>(ogpsa::split_of(l.kind, l.by))) {
       for (int ranks : {2, 4}) check_sharded(e, l.kind, l.by, ranks, l.collectives);
@@ -201,13 +201,13 @@ TEST_CASE("sharded exact_svd takes the QR route (TSQR) on ill-conditioned data a
   // flat by rows: split target rows (TSQR of the stacked R factors); left by columns: split
   // target columns (the summed A A^T, then TSQR of A^T).
   const std::size_t m = 4, d = rows;  // flat: 4 snapshots (an m x m Gram matrix); left: d = 24 target rows
-  const std::pair<family, sharding> layouts[] = {{family::flat, sharding::rows}, {family::left, sharding::columns}};
+  const std::pair<family, sharding> shardings[] = {{family::flat, sharding::rows}, {family::left, sharding::columns}};
   // Two rounds each: the Gram matrix (and d, or the column sum and m), then the TSQR stack of the
   // ranks' R factors, one slot per rank (m x m, or d x d: R of the transposed data).
   const refresh_cost costs[] = {refresh_cost{2, m * m + 1 + 2 * m * m} + finiteness_vote,
                                 {2, d * d + d + 1 + 2 * d * d}};
   for (std::size_t c = 0; c < 2; ++c) {
-    const auto [f, s] = layouts[c];
+    const auto [f, s] = shardings[c];
     CAPTURE(f);
     CHECK(sharded_refresh(ogpsa::exact_svd{.rank = 3}, f, s, 2, references(f)) == costs[c]);
     t::matrix<double> expected = g;
@@ -244,6 +244,8 @@ TEST_CASE("many sharded and replicated blocks share one collective per projectio
     const auto ia = p.add_block("a", ogpsa::view(a), family::flat, sharding::rows);
     const auto ib = p.add_block("b", ogpsa::view(b), family::left, sharding::rows);
     const auto ic = p.add_block("c", ogpsa::view(c), family::right);  // replicated
+    CHECK(p.sharding_of(ia) == sharding::rows);
+    CHECK(p.sharding_of(ic) == sharding::replicated);
     p.begin_reference_pass();
     for (std::uint32_t i = 0; i < 3; ++i) {
       const t::matrix<float> ra = t::random_matrix<float>(8, 6, 10 + i), rb = t::random_matrix<float>(5, 4, 20 + i),
@@ -310,12 +312,12 @@ TEST_CASE("split_of maps each family and sharding to the target-space split") {
   CHECK(split_of(family::right, sharding::columns) == target_split::rows);
 }
 
-TEST_CASE("sharded incremental_svd merges the ranks' sketches: every rank ends with the same basis") {
-  const ogpsa::incremental_svd e{.rank = 3};
+TEST_CASE("sharded frequent_directions merges the ranks' sketches: every rank ends with the same basis") {
+  const ogpsa::frequent_directions e{.rank = 3};
   for (int ranks : {2, 4}) {
     CAPTURE(ranks);
     t::matrix<float> whole = gradient();
-    projector<ogpsa::incremental_svd, ogpsa::local_reducer> single(e);
+    projector<ogpsa::frequent_directions, ogpsa::local_reducer> single(e);
     const auto sid = single.add_block("w", ogpsa::view(whole), family::left);
     single.begin_reference_pass();
     for (const auto& r : references(family::left)) single.feed(sid, ogpsa::view(r));
@@ -323,7 +325,7 @@ TEST_CASE("sharded incremental_svd merges the ranks' sketches: every rank ends w
     const t::matrix<double> expected = single.subspace_of(sid)->basis.cast<double>();
     std::vector<t::matrix<float>> bases(static_cast<std::size_t>(ranks));
     t::run_ranks(ranks, [&](t::thread_reducer& reducer) {
-      projector<ogpsa::incremental_svd, t::thread_reducer> p(e, {}, {}, {}, reducer);
+      projector<ogpsa::frequent_directions, t::thread_reducer> p(e, {}, {}, {}, reducer);
       t::matrix<float> mine = piece(gradient(), sharding::columns, reducer.rank, ranks);
       const auto id = p.add_block("w", ogpsa::view(mine), family::left, sharding::columns);
       p.begin_reference_pass();
@@ -340,13 +342,13 @@ TEST_CASE("sharded incremental_svd merges the ranks' sketches: every rank ends w
   }
 }
 
-TEST_CASE("incremental_svd refuses blocks whose target rows are split") {
+TEST_CASE("frequent_directions refuses blocks whose target rows are split") {
   t::run_ranks(1, [](t::thread_reducer& reducer) {
-    projector<ogpsa::incremental_svd, t::thread_reducer> p({}, {}, {}, {}, reducer);
+    projector<ogpsa::frequent_directions, t::thread_reducer> p({}, {}, {}, {}, reducer);
     t::matrix<float> g = t::random_matrix<float>(6, 5, 1);
     t::check_throws_with<ogpsa::invalid_argument>(
         [&] { p.add_block("w", ogpsa::view(g), family::left, sharding::rows); },
-        {"ogpsa::projector::add_block", "incremental_svd", "'w'", "splits its target rows"});
+        {"ogpsa::projector::add_block", "frequent_directions", "'w'", "splits its target rows"});
   });
 }
 

@@ -45,12 +45,12 @@ inline std::vector<block_data> wide_blocks(bool flat_only) {
 
 /// E with hyper-parameters that give every product of its estimate on `wide_blocks` many columns:
 /// rank 8, single_pass_svd's rank 40 (l = 50 sample directions: the sketch's own products are
-/// 50 x 50), incremental_svd's blocks of 64 columns (few updates, each a product of dozens of columns).
+/// 50 x 50), frequent_directions's blocks of 64 columns (few updates, each a product of dozens of columns).
 template <class E>
 E on_wide_blocks() {
   E e = with_rank<E>(8);
   if constexpr (std::is_same_v<E, single_pass_svd>) e.rank = 40;
-  if constexpr (std::is_same_v<E, incremental_svd>) e.block = 64;
+  if constexpr (std::is_same_v<E, frequent_directions>) e.block = 64;
   return e;
 }
 

@@ -1,6 +1,6 @@
 // Estimators on the device against cuSOLVER's own SVDs of the same snapshots (d x m, tall and
 // skinny): ogpsa's exact_svd (Gram matrix in fp64 on the device, m x m eigen-decomposition on
-// the host), randomized_svd, single_pass_svd and incremental_svd on the device, cuSOLVER's gesvd
+// the host), randomized_svd, single_pass_svd and frequent_directions on the device, cuSOLVER's gesvd
 // (bidiagonalization) and gesvdj (Jacobi), and the all-device route a user would sketch (Gram,
 // syevd, one GEMM). Times include the host work each needs.
 #include <limits>
@@ -31,7 +31,7 @@ void exact_svd_estimate(benchmark::State& state) {
   const auto data = bc::random_matrix<float>(exec, d, snapshots, 10);
   const ogpsa::exact_svd params{.rank = rank};
   bc::time_on_device(state, exec, [&] {
-    ogpsa::exact_svd_state<backend, float> estimator(params, d, "w");
+    ogpsa::exact_svd_pass<backend, float> estimator(params, d, "w");
     for (index_t j = 0; j < snapshots; j += 8)
       estimator.feed(exec, backend::ref<const float>{data.col(j), d, 8, 1, d}, 0);
     benchmark::DoNotOptimize(estimator.finish(exec));
@@ -46,7 +46,7 @@ void svd_estimate(benchmark::State& state) {
   const auto data = bc::random_matrix<float>(exec, d, snapshots, 10);
   const Estimator params{.rank = rank};
   bc::time_on_device(state, exec, [&] {
-    typename Estimator::template state<backend, float> estimator(params, d, "w");
+    typename Estimator::template pass<backend, float> estimator(params, d, "w");
     for (index_t j = 0; j < snapshots; j += 8)
       estimator.feed(exec, backend::ref<const float>{data.col(j), d, 8, 1, d}, 0);
     benchmark::DoNotOptimize(estimator.finish(exec));
@@ -58,7 +58,7 @@ void mean_gradient_estimate(benchmark::State& state) {
   bc::execution exec;
   const auto batches = bc::random_matrix<float>(exec, d, 8, 11);
   bc::time_on_device(state, exec, [&] {
-    ogpsa::mean_gradient_state<backend, float> estimator(ogpsa::mean_gradient{}, d, "w");
+    ogpsa::mean_gradient_pass<backend, float> estimator(ogpsa::mean_gradient{}, d, "w");
     for (index_t j = 0; j < 8; ++j) estimator.feed(exec, backend::ref<const float>{batches.col(j), d, 1, 1, d}, j / 4);
     benchmark::DoNotOptimize(estimator.finish(exec));
   });
@@ -142,7 +142,7 @@ void cusolver_gram_syevd(benchmark::State& state) {
 BENCHMARK(exact_svd_estimate)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(svd_estimate, ogpsa::randomized_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(svd_estimate, ogpsa::single_pass_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(svd_estimate, ogpsa::incremental_svd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(svd_estimate, ogpsa::frequent_directions)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cusolver_gram_syevd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cusolver_gesvd)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(cusolver_gesvdj)->Arg(1 << 20)->Arg(1 << 22)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);

@@ -1,5 +1,5 @@
 // Distributed safety fine-tuning with ogpsa over c10d (Gloo on 127.0.0.1): N processes train the
-// LibTorch example's model data-parallel, each on its slice of every batch, in two layouts:
+// LibTorch example's model data-parallel, each on its slice of every batch, in two shardings:
 //   (a) replicated (DDP): gradients all-reduced, every block whole on every rank; the projection
 //       adds no communication;
 //   (b) sharded gradients (FSDP/ZeRO-style): each rank keeps only its rows of every gradient and
@@ -70,12 +70,12 @@ ogpsa::family family_of(const torch::Tensor& t) { return t.dim() >= 2 ? ogpsa::f
 /// reference gradients (one per reference batch) and estimates the bases.
 template <class Reducer>
 void set_up(projector<Reducer>& p, std::vector<torch::Tensor>& buffers, const std::vector<std::vector<torch::Tensor>>& refs,
-            ogpsa::sharding layout) {
+            ogpsa::sharding sharded_by) {
   std::vector<ogpsa::block_id> ids;
   for (std::size_t i = 0; i < buffers.size(); ++i)
     ids.push_back(buffers[i].dim() >= 2
-                      ? p.add_block("p" + std::to_string(i), ogpsa::torch::matricized_view<float>(buffers[i]), family_of(buffers[i]), layout)
-                      : p.add_block("p" + std::to_string(i), ogpsa::torch::flat_view<float>(buffers[i]), family_of(buffers[i]), layout));
+                      ? p.add_block("p" + std::to_string(i), ogpsa::torch::matricized_view<float>(buffers[i]), family_of(buffers[i]), sharded_by)
+                      : p.add_block("p" + std::to_string(i), ogpsa::torch::flat_view<float>(buffers[i]), family_of(buffers[i]), sharded_by));
   p.begin_reference_pass();
   for (const auto& ref : refs)
     for (std::size_t i = 0; i < ref.size(); ++i)
@@ -98,9 +98,10 @@ struct result {
   double max_difference = 0;
 };
 
-/// Trains `steps` steps of projected SGD, data-parallel over `group` in `layout`, and alongside it
-/// the single-process reference; returns the largest difference between the projected gradients.
-result train(c10::intrusive_ptr<c10d::ProcessGroup> group, ogpsa::sharding layout) {
+/// Trains `steps` steps of projected SGD, data-parallel over `group` with every block sharded by
+/// `sharded_by`, and alongside it the single-process reference; returns
+/// the largest difference between the projected gradients.
+result train(c10::intrusive_ptr<c10d::ProcessGroup> group, ogpsa::sharding sharded_by) {
   const int rank = group->getRank(), ranks = group->getSize();
   const data d = make_data();
   auto model = make_model(), single = make_model();
@@ -123,30 +124,30 @@ result train(c10::intrusive_ptr<c10d::ProcessGroup> group, ogpsa::sharding layou
   std::vector<torch::Tensor> buffers, single_buffers;
   for (auto& p : model->parameters()) {
     const auto [f, e] = rows_of(p.size(0), rank, ranks);
-    buffers.push_back(torch::zeros_like(layout == ogpsa::sharding::replicated ? p : p.slice(0, f, e)));
+    buffers.push_back(torch::zeros_like(sharded_by == ogpsa::sharding::replicated ? p : p.slice(0, f, e)));
     single_buffers.push_back(torch::zeros_like(p));
   }
   projector<ogpsa::torch::c10d_reducer> p(ogpsa::exact_svd{.rank = 3}, {}, {}, {}, reducer);
   projector<ogpsa::local_reducer> reference(ogpsa::exact_svd{.rank = 3});
-  set_up(p, buffers, layout == ogpsa::sharding::replicated ? refs : [&] {
+  set_up(p, buffers, sharded_by == ogpsa::sharding::replicated ? refs : [&] {
     std::vector<std::vector<torch::Tensor>> pieces;
     for (const auto& r : refs) pieces.push_back(shard(r, rank, ranks));
     return pieces;
-  }(), layout);
+  }(), sharded_by);
   set_up(reference, single_buffers, single_refs, ogpsa::sharding::replicated);
 
   result out;
   for (int step = 0; step < steps; ++step) {
     std::vector<torch::Tensor> g = gradients(model, d.safety_x, d.safety_y, first, end);
     all_reduce(g);  // DDP's gradient all-reduce (FSDP would reduce-scatter: each rank its rows)
-    const std::vector<torch::Tensor> mine = layout == ogpsa::sharding::replicated ? g : shard(g, rank, ranks);
+    const std::vector<torch::Tensor> mine = sharded_by == ogpsa::sharding::replicated ? g : shard(g, rank, ranks);
     for (std::size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(mine[i]);
     p.project();
     const auto whole = gradients(single, d.safety_x, d.safety_y, 0, batch);
     for (std::size_t i = 0; i < whole.size(); ++i) single_buffers[i].copy_(whole[i]);
     reference.project();
     const std::vector<torch::Tensor> expected =
-        layout == ogpsa::sharding::replicated ? single_buffers : shard(single_buffers, rank, ranks);
+        sharded_by == ogpsa::sharding::replicated ? single_buffers : shard(single_buffers, rank, ranks);
     for (std::size_t i = 0; i < buffers.size(); ++i)
       out.max_difference = std::max(out.max_difference, (buffers[i] - expected[i]).abs().max().item<double>());
     // SGD on the projected gradient; a sharded run all-gathers the rows (here: a sum of
@@ -155,7 +156,7 @@ result train(c10::intrusive_ptr<c10d::ProcessGroup> group, ogpsa::sharding layou
     auto params = model->parameters(), single_params = single->parameters();
     for (std::size_t i = 0; i < params.size(); ++i) {
       torch::Tensor full = buffers[i];
-      if (layout != ogpsa::sharding::replicated) {
+      if (sharded_by != ogpsa::sharding::replicated) {
         full = torch::zeros_like(params[i]);
         const auto [f, e] = rows_of(params[i].size(0), rank, ranks);
         full.slice(0, f, e).copy_(buffers[i]);
@@ -174,15 +175,15 @@ int run_rank(const std::string& store_file, int rank, int ranks) {
   options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, ranks, options);
   bool ok = true;
-  for (auto layout : {ogpsa::sharding::replicated, ogpsa::sharding::rows}) {
-    const result r = train(group, layout);
+  for (auto sharded_by : {ogpsa::sharding::replicated, ogpsa::sharding::rows}) {
+    const result r = train(group, sharded_by);
     ok = ok && r.max_difference < 1e-5;
     if (rank == 0)
       std::printf("%d ranks, %-10s gradients: projected gradients match the single-process run over %d steps "
                   "(max |difference| %.2e): %s\n",
-                  ranks, std::string(ogpsa::to_string(layout)).c_str(), steps, r.max_difference, ok ? "yes" : "NO");
+                  ranks, std::string(ogpsa::to_string(sharded_by)).c_str(), steps, r.max_difference, ok ? "yes" : "NO");
     else if (r.max_difference >= 1e-5)
-      std::printf("rank %d, %s: max |difference| %.2e\n", rank, std::string(ogpsa::to_string(layout)).c_str(),
+      std::printf("rank %d, %s: max |difference| %.2e\n", rank, std::string(ogpsa::to_string(sharded_by)).c_str(),
                   r.max_difference);
   }
   return ok ? 0 : 1;

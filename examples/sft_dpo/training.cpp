@@ -294,7 +294,7 @@ class projected_impl final : public stage_optimizer::impl {
     const auto& p = wrapped_.projector();
     for (std::size_t i = 0; i < wrapped_.names().size(); ++i) {
       const auto id = *p.find(wrapped_.names()[i]);
-      out.push_back({wrapped_.names()[i], wrapped_.parameters()[i], p.kind(id), p.subspace_of(id)->basis});
+      out.push_back({wrapped_.names()[i], wrapped_.parameters()[i], p.family_of(id), p.subspace_of(id)->basis});
     }
     return out;
   }

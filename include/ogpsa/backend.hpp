@@ -14,7 +14,7 @@
 /// | `all_finite(exec, src)`                | no NaN or Inf in src                                 |
 /// | `gram(exec, a, b)`                     | a^T b, accumulated in double, as a host matrix       |
 /// | `gram(exec, parts, b)` / `gram(exec, parts)` | [p_1 p_2 ...]^T b / the Gram matrix of [p_1 p_2 ...] (a vector of equal-height matrices seen side by side), in one pass over the rows |
-/// | `gram(exec, a, tail)`                  | [a tail]^T tail for a column-major `ref` tail read where it lies (a caller's columns) |
+/// | `gram_with_tail(exec, a, tail)`        | [a tail]^T tail for a column-major `ref` tail read where it lies (a caller's columns) |
 /// | `squared_norm(exec, a)`                | |a|_F^2, accumulated in double                       |
 /// | `multiply(exec, a, x)`                 | a x for a small host matrix x                         |
 /// | `multiply(exec, parts, x)`             | [p_1 p_2 ...] x, in one pass over the rows            |

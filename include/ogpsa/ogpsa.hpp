@@ -28,7 +28,7 @@
 #include "ogpsa/estimators/exact_svd.hpp"
 #include "ogpsa/estimators/randomized_svd.hpp"
 #include "ogpsa/estimators/single_pass_svd.hpp"
-#include "ogpsa/estimators/incremental_svd.hpp"
+#include "ogpsa/estimators/frequent_directions.hpp"
 #include "ogpsa/rule.hpp"
 #include "ogpsa/rules/orthogonal.hpp"
 #include "ogpsa/rules/soft.hpp"
@@ -47,7 +47,7 @@ namespace ogpsa {
 /// A new estimator is a header `ogpsa/estimators/<name>.hpp` declaring `struct <name>`, its include
 /// above, its name here and a test file `tests/estimators/<name>.cpp`; the tests of the projector,
 /// of sharding, of thread counts and of the CUDA backend take it up from this list.
-using estimators = std::tuple<mean_gradient, exact_svd, randomized_svd, single_pass_svd, incremental_svd>;
+using estimators = std::tuple<mean_gradient, exact_svd, randomized_svd, single_pass_svd, frequent_directions>;
 
 /// Every projection rule the library ships, as `estimators` (a new rule: `ogpsa/rules/<name>.hpp`,
 /// its include above, its name here and `tests/rules/<name>.cpp`).

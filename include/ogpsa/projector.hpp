@@ -102,9 +102,10 @@ class projector {
   using reducer_type = Reducer;
 
   static_assert(backend<backend_type>, "the backend for this memory space is incomplete");
+  static_assert(detail::warn_on_former_state<Estimator>());
   static_assert(
-      estimator_state_for<Estimator, backend_type, work_type>,
-      "the estimator's per-block state does not keep the estimator contract: state<Backend, Work> "
+      estimator_pass_for<Estimator, backend_type, work_type>,
+      "the estimator's per-block pass does not keep the estimator contract: pass<Backend, Work> "
       "must be constructible from (const Estimator&, index_t dimension, std::string block_name) and "
       "have feed(execution&, matrix_ref<const S, Space> columns, index_t set) and finish(execution&) "
       "returning subspace<Work, Backend> (see <ogpsa/estimator.hpp>)");
@@ -123,7 +124,7 @@ class projector {
   }
 
   /// Registers a parameter block whose gradient lives in `gradient` (written in place). With
-  /// `layout` other than replicated, `gradient` is this rank's rows or columns of the block's
+  /// `sharded_by` other than replicated, `gradient` is this rank's rows or columns of the block's
   /// gradient (a flat block: any piece of it), laid out as in `ogpsa/sharding.hpp`.
   /// The view's strides are the block's memory order (see the class description).
   /// \throws invalid_argument for a duplicate name, a family the policies do not support, or a
@@ -131,7 +132,7 @@ class projector {
   ///         layout_error / shape_error when the view cannot serve as that family.
   template <tensor_view View>
   block_id add_block(std::string name, View gradient, family kind = family::flat,
-                     sharding layout = sharding::replicated) {
+                     sharding sharded_by = sharding::replicated) {
     check_gradient_view<View>();
     constexpr const char* where = "ogpsa::projector::add_block";
     OGPSA_REQUIRE(!pass_, state_error, where,
@@ -143,8 +144,8 @@ class projector {
     OGPSA_REQUIRE(rule_.supports(kind), invalid_argument, where,
                   Rule::name << " supports " << detail::supported_families(rule_) << " only; block '" << name
                              << "' is " << kind);
-    if (layout != sharding::replicated) check_shardable(name, kind, layout);
-    block b{std::move(name), kind, layout, detail::extents_of(gradient), detail::strides_of(gradient), {}, 0,
+    if (sharded_by != sharding::replicated) check_shardable(name, kind, sharded_by);
+    block b{std::move(name), kind, sharded_by, detail::extents_of(gradient), detail::strides_of(gradient), {}, 0,
             std::nullopt};
     b.target = detail::target_columns(gradient, kind, where);
     b.dimension = detail::target_dimension(gradient, kind);
@@ -173,8 +174,12 @@ class projector {
 
   std::size_t block_count() const noexcept { return blocks_.size(); }
   const std::string& name(block_id id) const { return at(id, "ogpsa::projector::name").name; }
-  family kind(block_id id) const { return at(id, "ogpsa::projector::kind").kind; }
-  sharding layout(block_id id) const { return at(id, "ogpsa::projector::layout").layout; }
+  family family_of(block_id id) const { return at(id, "ogpsa::projector::family_of").kind; }
+  /// The former name of `family_of`.
+  [[deprecated("renamed family_of")]] family kind(block_id id) const { return family_of(id); }
+  sharding sharding_of(block_id id) const { return at(id, "ogpsa::projector::sharding_of").sharded_by; }
+  /// The former name of `sharding_of`.
+  [[deprecated("renamed sharding_of")]] sharding layout(block_id id) const { return sharding_of(id); }
   /// The block's subspace, or nullptr before its first estimate.
   const subspace_type* subspace_of(block_id id) const {
     const auto& s = at(id, "ogpsa::projector::subspace_of").basis;
@@ -208,7 +213,7 @@ class projector {
     OGPSA_REQUIRE(!pass_, state_error, "ogpsa::projector::begin_reference_pass",
                   "a reference pass is already active");
     pass_.emplace();
-    pass_->states.resize(blocks_.size());
+    pass_->blocks.resize(blocks_.size());
     pass_->serial = ++passes_begun_;
   }
 
@@ -387,24 +392,24 @@ class projector {
 
  private:
   using gradient_ref = detail::matrix_ref<gradient_type, memory_space>;
-  using estimator_state = typename Estimator::template state<backend_type, work_type>;
+  using block_pass = estimator_pass<Estimator, backend_type, work_type>;
 
   struct block {
     std::string name;
     family kind;
-    sharding layout;
+    sharding sharded_by;
     std::vector<index_t> extents;
     std::vector<index_t> strides;  ///< as registered: a flat block's memory order
     gradient_ref target;
     index_t dimension;
     std::optional<subspace_type> basis;
 
-    /// What the layout does to the target space (`ogpsa/sharding.hpp`).
-    target_split split() const noexcept { return split_of(kind, layout); }
+    /// What the sharding does to the target space (`ogpsa/sharding.hpp`).
+    target_split split() const noexcept { return split_of(kind, sharded_by); }
   };
 
   struct pass {
-    std::vector<std::optional<estimator_state>> states;
+    std::vector<std::optional<block_pass>> blocks;
     std::size_t serial = 0;  ///< which pass this is, counting from 1, for `reference_pass_scope`
   };
 
@@ -429,10 +434,10 @@ class projector {
   };
 
   static constexpr bool estimates_sharded =
-      requires(estimator_state& s, execution& e) { s.estimate(e, shard_layout{}); };
+      requires(block_pass& s, execution& e) { s.estimate(e, target_shard{}); };
 
   /// Checks finiteness (rejecting the whole pass on NaN/Inf) and hands the columns to the block's
-  /// estimator state, created on first use.
+  /// estimator pass, created on first use.
   template <class Columns>
   void feed_target(block_id id, const Columns& columns, index_t set, const char* where) {
     const block& b = blocks_[id.index];
@@ -443,10 +448,10 @@ class projector {
                                               << ") contains NaN or Inf; the reference pass was "
                                                  "rejected and the current bases are kept");
     }
-    auto& state = pass_->states[id.index];
-    if (!state) state.emplace(estimator_, b.dimension, b.name);
+    auto& slot = pass_->blocks[id.index];
+    if (!slot) slot.emplace(estimator_, b.dimension, b.name);
     try {
-      state->feed(exec_, columns, set);
+      slot->feed(exec_, columns, set);
     } catch (const numeric_error& e) {  // a streaming estimate that overflowed
       pass_.reset();
       OGPSA_FAIL(numeric_error, where,
@@ -536,12 +541,12 @@ class projector {
 
   void check_complete(const pass& p, const char* where) const {
     std::size_t fed = 0;
-    for (const auto& s : p.states) fed += s.has_value();
+    for (const auto& s : p.blocks) fed += s.has_value();
     OGPSA_REQUIRE(fed > 0, state_error, where,
                   "empty reference pass: no reference gradient was fed (" << blocks_.size()
                                                                           << " blocks registered)");
     for (std::size_t i = 0; i < blocks_.size(); ++i)
-      OGPSA_REQUIRE(p.states[i], state_error, where,
+      OGPSA_REQUIRE(p.blocks[i], state_error, where,
                     "block '" << blocks_[i].name << "' received no reference gradient (" << fed
                               << " of " << blocks_.size() << " blocks were fed)");
   }
@@ -636,7 +641,7 @@ class projector {
     for (std::size_t i = 0; i < blocks_.size(); ++i) {
       if (blocks_[i].split() == target_split::none) {
         try {
-          estimates[i] = finished.states[i]->finish(exec_);
+          estimates[i] = finished.blocks[i]->finish(exec_);
         } catch (const numeric_error& e) {
           reject_non_finite("block '" + blocks_[i].name + "'", e.what());
         }
@@ -644,7 +649,7 @@ class projector {
       }
       if constexpr (estimates_sharded) {
         sharded.push_back(i);
-        rounds.push_back(finished.states[i]->estimate(exec_, {blocks_[i].split(), reducer_.position()}));
+        rounds.push_back(finished.blocks[i]->estimate(exec_, {blocks_[i].split(), reducer_.position()}));
       }
     }
     try {
@@ -702,21 +707,21 @@ class projector {
 
   // `if constexpr` rather than a condition the compiler knows: nvcc rejects the code after an
   // unconditional throw as unreachable.
-  void check_shardable(const std::string& name, family kind, sharding layout) const {
+  void check_shardable(const std::string& name, family kind, sharding sharded_by) const {
     constexpr const char* where = "ogpsa::projector::add_block";
     if constexpr (!Reducer::communicates) {
       OGPSA_FAIL(invalid_argument, where,
-                 "block '" << name << "' is sharded by " << layout
+                 "block '" << name << "' is sharded by " << sharded_by
                            << " but the projector's reducer is local (one process): use a "
                               "distributed reducer such as ogpsa::torch::c10d_reducer");
     } else if constexpr (!estimates_sharded) {
       OGPSA_FAIL(invalid_argument, where,
                  Estimator::name << " cannot estimate sharded blocks (block '" << name << "' is sharded by "
-                                 << layout << ")");
+                                 << sharded_by << ")");
     } else if constexpr (requires { Estimator::splits_target_rows; }) {
-      OGPSA_REQUIRE(Estimator::splits_target_rows || split_of(kind, layout) != target_split::rows, invalid_argument,
+      OGPSA_REQUIRE(Estimator::splits_target_rows || split_of(kind, sharded_by) != target_split::rows, invalid_argument,
                     where, Estimator::name << " cannot estimate block '" << name << "' (" << kind << ", sharded by "
-                                           << layout << "): that splits its target rows; only blocks whose ranks "
+                                           << sharded_by << "): that splits its target rows; only blocks whose ranks "
                                               "hold whole target vectors can merge sketches");
     }
   }

@@ -1,13 +1,13 @@
-// An estimator whose per-block state does not keep the contract (here: no finish()) is refused
-// where the projector meets its backend, with a sentence that says what the state must have.
-// expect: the estimator's per-block state does not keep the estimator contract
+// An estimator whose per-block pass does not keep the contract (here: no finish()) is refused
+// where the projector meets its backend, with a sentence that says what the pass must have.
+// expect: the estimator's per-block pass does not keep the estimator contract
 #include <string>
 
 #include <ogpsa/ogpsa.hpp>
 
 template <class Backend, class Work>
-struct ones_state {
-  ones_state(const struct ones&, ogpsa::index_t dimension, std::string) : dimension(dimension) {}
+struct ones_pass {
+  ones_pass(const struct ones&, ogpsa::index_t dimension, std::string) : dimension(dimension) {}
   template <class S>
   void feed(typename Backend::execution&, ogpsa::detail::matrix_ref<const S, typename Backend::memory_space>,
             ogpsa::index_t) {}
@@ -26,7 +26,7 @@ struct ones {
   void validate() const {}
   bool supports(ogpsa::family) const { return true; }
   template <class Backend, class Work>
-  using state = ones_state<Backend, Work>;
+  using pass = ones_pass<Backend, Work>;
 };
 
 int main() {

@@ -254,12 +254,12 @@ namespace {
 
 /// E as the reference-pass sweeps run it: rank 4, randomized_svd with one power iteration (the
 /// sweep fails each allocation of a pass once, so it grows with the products a pass makes) and
-/// incremental_svd with blocks of 16 columns (several sketch updates from the 64 columns fed).
+/// frequent_directions with blocks of 16 columns (several sketch updates from the 64 columns fed).
 template <class E>
 E swept() {
   E e = t::with_rank<E>(4);
   if constexpr (std::is_same_v<E, ogpsa::randomized_svd>) e.power_iterations = 1;
-  if constexpr (std::is_same_v<E, ogpsa::incremental_svd>) e.block = 16;
+  if constexpr (std::is_same_v<E, ogpsa::frequent_directions>) e.block = 16;
   return e;
 }
 

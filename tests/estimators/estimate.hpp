@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the estimator tests: feeding a matrix's columns to an estimator state as a
+// Helpers shared by the estimator tests: feeding a matrix's columns to an estimator pass as a
 // stream, and the fp64 reference they are compared with.
 
 #include <algorithm>
@@ -23,7 +23,7 @@ namespace ogpsa::test {
 using cpu_backend = cpu::backend;
 
 template <class Estimator, class T>
-using state_of = typename Estimator::template state<cpu_backend, T>;
+using pass_of = typename Estimator::template pass<cpu_backend, T>;
 
 /// Feeds the columns of `data` to `s` in chunks of `per_feed` columns (the last may be shorter).
 template <class State, class T>
@@ -39,7 +39,7 @@ void feed_columns(State& s, const matrix<T>& data, Eigen::Index per_feed) {
 template <class T, class Estimator>
 subspace<T, cpu_backend> estimate(const Estimator& params, const matrix<T>& data, Eigen::Index per_feed) {
   cpu::execution exec;
-  state_of<Estimator, T> s(params, data.rows(), "w");
+  pass_of<Estimator, T> s(params, data.rows(), "w");
   feed_columns(s, data, per_feed);
   return s.finish(exec);
 }

@@ -103,7 +103,7 @@ TEST_CASE("split target rows: a third round, TSQR, when the summed U^T U is not 
   // TSQR route in a third round and still return the exact basis.
   const auto data = t::low_rank_plus_noise<double>(200, 12, 4, 1e-3, 18);
   ogpsa::cpu::execution exec;
-  t::state_of<exact_svd, double> sharded(exact_svd{.rank = 4}, data.rows(), "w");
+  t::pass_of<exact_svd, double> sharded(exact_svd{.rank = 4}, data.rows(), "w");
   t::feed_columns(sharded, data, 12);
   auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
   const std::vector<std::size_t> lengths = t::run_zeroing_round(task, 2);

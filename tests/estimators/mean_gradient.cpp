@@ -16,10 +16,10 @@ namespace t = ogpsa::test;
 namespace {
 
 template <class T>
-using state = ogpsa::mean_gradient::state<backend, T>;
+using pass = ogpsa::mean_gradient::pass<backend, T>;
 
 template <class T>
-void feed(state<T>& s, const t::matrix<T>& g, ogpsa::index_t set) {
+void feed(pass<T>& s, const t::matrix<T>& g, ogpsa::index_t set) {
   ogpsa::cpu::execution exec;
   s.feed(exec, ogpsa::detail::target_columns(ogpsa::view(g), ogpsa::family::flat, "t"), set);
 }
@@ -41,7 +41,7 @@ TEST_CASE("mean_gradient is a subspace estimator for flat blocks only") {
 }
 
 TEST_CASE_TEMPLATE("one set gives the published normalized mean direction", T, float, double) {
-  state<T> s(ogpsa::mean_gradient{}, 500, "w");
+  pass<T> s(ogpsa::mean_gradient{}, 500, "w");
   std::vector<published::vec> batches;
   for (std::uint32_t b = 0; b < 3; ++b) {
     const auto g = t::random_matrix<T>(500, 1, 100 + b);
@@ -64,7 +64,7 @@ TEST_CASE_TEMPLATE("one set gives the published normalized mean direction", T, f
 TEST_CASE_TEMPLATE("two sets are orthonormalized in order", T, float, double) {
   // Without the published epsilons the basis is orthonormal to rounding; with them each norm is
   // short by about 1e-8 / |w| (see the next test).
-  state<T> s(ogpsa::mean_gradient{.norm_epsilon = 0, .orthogonalization_epsilon = 0}, 300, "w");
+  pass<T> s(ogpsa::mean_gradient{.norm_epsilon = 0, .orthogonalization_epsilon = 0}, 300, "w");
   const auto g0 = t::random_matrix<T>(300, 1, 1), g1 = t::random_matrix<T>(300, 1, 2);
   feed(s, g0, 0);
   feed(s, g1, 1);
@@ -79,7 +79,7 @@ TEST_CASE_TEMPLATE("two sets are orthonormalized in order", T, float, double) {
 }
 
 TEST_CASE("with the published epsilons the directions are unit to within 1e-8 / |w|") {
-  state<double> s(ogpsa::mean_gradient{}, 300, "w");
+  pass<double> s(ogpsa::mean_gradient{}, 300, "w");
   feed<double>(s, t::random_matrix<double>(300, 1, 1), 0);
   feed<double>(s, t::random_matrix<double>(300, 1, 2), 1);
   ogpsa::cpu::execution exec;
@@ -90,7 +90,7 @@ TEST_CASE("with the published epsilons the directions are unit to within 1e-8 / 
 }
 
 TEST_CASE_TEMPLATE("a set parallel to an earlier one is dropped as degenerate", T, float, double) {
-  state<T> s(ogpsa::mean_gradient{}, 200, "w");
+  pass<T> s(ogpsa::mean_gradient{}, 200, "w");
   const auto g = t::random_matrix<T>(200, 1, 3);
   feed(s, g, 0);
   feed(s, t::matrix<T>(g * T(3)), 1);
@@ -101,7 +101,7 @@ TEST_CASE_TEMPLATE("a set parallel to an earlier one is dropped as degenerate", 
 }
 
 TEST_CASE_TEMPLATE("a set whose mean is (near) zero contributes no direction", T, float, double) {
-  state<T> s(ogpsa::mean_gradient{}, 50, "w");
+  pass<T> s(ogpsa::mean_gradient{}, 50, "w");
   const auto g = t::random_matrix<T>(50, 1, 4);
   feed(s, g, 0);
   feed(s, t::matrix<T>(-g), 0);  // mean exactly zero
@@ -113,7 +113,7 @@ TEST_CASE_TEMPLATE("a set whose mean is (near) zero contributes no direction", T
 }
 
 TEST_CASE("a skipped set number is an error naming the block and the set") {
-  state<float> s(ogpsa::mean_gradient{}, 10, "layer.0");
+  pass<float> s(ogpsa::mean_gradient{}, 10, "layer.0");
   feed(s, t::random_matrix<float>(10, 1, 5), 1);
   ogpsa::cpu::execution exec;
   t::check_throws_with<ogpsa::invalid_argument>([&] { (void)s.finish(exec); },
@@ -124,7 +124,7 @@ TEST_CASE_TEMPLATE("without a first-set direction the subspace is empty unless f
                    float, double) {
   const auto g = t::random_matrix<T>(60, 1, 6), second = t::random_matrix<T>(60, 1, 7);
   auto estimate = [&](ogpsa::mean_gradient params) {
-    state<T> s(params, 60, "w");
+    pass<T> s(params, 60, "w");
     feed(s, g, 0);
     feed(s, t::matrix<T>(-g), 0);  // set 0's mean is exactly zero
     feed(s, second, 1);

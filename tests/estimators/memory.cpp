@@ -16,7 +16,7 @@
 
 #include <ogpsa/cpu/backend.hpp>
 #include <ogpsa/estimators/exact_svd.hpp>
-#include <ogpsa/estimators/incremental_svd.hpp>
+#include <ogpsa/estimators/frequent_directions.hpp>
 #include <ogpsa/estimators/randomized_svd.hpp>
 #include <ogpsa/estimators/single_pass_svd.hpp>
 #include <ogpsa/ogpsa.hpp>
@@ -43,12 +43,12 @@ struct measured {
 /// Runs one pass of `e` over the columns of `data`, `per_feed` at a time, read where they lie.
 template <class Estimator, class S, class Work = float>
 measured measure(const Estimator& e, const t::matrix<S>& data, index_t per_feed) {
-  using state = typename Estimator::template state<ogpsa::cpu::backend, Work>;
+  using pass = typename Estimator::template pass<ogpsa::cpu::backend, Work>;
   ogpsa::cpu::execution exec{.threads = threads};
   measured out;
   const heap::peak_scope scope;
   {
-    state s(e, data.rows(), "w");
+    pass s(e, data.rows(), "w");
     for (index_t j = 0; j < data.cols(); j += per_feed) {
       const index_t n = std::min(per_feed, data.cols() - j);
       s.feed(exec,
@@ -132,13 +132,13 @@ TEST_CASE(
          w * (2 * d * l + d + 16 * d) + slack, 0);
 }
 
-TEST_CASE("incremental_svd peaks at the sketch, the column sum and the buffer or the basis" *
+TEST_CASE("frequent_directions peaks at the sketch, the column sum and the buffer or the basis" *
           doctest::skip(!heap::counting())) {
   constexpr index_t d = index_t{1} << 20, k = 4, l = 8, b = 4;
-  const ogpsa::incremental_svd e{.rank = k, .sketch_width = l, .block = b};
-  report("incremental_svd, whole blocks read in place", measure(e, t::random_matrix<float>(d, 32, 8), b),
+  const ogpsa::frequent_directions e{.rank = k, .sketch_width = l, .block = b};
+  report("frequent_directions, whole blocks read in place", measure(e, t::random_matrix<float>(d, 32, 8), b),
          w * d * (l + 1 + k) + slack, 0);
-  report("incremental_svd, single columns through the buffer",
+  report("frequent_directions, single columns through the buffer",
          measure(e, t::random_matrix<float>(d, 32, 9), 1), w * d * (l + 1 + std::max(b, k)) + slack, 0);
 }
 

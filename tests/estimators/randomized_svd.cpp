@@ -117,7 +117,7 @@ TEST_CASE("degenerate data: a rank beyond the numerical rank or min(d, m) keeps 
   const auto full = estimate<double>(randomized_svd{.rank = 40}, t::random_matrix<double>(100, 20, 29), 20);
   CHECK(full.rank() == 20);
   CHECK(full.dropped == 20);
-  t::state_of<randomized_svd, float> empty(randomized_svd{}, 10, "w");
+  t::pass_of<randomized_svd, float> empty(randomized_svd{}, 10, "w");
   ogpsa::cpu::execution exec;
   t::check_throws_with<ogpsa::state_error>([&] { (void)empty.finish(exec); }, {"no reference snapshot"});
 }
@@ -141,7 +141,7 @@ TEST_CASE("split target rows: a Q whose second Cholesky-QR pass declines is fini
   const auto data = t::low_rank_plus_noise<double>(300, 40, 6, 1e-3, 30);
   ogpsa::cpu::execution exec;
   const randomized_svd params{.rank = 6, .oversampling = 4};
-  t::state_of<randomized_svd, double> sharded(params, data.rows(), "w");
+  t::pass_of<randomized_svd, double> sharded(params, data.rows(), "w");
   t::feed_columns(sharded, data, 40);
   auto task = sharded.estimate(exec, {ogpsa::target_split::rows, {0, 1}});
   const std::vector<std::size_t> lengths = t::run_zeroing_round(task, 3);

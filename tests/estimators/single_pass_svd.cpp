@@ -108,7 +108,7 @@ TEST_CASE("degenerate data and bad hyper-parameters") {
   const auto full = estimate<double>(single_pass_svd{.rank = 21}, t::random_matrix<double>(100, 20, 39), 20);
   CHECK(full.rank() == 20);  // min(d, m)
   CHECK(full.dropped == 1);
-  t::state_of<single_pass_svd, double> empty(single_pass_svd{}, 10, "w");
+  t::pass_of<single_pass_svd, double> empty(single_pass_svd{}, 10, "w");
   ogpsa::cpu::execution exec;
   t::check_throws_with<ogpsa::state_error>([&] { (void)empty.finish(exec); }, {"no reference snapshot"});
   t::check_throws_with<ogpsa::invalid_argument>([] { single_pass_svd{.oversampling = -3}.validate(); },

@@ -24,7 +24,7 @@ void train_every_estimator(Rule rule) {
   train(ogpsa::exact_svd{.rank = 2}, rule);
   train(ogpsa::randomized_svd{.rank = 2}, rule);
   train(ogpsa::single_pass_svd{.rank = 2}, rule);
-  train(ogpsa::incremental_svd{.rank = 2}, rule);
+  train(ogpsa::frequent_directions{.rank = 2}, rule);
 }
 
 }  // namespace

@@ -111,16 +111,16 @@ std::vector<int> run_processes(int ranks, std::chrono::seconds deadline,
   return statuses;
 }
 
-/// One rank's sharded projection of every layout that splits the target rows or columns, checked
+/// One rank's sharded projection of every sharding that splits the target rows or columns, checked
 /// against the single-process projection of the whole gradient, with one collective per call.
 void sharded_projection(int rank, counting_reducer& reducer) {
   const int ranks = reducer.position().ranks;
   const ogpsa::exact_svd e{.rank = 3};
-  const std::pair<family, sharding> layouts[] = {{family::flat, sharding::rows},   {family::flat, sharding::columns},
+  const std::pair<family, sharding> shardings[] = {{family::flat, sharding::rows},   {family::flat, sharding::columns},
                                                  {family::left, sharding::rows},   {family::right, sharding::columns},
                                                  {family::left, sharding::columns}, {family::right, sharding::rows}};
-  for (const auto& [f, s] : layouts) {
-    const std::string layout = std::string(ogpsa::to_string(f)) + " by " + std::string(ogpsa::to_string(s));
+  for (const auto& [f, s] : shardings) {
+    const std::string label = std::string(ogpsa::to_string(f)) + " by " + std::string(ogpsa::to_string(s));
     const t::matrix<float> g = gradient();
     const t::matrix<float> expected = single_process(e, f, g);
     projector<ogpsa::exact_svd, counting_reducer> p(e, {}, {}, {}, reducer);
@@ -136,9 +136,9 @@ void sharded_projection(int rank, counting_reducer& reducer) {
     p.project();
     const std::size_t collectives = ogpsa::split_of(f, s) == ogpsa::target_split::rows ? 1 : 0;
     require(*reducer.calls - before == collectives,
-            layout + ": " + std::to_string(*reducer.calls - before) + " collectives in one projection");
+            label + ": " + std::to_string(*reducer.calls - before) + " collectives in one projection");
     const double error = (mine - piece(expected, s, rank, ranks)).cwiseAbs().maxCoeff();
-    require(error < 1e-5, layout + ": differs from the single-process projection by " + std::to_string(error));
+    require(error < 1e-5, label + ": differs from the single-process projection by " + std::to_string(error));
   }
 }
 

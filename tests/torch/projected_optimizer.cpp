@@ -201,7 +201,7 @@ TEST_CASE("the published projector removes each reference set's mean gradient, i
     for (std::size_t i = 0; i < directions.size(); ++i) {
       const torch::Tensor g = opt.parameters()[i].grad();
       INFO("set " << set << ", block " << opt.names()[i]);
-      CHECK(opt.projector().kind(ogpsa::block_id{i}) == family::flat);
+      CHECK(opt.projector().family_of(ogpsa::block_id{i}) == family::flat);
       CHECK(abs_cosine(g, directions[i]) < 1e-5);
     }
   }
@@ -380,7 +380,7 @@ TEST_CASE("families: matrix-side for weights where the policies allow it, or as 
   auto kinds = [](const auto& opt) {
     std::vector<family> k;
     for (std::size_t i = 0; i < opt.parameters().size(); ++i)
-      k.push_back(opt.projector().kind(ogpsa::block_id{i}));
+      k.push_back(opt.projector().family_of(ogpsa::block_id{i}));
     return k;
   };
   using fs = std::vector<family>;

@@ -147,8 +147,8 @@ struct backend {
   /// [a tail]^T tail, in one pass over the rows: `tail` (column-major, in host memory) is read
   /// where it lies, for example a caller's columns that an estimator does not keep.
   template <class T>
-  static host_matrix gram(execution& exec, const matrix<T>& a, ref<const T> tail) {
-    require_column_major(tail, "ogpsa::cpu::backend::gram");
+  static host_matrix gram_with_tail(execution& exec, const matrix<T>& a, ref<const T> tail) {
+    require_column_major(tail, "ogpsa::cpu::backend::gram_with_tail");
     return detail::stacked_gram<T>(max_threads(exec), detail::with_tail<T>(a, tail), std::span(&tail, 1));
   }
 

@@ -159,8 +159,8 @@ struct backend {
   /// device memory) is read where it lies, for example a caller's columns that an estimator does
   /// not keep. Each panel of rows of a and tail is widened side by side and multiplied once.
   template <class T>
-  static host_matrix gram(execution& exec, const matrix<T>& a, ref<const T> tail) {
-    constexpr const char* where = "ogpsa::cuda::backend::gram";
+  static host_matrix gram_with_tail(execution& exec, const matrix<T>& a, ref<const T> tail) {
+    constexpr const char* where = "ogpsa::cuda::backend::gram_with_tail";
     check_tail(a, tail, where);
     return detail::stacked_gram<T>(exec, {std::span(&a, 1), tail}, detail::gram_with::tail, {}, where);
   }
@@ -570,7 +570,7 @@ struct backend {
     const detail::projection_plan& plan = ws.plan;
     const auto* records = reinterpret_cast<const detail::projection_record*>(results);
     const auto* slot_flags =
-        reinterpret_cast<const std::uint8_t*>(results + (plan.layout().flags - plan.result_offset()));
+        reinterpret_cast<const std::uint8_t*>(results + (plan.offsets().flags - plan.result_offset()));
     for (std::size_t s = 0; s < plan.slots(); ++s) {
       projection_stats& stats = tasks[plan.task_of(s)].stats;
       stats.finite = (slot_flags[s] & detail::flag_finite) != 0;

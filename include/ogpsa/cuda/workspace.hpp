@@ -56,7 +56,7 @@ class workspace {
     OGPSA_REQUIRE(plan.accumulator_bytes() == sizeof(Acc), invalid_argument, "ogpsa::cuda::workspace::packed_coefficients",
                   "the last call accumulated in " << plan.accumulator_bytes() << "-byte elements, not "
                                                   << sizeof(Acc));
-    const detail::plan_layout& l = plan.layout();
+    const detail::workspace_offsets& l = plan.offsets();
     return {reinterpret_cast<Acc*>(static_cast<std::byte*>(device_.data()) + l.packed), l.packed_count};
   }
 

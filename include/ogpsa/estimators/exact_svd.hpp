@@ -24,7 +24,7 @@
 namespace ogpsa {
 
 template <class Backend, class Work>
-class exact_svd_state;
+class exact_svd_pass;
 
 /// Keeps every reference snapshot (the columns fed in a pass, A = [a_1 ... a_m], d x m) and
 /// returns the top-k left singular vectors of A, oriented so each points along the data
@@ -89,17 +89,17 @@ struct exact_svd {
   constexpr bool supports(family) const noexcept { return true; }
 
   template <class Backend, class Work>
-  using state = exact_svd_state<Backend, Work>;
+  using pass = exact_svd_pass<Backend, Work>;
 };
 
-/// Per-block state of `exact_svd` for one reference pass.
+/// The work of `exact_svd` on one block during one reference pass.
 template <class Backend, class Work>
-class exact_svd_state {
+class exact_svd_pass {
  public:
   using execution = typename Backend::execution;
   using matrix = typename Backend::template matrix<Work>;
 
-  exact_svd_state(const exact_svd& params, index_t dimension, std::string block)
+  exact_svd_pass(const exact_svd& params, index_t dimension, std::string block)
       : params_(params), dimension_(dimension), block_(std::move(block)) {}
 
   template <class S>
@@ -115,10 +115,10 @@ class exact_svd_state {
 
   /// The estimate of a sharded block, awaiting sums across ranks: with the target rows split,
   /// A^T A is a sum of the ranks' parts (the tall route); with the columns split, A A^T is (the
-  /// wide route). An unsplit layout is `finish`, nothing awaited.
-  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
-    if (layout.split == target_split::rows) return split_rows(exec, layout.position);
-    if (layout.split == target_split::columns) return split_columns(exec, layout.position);
+  /// wide route). An unsplit block is `finish`, nothing awaited.
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, target_shard shard) {
+    if (shard.split == target_split::rows) return split_rows(exec, shard.position);
+    if (shard.split == target_split::columns) return split_columns(exec, shard.position);
     return unsplit(exec);
   }
 

@@ -19,7 +19,7 @@
 namespace ogpsa {
 
 template <class Backend, class Work>
-class mean_gradient_state;
+class mean_gradient_pass;
 
 /// The mean reference gradient of each set, normalized, then orthonormalized across sets, exactly
 /// as the published OGPSA code does (Sun et al., arXiv 2602.07892; see `include/ogpsa/PUBLISHED.md`):
@@ -67,19 +67,19 @@ struct mean_gradient {
 
   constexpr bool supports(family f) const noexcept { return f == family::flat; }
 
-  /// Per-block state for one reference pass: the running sum and count of each set.
+  /// The work on one block during one reference pass: the running sum and count of each set.
   template <class Backend, class Work>
-  using state = mean_gradient_state<Backend, Work>;
+  using pass = mean_gradient_pass<Backend, Work>;
 };
 
-/// Per-block state of `mean_gradient` for one reference pass.
+/// The work of `mean_gradient` on one block during one reference pass.
 template <class Backend, class Work>
-class mean_gradient_state {
+class mean_gradient_pass {
  public:
   using execution = typename Backend::execution;
   using matrix = typename Backend::template matrix<Work>;
 
-  mean_gradient_state(const mean_gradient& params, index_t dimension, std::string block)
+  mean_gradient_pass(const mean_gradient& params, index_t dimension, std::string block)
       : params_(params), dimension_(dimension), block_(std::move(block)) {}
 
   template <class S>
@@ -97,9 +97,9 @@ class mean_gradient_state {
   subspace<Work, Backend> finish(execution& exec) { return detail::run_locally(estimate(exec, {})); }
 
   /// The estimate, awaiting sums across ranks of the norms and dot products of a sharded block
-  /// (a flat block's pieces split the target rows); `layout.split == none`: nothing is awaited.
-  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
-    const bool sharded = layout.split != target_split::none;
+  /// (a flat block's pieces split the target rows); `shard.split == none`: nothing is awaited.
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, target_shard shard) {
+    const bool sharded = shard.split != target_split::none;
     std::vector<double> squares(sums_.size());
     for (std::size_t s = 0; s < sums_.size(); ++s) {
       OGPSA_REQUIRE(counts_[s] > 0, invalid_argument, "ogpsa::mean_gradient::finish",

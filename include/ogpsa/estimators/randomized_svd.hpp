@@ -28,7 +28,7 @@
 namespace ogpsa {
 
 template <class Backend, class Work>
-class randomized_svd_state;
+class randomized_svd_pass;
 
 /// The randomized range finder with subspace iteration of Halko, Martinsson and Tropp (SIAM Review
 /// 53(2), 2011, Algorithms 4.4 and 5.1) over every snapshot of a pass (A = [a_1 ... a_m], d x m):
@@ -90,17 +90,17 @@ struct randomized_svd {
   constexpr bool supports(family) const noexcept { return true; }
 
   template <class Backend, class Work>
-  using state = randomized_svd_state<Backend, Work>;
+  using pass = randomized_svd_pass<Backend, Work>;
 };
 
-/// Per-block state of `randomized_svd` for one reference pass.
+/// The work of `randomized_svd` on one block during one reference pass.
 template <class Backend, class Work>
-class randomized_svd_state {
+class randomized_svd_pass {
  public:
   using execution = typename Backend::execution;
   using matrix = typename Backend::template matrix<Work>;
 
-  randomized_svd_state(const randomized_svd& params, index_t dimension, std::string block)
+  randomized_svd_pass(const randomized_svd& params, index_t dimension, std::string block)
       : params_(params), dimension_(dimension), block_(std::move(block)) {}
 
   template <class S>
@@ -124,9 +124,9 @@ class randomized_svd_state {
   /// sum of the ranks' A_r A_r^T: Q = orth(A A^T Omega) with Omega d x l, then q more times
   /// Q = orth(A A^T Q) (each a d x l sum), and U_B from B B^T = Q^T A A^T Q (l x l summed), so the
   /// angles shrink like (s_{l+1} / s_k)^(2q+2). Unsplit: `finish`.
-  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, shard_layout layout) {
-    if (layout.split == target_split::rows) return split_rows(exec, layout.position);
-    if (layout.split == target_split::columns) return split_columns(exec);
+  detail::rounds<subspace<Work, Backend>> estimate(execution& exec, target_shard shard) {
+    if (shard.split == target_split::rows) return split_rows(exec, shard.position);
+    if (shard.split == target_split::columns) return split_columns(exec);
     return unsplit(exec);
   }
 

@@ -23,7 +23,7 @@
 namespace ogpsa {
 
 template <class Backend, class Work>
-class single_pass_svd_state;
+class single_pass_svd_pass;
 
 /// The single-pass variant of `randomized_svd`, for streams whose snapshots cannot be kept: a
 /// Nystrom sketch of A A^T (A = [a_1 ... a_m], d x m), updated as the snapshots arrive
@@ -75,17 +75,17 @@ struct single_pass_svd {
   constexpr bool supports(family) const noexcept { return true; }
 
   template <class Backend, class Work>
-  using state = single_pass_svd_state<Backend, Work>;
+  using pass = single_pass_svd_pass<Backend, Work>;
 };
 
-/// Per-block state of `single_pass_svd` for one reference pass.
+/// The work of `single_pass_svd` on one block during one reference pass.
 template <class Backend, class Work>
-class single_pass_svd_state {
+class single_pass_svd_pass {
  public:
   using execution = typename Backend::execution;
   using matrix = typename Backend::template matrix<Work>;
 
-  single_pass_svd_state(const single_pass_svd& params, index_t dimension, std::string block)
+  single_pass_svd_pass(const single_pass_svd& params, index_t dimension, std::string block)
       : params_(params), dimension_(dimension), block_(std::move(block)) {}
 
   template <class S>

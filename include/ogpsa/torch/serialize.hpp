@@ -159,7 +159,7 @@ inline std::string block_key(std::size_t i) {
 
 }  // namespace detail
 
-/// Writes `state` into `archive` (see this header's description for the layout).
+/// Writes `state` into `archive` (see this header's description for the format).
 template <torch_element Basis>
 void write_state(::torch::serialize::OutputArchive& archive, const projector_state<Basis>& state) {
   archive.write("format", c10::IValue(detail::state_format));

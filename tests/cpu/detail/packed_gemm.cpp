@@ -15,7 +15,7 @@ namespace t = ogpsa::test;
 
 namespace {
 
-using layout = d::packed_basis<float>::layout;
+using packing = d::packed_basis<float>::packing;
 
 /// A column-major m x cols matrix inside a larger one (leading dimension m + 3), the rows below it
 /// holding a sentinel that no kernel may touch.
@@ -47,7 +47,7 @@ double gamma(index_t n) {
 template <class T>
 t::matrix<T> coefficients(const t::matrix<T>& u, padded_matrix<T>& x, index_t block_bytes) {
   d::packed_basis<T> pack;
-  pack.pack(d::packed_basis<T>::layout::rows, 0, u.data(), u.rows(), u.cols(), u.rows());
+  pack.pack(d::packed_basis<T>::packing::rows, 0, u.data(), u.rows(), u.cols(), u.rows());
   d::packed_scratch<T> scratch;
   t::matrix<T> c = t::matrix<T>::Constant(u.cols(), x.cols, T(99));
   d::packed_coefficients(pack, x.data(), x.ld, x.cols, c.data(), c.rows(), scratch, block_bytes);
@@ -58,7 +58,7 @@ template <class T>
 t::matrix<T> update(const t::matrix<T>& u, padded_matrix<T> x, const t::matrix<T>& r, const std::vector<T>& s,
                     index_t block_bytes) {
   d::packed_basis<T> pack;
-  pack.pack(d::packed_basis<T>::layout::panels, 0, u.data(), u.rows(), u.cols(), u.rows());
+  pack.pack(d::packed_basis<T>::packing::panels, 0, u.data(), u.rows(), u.cols(), u.rows());
   d::packed_scratch<T> scratch;
   d::packed_update(pack, x.data(), x.ld, x.cols, r.data(), r.rows(), s.data(), scratch, block_bytes);
   CHECK(x.padding_untouched());
@@ -116,11 +116,11 @@ TEST_CASE_TEMPLATE("the packed update is X diag(s) - U R within its error bound,
 TEST_CASE("a 16-bit basis is packed as its values widened to the work type") {
   const t::matrix<ogpsa::bfloat16> narrow = t::random_matrix<ogpsa::bfloat16>(70, 9, 6);
   const t::matrix<float> wide = narrow.unaryExpr([](ogpsa::bfloat16 v) { return static_cast<float>(v); });
-  for (const layout l : {layout::rows, layout::panels}) {
+  for (const packing l : {packing::rows, packing::panels}) {
     d::packed_basis<float> from_narrow, from_wide;
     from_narrow.pack(l, 0, narrow.data(), 70, 9, 70);
     from_wide.pack(l, 0, wide.data(), 70, 9, 70);
-    const index_t size = l == layout::rows ? 70 * from_wide.row_stride()
+    const index_t size = l == packing::rows ? 70 * from_wide.row_stride()
                                            : (70 + d::packed_shape<float>::panel_rows - 1) /
                                                  d::packed_shape<float>::panel_rows *
                                                  d::packed_shape<float>::panel_rows * 9;
@@ -128,20 +128,20 @@ TEST_CASE("a 16-bit basis is packed as its values widened to the work type") {
   }
 }
 
-TEST_CASE("a pack is reused for the same task and layout until forgotten") {
+TEST_CASE("a pack is reused for the same task and packing until forgotten") {
   t::matrix<float> u = t::random_matrix<float>(40, 3, 7);
   d::packed_basis<float> pack;
-  pack.pack(layout::rows, 5, u.data(), 40, 3, 40);
+  pack.pack(packing::rows, 5, u.data(), 40, 3, 40);
   const float first = pack.data()[0];
   u(0, 0) += 1;
-  pack.pack(layout::rows, 5, u.data(), 40, 3, 40);
-  CHECK(pack.data()[0] == first);  // same task and layout: the pack stands
+  pack.pack(packing::rows, 5, u.data(), 40, 3, 40);
+  CHECK(pack.data()[0] == first);  // same task and packing: the pack stands
   pack.forget();
-  pack.pack(layout::rows, 5, u.data(), 40, 3, 40);
+  pack.pack(packing::rows, 5, u.data(), 40, 3, 40);
   CHECK(pack.data()[0] == u(0, 0));
-  pack.pack(layout::panels, 5, u.data(), 40, 3, 40);
+  pack.pack(packing::panels, 5, u.data(), 40, 3, 40);
   CHECK(pack.directions() == 3);
-  pack.pack(layout::rows, 6, u.data(), 40, 3, 40);
+  pack.pack(packing::rows, 6, u.data(), 40, 3, 40);
   CHECK(pack.row_stride() % d::packed_shape<float>::lanes == 0);
 }
 

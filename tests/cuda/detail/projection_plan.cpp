@@ -39,7 +39,7 @@ struct filled_plan {
   std::vector<std::byte> blob;
   std::byte* device = reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40);
 
-  /// The descriptors at `offset` of the blob (one of the layout's regions).
+  /// The descriptors at `offset` of the blob (one of the workspace's regions).
   template <class T>
   const T* at(std::size_t offset) const { return reinterpret_cast<const T*>(blob.data() + offset); }
 };
@@ -48,7 +48,7 @@ template <class G, class B>
 filled_plan fill_plan(const std::vector<block_task>& tasks, bool diagnostics) {
   filled_plan f;
   f.plan.build<G, B>(tasks, diagnostics, "test");
-  f.blob.resize(f.plan.layout().blob);
+  f.blob.resize(f.plan.offsets().blob);
   f.plan.fill<G, B>(f.blob.data(), f.device, tasks);
   return f;
 }
@@ -114,7 +114,7 @@ TEST_CASE("rules and flags work by chunks of columns, so wide blocks spread over
   CHECK(s[2].first_column_chunk == 4);
   CHECK(s[2].column_chunks == 1);
   CHECK(plan.column_chunks() == 5);
-  CHECK(plan.layout().rule_partials + 5 * rule_sums * sizeof(double) <= plan.layout().update_operand);
+  CHECK(plan.offsets().rule_partials + 5 * rule_sums * sizeof(double) <= plan.offsets().update_operand);
 }
 
 TEST_CASE("packet loads are used only when addresses, lengths and leading dimensions allow them") {
@@ -226,7 +226,7 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
   for (bool diagnostics : {false, true}) {
     projection_plan plan;
     plan.build<bfloat16, float>(tasks, diagnostics, "test");
-    const plan_layout& l = plan.layout();
+    const workspace_offsets& l = plan.offsets();
     const std::vector<std::size_t> starts{l.reduce, l.slots, l.bases, l.groups, l.member_slot, l.member_basis,
                                           l.member_update, l.member_target, l.member_coefficients,
                                           l.member_measures, l.packed, l.measures, l.partials, l.products, l.work, l.update_operand, l.basis_operand, l.scales,
@@ -237,9 +237,9 @@ TEST_CASE("regions are aligned and disjoint, and results are flags alone without
     }
     CHECK(l.blob == l.packed);  // the descriptors come first, and only they are uploaded
     CHECK(l.packed_count == 3 + 2 * 8 * 32 + (diagnostics ? 3 : 0));
-    // The measures after the update, in the packed layout: with diagnostics only.
-    CHECK(l.measures == l.packed + region_layout::round_up(l.packed_count * sizeof(float)));
-    CHECK(l.partials == l.measures + (diagnostics ? region_layout::round_up(l.packed_count * sizeof(float)) : 0));
+    // The measures after the update, in the packed order: with diagnostics only.
+    CHECK(l.measures == l.packed + offset_allocator::round_up(l.packed_count * sizeof(float)));
+    CHECK(l.partials == l.measures + (diagnostics ? offset_allocator::round_up(l.packed_count * sizeof(float)) : 0));
     // The one batched GEMM call's alpha and beta, when the device reads them.
     CHECK(l.records >= l.scalars + 2 * sizeof(float));
     CHECK(l.flags == l.records + 3 * sizeof(projection_record));
@@ -263,7 +263,7 @@ TEST_CASE("packed coefficients follow task order, empty tasks included, then one
   REQUIRE(plan.slots() == 3);  // the empty basis gets a slot for its norm
   CHECK(plan.slot_entries()[0].packed == 0);
   CHECK(plan.slot_entries()[1].packed == 8 * 32 + 4);  // after the empty block's four zeros
-  CHECK(plan.layout().packed_count == 8 * 32 + 4 + 2 + 4);
+  CHECK(plan.offsets().packed_count == 8 * 32 + 4 + 2 + 4);
   CHECK(plan.slot_entries()[0].norm == 8 * 32 + 4 + 2 + 0);
   CHECK(plan.slot_entries()[1].norm == 8 * 32 + 4 + 2 + 2);
   CHECK(plan.slot_entries()[2].norm == 8 * 32 + 4 + 2 + 3);
@@ -278,7 +278,7 @@ TEST_CASE("descriptors point into the workspace at each block's offsets") {
                                       matrix_task(gradients + 4096, 64, 32, bases, 8)};
   const filled_plan f = fill_plan<bfloat16, float>(tasks, false);
   const projection_plan& plan = f.plan;
-  const plan_layout& l = plan.layout();
+  const workspace_offsets& l = plan.offsets();
   const auto& blob = f.blob;
   std::byte* device = f.device;
   const auto* members = reinterpret_cast<const int*>(blob.data() + l.member_slot);
@@ -324,7 +324,7 @@ TEST_CASE("the measures' GEMMs write through the coefficients' scratch, which is
   const std::vector<block_task> tasks{flat_task(gradients, 100, bases, 2), matrix_task(gradients, 64, 32, bases, 8)};
   const filled_plan f = fill_plan<float, float>(tasks, true);
   const projection_plan& plan = f.plan;
-  const plan_layout& l = plan.layout();
+  const workspace_offsets& l = plan.offsets();
   const auto& blob = f.blob;
   std::byte* device = f.device;
   const auto* coefficients = reinterpret_cast<void* const*>(blob.data() + l.member_coefficients);
@@ -363,7 +363,7 @@ void check_gemm_alignment(bool diagnostics) {
   CAPTURE(diagnostics);
   const filled_plan f = fill_plan<G, B>(mixed_model(), diagnostics);
   const projection_plan& plan = f.plan;
-  const plan_layout& l = plan.layout();
+  const workspace_offsets& l = plan.offsets();
   std::byte* device = f.device;
   REQUIRE(plan.groups().size() == 3);
   for (const std::size_t array : {l.member_basis, l.member_update, l.member_target, l.member_coefficients,

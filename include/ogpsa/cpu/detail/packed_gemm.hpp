@@ -5,7 +5,7 @@
 ///
 /// Eigen's GEMM packs both operands on every call: the coefficients copied each tile of X once
 /// more, and every tile packed U again. Here U is packed once per team member and task, in the
-/// layout each product reads, and X is read where it lies:
+/// order each product reads, and X is read where it lies:
 ///
 /// - coefficients: outer products along X's rows. A row of U (k values, in packets) times each of
 ///   a few columns' entry in that row (broadcast) accumulates into C's columns held in registers;
@@ -61,32 +61,32 @@ index_t rows_per_block(index_t row_values, index_t granule, index_t block_bytes)
 
 /// A basis U (m x k) packed for the kernels: by rows (U^T, each row padded to whole packets) for
 /// the coefficients, or in panels of `panel_rows` rows (each panel k x panel_rows, the last padded
-/// with zeros) for the update. Holds one layout of one task's basis at a time.
+/// with zeros) for the update. Holds one packing of one task's basis at a time.
 template <class A>
 class packed_basis {
   using shape = packed_shape<A>;
 
  public:
-  enum class layout { none, rows, panels };
+  enum class packing { none, rows, panels };
 
   /// Packs the column-major `u` (m x k, leading dimension ld) in `wanted` unless this pack already
-  /// holds task `task` in that layout (since the last `forget`).
+  /// holds task `task` in that packing (since the last `forget`).
   template <class Basis>
-  void pack(layout wanted, std::size_t task, const Basis* u, index_t m, index_t k, index_t ld) {
-    if (layout_ == wanted && task_ == task) return;
+  void pack(packing wanted, std::size_t task, const Basis* u, index_t m, index_t k, index_t ld) {
+    if (packing_ == wanted && task_ == task) return;
     m_ = m;
     k_ = k;
     stride_ = (k + shape::lanes - 1) / shape::lanes * shape::lanes;
-    if (wanted == layout::rows)
+    if (wanted == packing::rows)
       pack_rows(u, ld);
     else
       pack_panels(u, ld);
-    layout_ = wanted;
+    packing_ = wanted;
     task_ = task;
   }
 
   /// Drops the record of what is packed: bases may change between calls.
-  void forget() { layout_ = layout::none; }
+  void forget() { packing_ = packing::none; }
 
   /// Values a basis of m x k takes packed in panels.
   static index_t panel_values(index_t m, index_t k) {
@@ -133,7 +133,7 @@ class packed_basis {
   }
 
   aligned_vector<A> values_;
-  layout layout_ = layout::none;
+  packing packing_ = packing::none;
   std::size_t task_ = 0;
   index_t m_ = 0, k_ = 0, stride_ = 0;
 };

@@ -68,7 +68,7 @@ struct tile {
 };
 
 /// Where a task's tiles and numbers live in the workspace.
-struct task_layout {
+struct task_placement {
   std::size_t first_tile = 0;
   std::size_t end_tile = 0;
   index_t coefficients = 0;  ///< offset of the k x n coefficients (column-major) in the packed buffer
@@ -79,7 +79,7 @@ struct task_layout {
 /// Buffers reused across calls, so that a warm projection allocates nothing.
 template <class A>
 struct projection_workspace {
-  std::vector<task_layout> tasks;
+  std::vector<task_placement> tasks;
   std::vector<tile> tiles;
   std::vector<index_t> dot_bytes, update_bytes, task_work;  ///< running totals, for `share`
   std::vector<double> partials;  ///< per tile: k dot products and |g|^2, or |X_tile|^2
@@ -196,15 +196,15 @@ class many_block_projection {
       OGPSA_REQUIRE(u.rows() == t.target.rows, shape_error, "ogpsa::cpu::backend::project_all",
                     "task " << i << ": the basis has " << u.rows() << " rows, its target "
                             << t.target.rows);
-      task_layout& layout = ws_.tasks[i];
-      layout.one_column = t.target.cols == 1 && t.target.row_stride == 1;
-      layout.coefficients = coefficients;
-      layout.columns = columns;
-      layout.first_tile = ws_.tiles.size();
+      task_placement& place = ws_.tasks[i];
+      place.one_column = t.target.cols == 1 && t.target.row_stride == 1;
+      place.coefficients = coefficients;
+      place.columns = columns;
+      place.first_tile = ws_.tiles.size();
       // Without a basis nothing is removed, but diagnostics still report |X|.
       if (t.target.size() > 0 && (u.cols() > 0 || diagnostics_)) add_tiles(i, u.cols(), partials);
-      layout.end_tile = ws_.tiles.size();
-      if (layout.end_tile > layout.first_tile && !layout.one_column) size_update(i, u.cols());
+      place.end_tile = ws_.tiles.size();
+      if (place.end_tile > place.first_tile && !place.one_column) size_update(i, u.cols());
       coefficients += u.cols() * t.target.cols;
       columns += t.target.cols;
       ws_.task_work.push_back(ws_.task_work.back() + u.cols() * t.target.cols + 1);
@@ -303,7 +303,7 @@ class many_block_projection {
     if constexpr (packs_targets) {
       if (x.column_major()) {
         const A* first = x.data + tl.begin * x.col_stride;
-        packed_coefficients(member_pack(packs, member, packed_basis<A>::layout::rows, tl.task), first, x.col_stride,
+        packed_coefficients(member_pack(packs, member, packed_basis<A>::packing::rows, tl.task), first, x.col_stride,
                             columns, c, u.cols(), member_scratch(member));
         if (squares) *squares += column_squares(first, x.rows, x.col_stride, columns);
         return;
@@ -319,9 +319,9 @@ class many_block_projection {
     });
   }
 
-  /// Team member `member`'s entry of `packs`, holding task `i`'s basis in layout `wanted`, packed
+  /// Team member `member`'s entry of `packs`, holding task `i`'s basis in packing `wanted`, packed
   /// if it does not yet.
-  packed_basis<A>& member_pack(std::vector<packed_basis<A>>& packs, int member, typename packed_basis<A>::layout wanted,
+  packed_basis<A>& member_pack(std::vector<packed_basis<A>>& packs, int member, typename packed_basis<A>::packing wanted,
                                std::size_t i) {
     packed_basis<A>& pack = packs[static_cast<std::size_t>(member)];
     const basis_matrix& u = *tasks_[i].basis;
@@ -389,28 +389,28 @@ class many_block_projection {
   /// target (a multi-column target's tiles wrote theirs), and |X|^2 with diagnostics. A task
   /// without tiles packs zeros.
   void gather_partials(std::size_t i) {
-    const task_layout& layout = ws_.tasks[i];
+    const task_placement& place = ws_.tasks[i];
     const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
-    A* packed = ws_.coefficients.data() + layout.coefficients;
+    A* packed = ws_.coefficients.data() + place.coefficients;
     double squares = 0;
-    if (layout.end_tile == layout.first_tile)
+    if (place.end_tile == place.first_tile)
       std::fill(packed, packed + k * n, A(0));
     else
-      squares = sum_tile_partials(layout, k, packed);
+      squares = sum_tile_partials(place, k, packed);
     if (diagnostics_) ws_.coefficients[static_cast<std::size_t>(packed_) + i] = static_cast<A>(squares);
   }
 
   /// Adds the partial sums of a task's tiles (at least one) into its first tile's, in tile order
   /// (the same bits on any number of threads), packs the k sums of a one-column target into
   /// `packed` (a multi-column target's tiles wrote theirs) and returns the summed |X|^2.
-  double sum_tile_partials(const task_layout& layout, index_t k, A* packed) {
-    const index_t width = layout.one_column ? k + 1 : 1;
-    double* total = ws_.partials.data() + ws_.tiles[layout.first_tile].partial;
-    for (std::size_t t = layout.first_tile + 1; t < layout.end_tile; ++t) {
+  double sum_tile_partials(const task_placement& place, index_t k, A* packed) {
+    const index_t width = place.one_column ? k + 1 : 1;
+    double* total = ws_.partials.data() + ws_.tiles[place.first_tile].partial;
+    for (std::size_t t = place.first_tile + 1; t < place.end_tile; ++t) {
       const double* partial = ws_.partials.data() + ws_.tiles[t].partial;
       for (index_t j = 0; j < width; ++j) total[j] += partial[j];
     }
-    if (layout.one_column)
+    if (place.one_column)
       for (index_t j = 0; j < k; ++j) packed[j] = static_cast<A>(total[j]);
     return total[width - 1];
   }
@@ -419,20 +419,20 @@ class many_block_projection {
 
   template <class Rule>
   void apply_rule(std::size_t i, const Rule& rule) {
-    const task_layout& layout = ws_.tasks[i];
+    const task_placement& place = ws_.tasks[i];
     projection_stats& stats = tasks_[i].stats;
     stats = projection_stats{};
-    if (layout.end_tile == layout.first_tile) return;
+    if (place.end_tile == place.first_tile) return;
     const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
     auto c = coefficient_block(i, 0, n);
     if (diagnostics_) stats.gradient_sq = static_cast<double>(ws_.coefficients[static_cast<std::size_t>(packed_) + i]);
     stats.finite = c.allFinite() && std::isfinite(stats.gradient_sq);
     if (!stats.finite) return;
     stats.coefficient_sq = squared_norm(c);
-    Eigen::Map<dense<A>> original(ws_.original.data() + layout.coefficients, diagnostics_ ? k : 0,
+    Eigen::Map<dense<A>> original(ws_.original.data() + place.coefficients, diagnostics_ ? k : 0,
                                   diagnostics_ ? n : 0);
     if (diagnostics_) original = c;
-    A* scales = ws_.scales.data() + layout.columns;
+    A* scales = ws_.scales.data() + place.columns;
     for (index_t j = 0; j < n; ++j) {
       scales[j] = rule.apply(c.col(j).data(), k);
       stats.scale = static_cast<double>(scales[j]);
@@ -484,10 +484,10 @@ class many_block_projection {
     const task& t = tasks_[tl.task];
     if (!t.stats.finite || !t.stats.changed) return;
     const basis_matrix& u = *t.basis;
-    const task_layout& layout = ws_.tasks[tl.task];
-    const A* scales = ws_.scales.data() + layout.columns;
-    if (layout.one_column) {
-      const A* r = ws_.coefficients.data() + layout.coefficients;
+    const task_placement& place = ws_.tasks[tl.task];
+    const A* scales = ws_.scales.data() + place.columns;
+    if (place.one_column) {
+      const A* r = ws_.coefficients.data() + place.coefficients;
       if (diagnostics_)
         update_and_measure_rows<A>(t.target.data, u.data(), u.rows(), u.cols(), r, scales[0], tl.begin, tl.end,
                                    ws_.partials.data() + tl.partial);
@@ -538,7 +538,7 @@ class many_block_projection {
   /// Adds a task's measured partial sums in tile order and packs them (zeros for a task that was
   /// not written), then forms its stats.
   void gather_measurements(std::size_t i) {
-    const task_layout& layout = ws_.tasks[i];
+    const task_placement& place = ws_.tasks[i];
     const index_t k = tasks_[i].basis->cols(), n = tasks_[i].target.cols;
     A* packed = measurement_block(i, 0);
     A& squares = ws_.measurements[static_cast<std::size_t>(packed_) + i];
@@ -547,7 +547,7 @@ class many_block_projection {
       std::fill(packed, packed + k * n, A(0));
       squares = A(0);
     } else {
-      squares = static_cast<A>(sum_tile_partials(layout, k, packed));
+      squares = static_cast<A>(sum_tile_partials(place, k, packed));
     }
     finish_measurement(i);
   }
@@ -568,7 +568,7 @@ class many_block_projection {
   /// X <- X diag(s) - U R for a tile's columns, by the packed kernels (see `packs_targets`).
   void update_packed(const tile& tl, const Eigen::Map<dense<A>>& r, const A* s, int member) {
     const target_ref& x = tasks_[tl.task].target;
-    const packed_basis<A>& pack = member_pack(ws_.packs, member, packed_basis<A>::layout::panels, tl.task);
+    const packed_basis<A>& pack = member_pack(ws_.packs, member, packed_basis<A>::packing::panels, tl.task);
     packed_update(pack, x.data + tl.begin * x.col_stride, x.col_stride, tl.end - tl.begin, r.data(), r.rows(), s,
                   member_scratch(member));
   }

@@ -56,7 +56,7 @@ struct plan_regions {
   using E = typename gemm::gemm_type;
   using scalar = typename gemm::cublas_accumulator;
 
-  plan_regions(std::byte* base, const plan_layout& l)
+  plan_regions(std::byte* base, const workspace_offsets& l)
       : reduce(reinterpret_cast<const reduce_entry*>(base + l.reduce)),
         slots(reinterpret_cast<const slot_entry*>(base + l.slots)),
         bases(reinterpret_cast<const basis_entry*>(base + l.bases)),
@@ -232,7 +232,7 @@ template <class G, class B>
 void coefficients_blocks(execution& exec, workspace& ws, bool diagnostics, const char* where) {
   projection_plan& plan = ws.plan;
   plan.build<G, B>(ws.tasks, diagnostics, where);
-  const plan_layout& l = plan.layout();
+  const workspace_offsets& l = plan.offsets();
   constexpr index_t grid_limit = index_t{1} << 31;
   OGPSA_REQUIRE(plan.total_chunks() < grid_limit && plan.column_chunks() < grid_limit &&
                     plan.reduce_values() < grid_limit,
@@ -295,7 +295,7 @@ template <class G, class B>
 const std::byte* update_and_report(execution& exec, workspace& ws, const plan_regions<G, B>& r, bool diagnostics,
                                    const char* where) {
   const projection_plan& plan = ws.plan;
-  const plan_layout& l = plan.layout();
+  const workspace_offsets& l = plan.offsets();
   const cudaStream_t stream = exec.stream();
   std::byte* device = ws.device(exec, l.total);
   std::byte* results = ws.host(l.blob + plan.result_bytes()) + l.blob;
@@ -336,7 +336,7 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
   OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
                 Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
                            << plan.matrix_blocks() << " blocks are matrix-side");
-  const plan_regions<G, B> r(ws.device(exec, plan.layout().total), plan.layout());
+  const plan_regions<G, B> r(ws.device(exec, plan.offsets().total), plan.offsets());
   apply_rule(exec, plan, r, rule, diagnostics, where);
   if (!wait) {
     update_flat(exec, plan, r, where);

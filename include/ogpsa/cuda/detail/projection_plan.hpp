@@ -12,14 +12,14 @@
 ///
 /// The packed coefficients are what a data-parallel all-reduce sums between the two phases: for
 /// every task in task order, its k x cols coefficients (column-major, zero for an empty target),
-/// then, with diagnostics, one partial |x|^2 per task: the host backend's layout. It depends on k
+/// then, with diagnostics, one partial |x|^2 per task: the host backend's order. It depends on k
 /// and cols only, so ranks holding different shards of the same blocks agree on it. The
 /// matrix-side GEMMs do not write there (a task's block starts wherever the blocks before it
 /// end, and GEMMs need 16-byte aligned outputs): they write their products to aligned scratch,
 /// which the packing kernel then copies (or adds, for the halves of a split basis) into place.
 ///
 /// With diagnostics, the update phase then measures what it wrote: the same reduction, GEMMs and
-/// packing run once more over the projected blocks, into a second buffer of that layout (U^T x
+/// packing run once more over the projected blocks, into a second buffer in that order (U^T x
 /// and |x|^2 after), from which each block's record takes |x_after|^2 and |U^T x_after|^2.
 
 #include <algorithm>
@@ -217,7 +217,7 @@ struct gemm_shape {
 
 /// Byte offsets of regions in one allocation, each aligned for any element type and for
 /// coalesced access.
-class region_layout {
+class offset_allocator {
  public:
   static constexpr std::size_t alignment = 256;
   template <class T>
@@ -237,7 +237,7 @@ class region_layout {
 /// uploaded in one copy; the rest is device scratch. The results (records, flags, then the
 /// largest coefficient exponent of each batched GEMM call) are what comes back to the host: no
 /// records without diagnostics.
-struct plan_layout {
+struct workspace_offsets {
   std::size_t blob = 0;  // bytes of the uploaded descriptors, at offset 0
   std::size_t reduce = 0, slots = 0, bases = 0, groups = 0;
   std::size_t member_slot = 0, member_basis = 0, member_update = 0, member_target = 0, member_coefficients = 0;
@@ -283,23 +283,23 @@ class projection_plan {
     size_regions<G, B>(tasks);
   }
 
-  /// Writes the descriptors into `blob` (host memory of `layout().blob` bytes) with the device
+  /// Writes the descriptors into `blob` (host memory of `offsets().blob` bytes) with the device
   /// addresses they will have in the workspace that starts at `device`.
   template <class G, class B>
   void fill(std::byte* blob, std::byte* device, std::span<const block_task> tasks) const {
     using gemm = gemm_plan<G, B>;
     using E = typename gemm::gemm_type;
     using accumulator = typename gemm::accumulator;
-    std::copy(reduce_.begin(), reduce_.end(), reinterpret_cast<reduce_entry*>(blob + layout_.reduce));
-    std::copy(slots_.begin(), slots_.end(), reinterpret_cast<slot_entry*>(blob + layout_.slots));
-    std::copy(group_entries_.begin(), group_entries_.end(), reinterpret_cast<group_entry*>(blob + layout_.groups));
-    auto* bases = reinterpret_cast<basis_entry*>(blob + layout_.bases);
-    auto* member_slot = reinterpret_cast<int*>(blob + layout_.member_slot);
-    auto* member_basis = reinterpret_cast<const void**>(blob + layout_.member_basis);
-    auto* member_update = reinterpret_cast<const void**>(blob + layout_.member_update);
-    auto* member_target = reinterpret_cast<void**>(blob + layout_.member_target);
-    auto* member_coefficients = reinterpret_cast<void**>(blob + layout_.member_coefficients);
-    auto* member_measures = reinterpret_cast<void**>(blob + layout_.member_measures);
+    std::copy(reduce_.begin(), reduce_.end(), reinterpret_cast<reduce_entry*>(blob + offsets_.reduce));
+    std::copy(slots_.begin(), slots_.end(), reinterpret_cast<slot_entry*>(blob + offsets_.slots));
+    std::copy(group_entries_.begin(), group_entries_.end(), reinterpret_cast<group_entry*>(blob + offsets_.groups));
+    auto* bases = reinterpret_cast<basis_entry*>(blob + offsets_.bases);
+    auto* member_slot = reinterpret_cast<int*>(blob + offsets_.member_slot);
+    auto* member_basis = reinterpret_cast<const void**>(blob + offsets_.member_basis);
+    auto* member_update = reinterpret_cast<const void**>(blob + offsets_.member_update);
+    auto* member_target = reinterpret_cast<void**>(blob + offsets_.member_target);
+    auto* member_coefficients = reinterpret_cast<void**>(blob + offsets_.member_coefficients);
+    auto* member_measures = reinterpret_cast<void**>(blob + offsets_.member_measures);
     for (std::size_t m = 0; m < members_.size(); ++m) {
       const int s = members_[m];
       if (s < 0) {  // padding between groups
@@ -313,23 +313,23 @@ class projection_plan {
       const slot_entry& e = slots_[static_cast<std::size_t>(s)];
       const void* operand = t.basis;
       if constexpr (gemm::build_basis) {
-        E* built = reinterpret_cast<E*>(device + layout_.basis_operand) + basis_offset_[m];
+        E* built = reinterpret_cast<E*>(device + offsets_.basis_operand) + basis_offset_[m];
         bases[m] = basis_entry{t.basis, built, t.target.rows, static_cast<int>(t.k)};
         operand = built;
       }
       member_slot[m] = s;
       member_basis[m] = operand;
-      member_update[m] = reinterpret_cast<const E*>(device + layout_.update_operand) + e.update;
+      member_update[m] = reinterpret_cast<const E*>(device + offsets_.update_operand) + e.update;
       member_target[m] = t.target.data;
       // The GEMM writes U^T X (or its two halves) to aligned scratch, both before the update and
       // when measuring after it; the packing kernel moves it into the packed buffer.
-      accumulator* products = reinterpret_cast<accumulator*>(device + layout_.products) + e.products;
+      accumulator* products = reinterpret_cast<accumulator*>(device + offsets_.products) + e.products;
       member_coefficients[m] = products;
       member_measures[m] = products;
     }
   }
 
-  const plan_layout& layout() const noexcept { return layout_; }
+  const workspace_offsets& offsets() const noexcept { return offsets_; }
   bool diagnostics() const noexcept { return diagnostics_; }
   /// The tasks the plan was built for.
   std::size_t tasks() const noexcept { return tasks_; }
@@ -358,9 +358,9 @@ class projection_plan {
   /// Basis operands built per call (one per member when the types need it, else none).
   std::size_t built_bases() const noexcept { return built_bases_; }
   /// Bytes the results copy brings back: records (with diagnostics), flags and exponents, adjacent.
-  std::size_t result_offset() const noexcept { return diagnostics_ ? layout_.records : layout_.flags; }
+  std::size_t result_offset() const noexcept { return diagnostics_ ? offsets_.records : offsets_.flags; }
   std::size_t result_bytes() const noexcept {
-    return layout_.exponents + shapes_.size() * sizeof(int) - result_offset();
+    return offsets_.exponents + shapes_.size() * sizeof(int) - result_offset();
   }
 
  private:
@@ -376,7 +376,7 @@ class projection_plan {
     packed_at_.clear();
     total_chunks_ = flat_chunks_ = column_chunks_ = 0;
     flat_entries_ = built_bases_ = matrix_blocks_ = 0;
-    layout_ = {};
+    offsets_ = {};
   }
 
   static bool flat(const device_ref<void>& target) { return target.cols == 1 && target.row_stride == 1; }
@@ -482,18 +482,18 @@ class projection_plan {
     using accumulator = typename gemm::accumulator;
     using E = typename gemm::gemm_type;
     built_bases_ = gemm::build_basis ? members_.size() : 0;
-    region_layout l;
-    layout_.reduce = l.add<reduce_entry>(reduce_.size());
-    layout_.slots = l.add<slot_entry>(slots_.size());
-    layout_.bases = l.add<basis_entry>(built_bases_);
-    layout_.groups = l.add<group_entry>(group_entries_.size());
-    layout_.member_slot = l.add<int>(members_.size());
-    layout_.member_basis = l.add<const void*>(members_.size());
-    layout_.member_update = l.add<const void*>(members_.size());
-    layout_.member_target = l.add<void*>(members_.size());
-    layout_.member_coefficients = l.add<void*>(members_.size());
-    layout_.member_measures = l.add<void*>(members_.size());
-    layout_.blob = l.size();
+    offset_allocator l;
+    offsets_.reduce = l.add<reduce_entry>(reduce_.size());
+    offsets_.slots = l.add<slot_entry>(slots_.size());
+    offsets_.bases = l.add<basis_entry>(built_bases_);
+    offsets_.groups = l.add<group_entry>(group_entries_.size());
+    offsets_.member_slot = l.add<int>(members_.size());
+    offsets_.member_basis = l.add<const void*>(members_.size());
+    offsets_.member_update = l.add<const void*>(members_.size());
+    offsets_.member_target = l.add<void*>(members_.size());
+    offsets_.member_coefficients = l.add<void*>(members_.size());
+    offsets_.member_measures = l.add<void*>(members_.size());
+    offsets_.blob = l.size();
 
     // Packed: every task's k x cols coefficients in task order, then one |x|^2 per task.
     index_t packed = 0;
@@ -530,24 +530,24 @@ class projection_plan {
       const block_task& t = tasks[slot_task_[static_cast<std::size_t>(s)]];
       basis += gemm_aligned<E>(t.target.rows * gemm::terms * t.k);
     }
-    layout_.packed_count = static_cast<std::size_t>(packed);
-    layout_.packed = l.add<accumulator>(layout_.packed_count);
-    layout_.measures = l.add<accumulator>(diagnostics_ ? layout_.packed_count : 0);
-    layout_.partials = l.add<accumulator>(static_cast<std::size_t>(partials));
-    layout_.products = l.add<accumulator>(static_cast<std::size_t>(products));
-    layout_.work = l.add<accumulator>(static_cast<std::size_t>(work));
-    layout_.rule_partials = l.add<double>(static_cast<std::size_t>(column_chunks_) * rule_sums);
-    layout_.update_operand = l.add<E>(static_cast<std::size_t>(update));
-    layout_.basis_operand = l.add<E>(static_cast<std::size_t>(basis));
-    layout_.scales = l.add<accumulator>(slots_.size());
-    layout_.compact_basis = l.add<const void*>(members_.size());
-    layout_.compact_update = l.add<const void*>(members_.size());
-    layout_.compact_target = l.add<void*>(members_.size());
-    layout_.scalars = l.add<typename gemm::cublas_accumulator>(shapes_.empty() ? 0 : shapes_.size() + 1);
-    layout_.records = l.add<projection_record>(slots_.size());
-    layout_.flags = layout_.records + slots_.size() * sizeof(projection_record);  // adjacent
-    layout_.exponents = (layout_.flags + slots_.size() + sizeof(int) - 1) / sizeof(int) * sizeof(int);
-    layout_.total = region_layout::round_up(layout_.exponents + shapes_.size() * sizeof(int));
+    offsets_.packed_count = static_cast<std::size_t>(packed);
+    offsets_.packed = l.add<accumulator>(offsets_.packed_count);
+    offsets_.measures = l.add<accumulator>(diagnostics_ ? offsets_.packed_count : 0);
+    offsets_.partials = l.add<accumulator>(static_cast<std::size_t>(partials));
+    offsets_.products = l.add<accumulator>(static_cast<std::size_t>(products));
+    offsets_.work = l.add<accumulator>(static_cast<std::size_t>(work));
+    offsets_.rule_partials = l.add<double>(static_cast<std::size_t>(column_chunks_) * rule_sums);
+    offsets_.update_operand = l.add<E>(static_cast<std::size_t>(update));
+    offsets_.basis_operand = l.add<E>(static_cast<std::size_t>(basis));
+    offsets_.scales = l.add<accumulator>(slots_.size());
+    offsets_.compact_basis = l.add<const void*>(members_.size());
+    offsets_.compact_update = l.add<const void*>(members_.size());
+    offsets_.compact_target = l.add<void*>(members_.size());
+    offsets_.scalars = l.add<typename gemm::cublas_accumulator>(shapes_.empty() ? 0 : shapes_.size() + 1);
+    offsets_.records = l.add<projection_record>(slots_.size());
+    offsets_.flags = offsets_.records + slots_.size() * sizeof(projection_record);  // adjacent
+    offsets_.exponents = (offsets_.flags + slots_.size() + sizeof(int) - 1) / sizeof(int) * sizeof(int);
+    offsets_.total = offset_allocator::round_up(offsets_.exponents + shapes_.size() * sizeof(int));
   }
 
   std::size_t tasks_ = 0;
@@ -564,7 +564,7 @@ class projection_plan {
   std::vector<index_t> basis_offset_, packed_at_;
   index_t total_chunks_ = 0, flat_chunks_ = 0, column_chunks_ = 0, reduce_values_ = 0;
   std::size_t flat_entries_ = 0, built_bases_ = 0, matrix_blocks_ = 0;
-  plan_layout layout_;
+  workspace_offsets offsets_;
 };
 
 }  // namespace ogpsa::cuda::detail
