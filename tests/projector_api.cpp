@@ -175,7 +175,7 @@ TEST_CASE("a reference pass scope commits on finish and abandons its pass otherw
   }
 }
 
-TEST_CASE("a block's family is family_of(id); the former name kind(id) of family_of still compiles") {
+TEST_CASE("a block's family is family_of(id), and the former name kind(id) still compiles") {
   std::vector<double> g(12);
   svd_projector p(ogpsa::exact_svd{.rank = 1});
   const auto flat = p.add_block("flat", ogpsa::view(g));
@@ -188,7 +188,7 @@ TEST_CASE("a block's family is family_of(id); the former name kind(id) of family
 #pragma GCC diagnostic pop
 }
 
-TEST_CASE("sharding_of(id) reads the sharding; the former names layout(id) and shard_layout compile") {
+TEST_CASE("sharding_of(id) reads the sharding, and the former names layout(id) and shard_layout compile") {
   std::vector<double> g(12);
   svd_projector p(ogpsa::exact_svd{.rank = 1});
   const auto id = p.add_block("w", ogpsa::view(g));
