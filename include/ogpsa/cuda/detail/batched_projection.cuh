@@ -132,6 +132,32 @@ void coefficient_gemms(execution& exec, const projection_plan& plan, const plan_
   }
 }
 
+/// The pointer arrays of one batched update GEMM call, from its first member on.
+struct update_arrays {
+  const void* const* basis;
+  const void* const* update;
+  void* const* target;
+};
+
+/// X <- X + alpha U R for `count` members of the call of shape `sh`, alpha and beta (= 1) read
+/// where `scalars` says (the host, or device memory when the GEMM runs).
+template <class G, class B>
+void update_gemm(execution& exec, const gemm_shape& sh, const update_arrays& arrays, index_t count, const void* alpha,
+                 const void* one, cublasPointerMode_t scalars, const char* where) {
+  using gemm = gemm_plan<G, B>;
+  using E = typename gemm::gemm_type;
+  const index_t depth = gemm::terms * sh.k;
+  const batched_operand basis{arrays.basis, data_type<E>(), sh.rows};
+  const batched_operand coefficients{arrays.update, data_type<E>(), depth};
+  const cublasComputeType_t compute = compute_type<E>(exec.math());
+  if (sh.row_major)  // X^T (cols x rows) += alpha R^T U^T
+    gemm_batched(exec, CUBLAS_OP_T, CUBLAS_OP_T, sh.cols, sh.rows, depth, alpha, coefficients, basis, one,
+                 arrays.target, data_type<G>(), sh.ld, count, compute, where, scalars);
+  else
+    gemm_batched(exec, CUBLAS_OP_N, CUBLAS_OP_N, sh.rows, sh.cols, depth, alpha, basis, coefficients, one,
+                 arrays.target, data_type<G>(), sh.ld, count, compute, where, scalars);
+}
+
 /// X <- X - U R for the members that changed (compacted to the front of each shape's arrays),
 /// each call's alpha undoing the scale of its coefficients (`exponents`, host copies).
 template <class G, class B>
@@ -139,27 +165,16 @@ void compacted_update_gemms(execution& exec, const projection_plan& plan, const 
                             const std::uint8_t* flags, const int* exponents, const char* where) {
   using gemm = gemm_plan<G, B>;
   using scalar = typename gemm::cublas_accumulator;
-  using E = typename gemm::gemm_type;
   const scalar one = 1;
   for (std::size_t g = 0; g < plan.groups().size(); ++g) {
-    const gemm_shape& sh = plan.groups()[g];
     const group_entry& members = plan.group_entries()[g];
     index_t changed = 0;
     for (int m = members.first; m < members.first + members.count; ++m)
       changed += flags[plan.members()[static_cast<std::size_t>(m)]] == (flag_finite | flag_changed);
     const auto first = static_cast<std::size_t>(members.first);
     const scalar alpha = -1 / static_cast<scalar>(gemm::coefficient_scale(exponents[g]));
-    const index_t depth = gemm::terms * sh.k;
-    const batched_operand basis{r.compact_basis + first, data_type<E>(), sh.rows};
-    const batched_operand coefficients{r.compact_update + first, data_type<E>(), depth};
-    void* const* targets = r.compact_target + first;
-    const cublasComputeType_t compute = compute_type<E>(exec.math());
-    if (sh.row_major)  // X^T (cols x rows) += alpha R^T U^T
-      gemm_batched(exec, CUBLAS_OP_T, CUBLAS_OP_T, sh.cols, sh.rows, depth, &alpha, coefficients, basis, &one,
-                   targets, data_type<G>(), sh.ld, changed, compute, where);
-    else
-      gemm_batched(exec, CUBLAS_OP_N, CUBLAS_OP_N, sh.rows, sh.cols, depth, &alpha, basis, coefficients, &one,
-                   targets, data_type<G>(), sh.ld, changed, compute, where);
+    update_gemm<G, B>(exec, plan.groups()[g], {r.compact_basis + first, r.compact_update + first, r.compact_target + first},
+                      changed, &alpha, &one, CUBLAS_POINTER_MODE_HOST, where);
   }
 }
 
@@ -168,24 +183,12 @@ void compacted_update_gemms(execution& exec, const projection_plan& plan, const 
 template <class G, class B>
 void update_gemms_in_flight(execution& exec, const projection_plan& plan, const plan_regions<G, B>& r,
                             const char* where) {
-  using gemm = gemm_plan<G, B>;
-  using E = typename gemm::gemm_type;
   const auto* one = r.scalars + plan.groups().size();
   for (std::size_t g = 0; g < plan.groups().size(); ++g) {
-    const gemm_shape& sh = plan.groups()[g];
     const group_entry& members = plan.group_entries()[g];
     const auto first = static_cast<std::size_t>(members.first);
-    const index_t depth = gemm::terms * sh.k;
-    const batched_operand basis{r.member_basis + first, data_type<E>(), sh.rows};
-    const batched_operand coefficients{r.member_update + first, data_type<E>(), depth};
-    void* const* targets = r.member_target + first;
-    const cublasComputeType_t compute = compute_type<E>(exec.math());
-    if (sh.row_major)
-      gemm_batched(exec, CUBLAS_OP_T, CUBLAS_OP_T, sh.cols, sh.rows, depth, r.scalars + g, coefficients, basis, one,
-                   targets, data_type<G>(), sh.ld, members.count, compute, where, CUBLAS_POINTER_MODE_DEVICE);
-    else
-      gemm_batched(exec, CUBLAS_OP_N, CUBLAS_OP_N, sh.rows, sh.cols, depth, r.scalars + g, basis, coefficients, one,
-                   targets, data_type<G>(), sh.ld, members.count, compute, where, CUBLAS_POINTER_MODE_DEVICE);
+    update_gemm<G, B>(exec, plan.groups()[g], {r.member_basis + first, r.member_update + first, r.member_target + first},
+                      members.count, r.scalars + g, one, CUBLAS_POINTER_MODE_DEVICE, where);
   }
 }
 
@@ -331,7 +334,6 @@ const std::byte* update_blocks(execution& exec, workspace& ws, const Rule& rule,
                 state_error, where,
                 "update_all() must follow coefficients_all() on the same " << ws.tasks.size()
                                                                            << " tasks, types and diagnostics setting");
-  OGPSA_REQUIRE(wait || !diagnostics, invalid_argument, where, "diagnostics are measured for the host to read");
   if (plan.slots() == 0) return nullptr;
   OGPSA_REQUIRE(plan.groups().empty() || !rule.scales_gradient(), invalid_argument, where,
                 Rule::name << " in this mode scales whole gradients and applies to flat blocks only; "
