@@ -41,7 +41,9 @@ class build_with_operators(build_py):
         super().run()
         prebuilt = os.environ.get("OGPSA_OPS_LIBRARY")
         library = pathlib.Path(prebuilt) if prebuilt else build_library(pathlib.Path(self.build_lib).parent / "cmake")
-        shutil.copy2(library, pathlib.Path(self.build_lib) / "ogpsa" / "_ogpsa_ops.so")
+        package = pathlib.Path(self.build_lib) / "ogpsa"
+        package.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library, package / "_ogpsa_ops.so")
 
 
 class binary_distribution(Distribution):
