@@ -43,7 +43,7 @@ decltype(auto) translated(const char* op, Body&& body) {
   try {
     return body();
   } catch (const ogpsa::invalid_argument& e) {
-    throw c10::ValueError(e.what(), "");
+    C10_THROW_ERROR(ValueError, e.what());
   } catch (const ogpsa::out_of_memory& e) {
     throw memory_error(e.what());
   } catch (const memory_error&) {
@@ -53,7 +53,7 @@ decltype(auto) translated(const char* op, Body&& body) {
   } catch (const c10::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw c10::Error(e.what(), "");
+    C10_THROW_ERROR(Error, e.what());
   }
 }
 
