@@ -1,0 +1,12 @@
+/// \file
+/// The extension's projectors that estimate with `ogpsa::randomized_svd` (one translation unit per
+/// estimator, so they compile in parallel).
+
+#include "factory.hpp"
+
+namespace ogpsa::python {
+
+template std::unique_ptr<projector_handle> make_for<randomized_svd>(const randomized_svd&, const rule_choice&,
+                                                                    const any_schedule&, dtype, dtype);
+
+}  // namespace ogpsa::python
