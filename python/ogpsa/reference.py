@@ -128,13 +128,14 @@ def _set_index(set):
 
 
 def _laid_out_like(gradient, parameter):
-    """`gradient` in the parameter's dtype and memory order when it is a floating tensor of the
-    parameter's shape and device: a flat block reads memory order, which must mean the same
-    element in reference and training gradients (autograd lays out ``.grad`` like the parameter,
-    but ``autograd.grad`` results may differ). Anything else goes to C++ as it is, to be refused."""
-    if (isinstance(gradient, torch.Tensor) and gradient.is_floating_point()
-            and gradient.shape == parameter.shape and gradient.device == parameter.device
-            and (gradient.dtype != parameter.dtype or gradient.stride() != parameter.stride())):
+    """`gradient` in the parameter's memory order when it is a tensor of the parameter's shape,
+    dtype and device: a flat block reads memory order, which must mean the same element in
+    reference and training gradients (autograd lays out ``.grad`` like the parameter, but
+    ``autograd.grad`` results may differ). Anything else goes to C++ as it is, to be refused
+    with a message naming what is wrong (a wrong dtype is not converted)."""
+    if (isinstance(gradient, torch.Tensor) and gradient.shape == parameter.shape
+            and gradient.dtype == parameter.dtype and gradient.device == parameter.device
+            and gradient.stride() != parameter.stride()):
         return torch.empty_like(parameter).copy_(gradient)
     return gradient
 
