@@ -72,3 +72,29 @@ def held(settings, name):
     if len(keys) != 1:
         raise AssertionError(f"{name!r} is not reported once in the settings {settings}")
     return settings[keys[0]]
+
+
+def has_operator(name):
+    """Whether the loaded extension registers torch.ops.ogpsa.<name>."""
+    try:
+        getattr(torch.ops.ogpsa, name)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def _weights_only_reads_floats():
+    """Whether torch.load(weights_only=True) reads Python floats: torch 1.13's restricted
+    unpickler has no BINFLOAT, so on it no optimizer's param groups (lr, betas) load that way."""
+    import io
+    buffer = io.BytesIO()
+    torch.save({"lr": 0.5}, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except Exception:  # torch raises pickle.UnpicklingError, wrapped differently across versions
+        return False
+    return True
+
+
+WEIGHTS_ONLY_READS_FLOATS = _weights_only_reads_floats()
