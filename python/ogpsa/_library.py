@@ -39,8 +39,8 @@ def load():
     if not found:
         raise ImportError(
             f"ogpsa: the compiled extension _ogpsa_ops was not found (tried {tried}); install the "
-            f"package with `pip install ./python`, or set {ENVIRONMENT_VARIABLE} to the path of "
-            f"a built _ogpsa_ops.so",
+            f"package with `pip install --no-build-isolation ./python`, or set "
+            f"{ENVIRONMENT_VARIABLE} to the path of a built _ogpsa_ops.so",
             name=EXTENSION_NAME,
         )
     path = os.path.abspath(found[0])

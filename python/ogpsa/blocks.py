@@ -76,17 +76,14 @@ class Blocks:
 
     def import_state(self, state):
         ops.import_state(self.handle, state)
-        self.sync_ranks()
+        self.ranks = [int(state[f"blocks.{i}.basis"].shape[0]) if f"blocks.{i}.basis" in state else 0
+                      for i in range(len(self.parameters))]
 
     def save(self, path):
         ops.save(self.handle, str(path))
 
     def load(self, path):
         ops.load(self.handle, str(path))
-        self.sync_ranks()
-
-    def sync_ranks(self):
-        """Reads each block's rank back after the bases were replaced wholesale."""
         self.ranks = [int(self.basis(i).shape[0]) for i in range(len(self.parameters))]
 
 

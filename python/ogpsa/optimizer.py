@@ -54,7 +54,8 @@ class ProjectedOptimizer(torch.optim.Optimizer):
     - ``basis_dtype``: float32 | bfloat16, whatever the parameters' dtype;
     - ``exclude``: names or a function (name, parameter) -> bool of parameters stepped but never
       projected; parameters that do not require grad are never registered;
-    - ``diagnostics``: measure every projection into ``last_projection``;
+    - ``diagnostics``: measure every projection; ``last_projection`` holds each parameter's last
+      (``last_refresh`` each parameter's last refresh, always);
     - ``process_group``, ``average_reference``: with torch.distributed initialized, reference
       gradients are averaged over ``process_group`` (None: the default group) before they are
       fed, unless ``average_reference`` is False.
@@ -118,6 +119,7 @@ class ProjectedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+            self._projected = False  # its backward() made new gradients
         if not self._projected:
             self.project()
         self._projected = False
@@ -333,9 +335,9 @@ class ProjectedOptimizer(torch.optim.Optimizer):
 
     def _run_reference(self, projectors):
         if self._reference is None:
-            raise RuntimeError("ogpsa: a refresh is due but no reference function is set: call "
-                               "set_reference(fn), or feed one with `with opt.reference_pass() as "
-                               "pass_:` before step()")
+            raise RuntimeError("ogpsa: the subspace needs a refresh but no reference function is set: "
+                               "call set_reference(fn), or feed a pass with `with opt.reference_pass() "
+                               "as pass_:` when refresh_due()")
         with self._pass(projectors) as pass_:
             self._reference(pass_)
 

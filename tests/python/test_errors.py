@@ -44,7 +44,8 @@ class Settings(unittest.TestCase):
         cases = [(dict(rule="orthogonally"), "unknown rule 'orthogonally'"),
                  (dict(family="diagonal"), "unknown family 'diagonal'"),
                  (dict(placement="weights"), "unknown placement 'weights'"),
-                 (dict(rule="conflict_only", mode="both"), "'mode' must be one of per_direction, threshold, got 'both'"),
+                 (dict(rule="conflict_only", mode="both"),
+                  "'mode' must be one of per_direction, threshold, got 'both'"),
                  (dict(basis_dtype="float16"), "a float16 basis for float32 gradients"),
                  (dict(estimator="mean_gradient", rank=2), "'rank'"),
                  (dict(refresh_every=0), "refresh_every must be at least 1, or None for a fixed basis, got 0")]

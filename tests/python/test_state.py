@@ -158,8 +158,8 @@ class CheckpointFile(unittest.TestCase):
             opt.save_ogpsa(path)
             twin.load_ogpsa(path)
             with self.assertRaisesRegex(ValueError, "2 paths"):
-                ogpsa.ProjectedOptimizer([{"params": [model[0].weight]}, {"params": [model[2].weight], "ogpsa_rank": 1}],
-                                         estimator="exact_svd", rank=2).save_ogpsa(path)
+                groups = [{"params": [model[0].weight]}, {"params": [model[2].weight], "ogpsa_rank": 1}]
+                ogpsa.ProjectedOptimizer(groups, estimator="exact_svd", rank=2).save_ogpsa(path)
         assert_same(self, twin.state_dict()["ogpsa"]["projectors"], opt.state_dict()["ogpsa"]["projectors"])
 
 
