@@ -322,6 +322,14 @@ class Placements(unittest.TestCase):
         self.assertEqual(len(losses), 1)
         self.assertLess(residual(opt, "0.weight", task.model[0].weight.grad), 1e-5)
 
+    def test_a_closure_after_project_gets_its_gradients_projected(self):
+        task = Task()
+        opt = optimizer(task)
+        task.backward(0)
+        opt.project()
+        opt.step(lambda: task.backward(1))  # accumulates onto the projected gradients, no zero_grad
+        self.assertLess(residual(opt, "0.weight", task.model[0].weight.grad), 1e-5)
+
 
 class Schedules(unittest.TestCase):
     def test_refreshes_every_n_steps(self):
