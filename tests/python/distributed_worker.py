@@ -1,10 +1,12 @@
 """One rank of the data-parallel test in test_distributed.py.
 
-Run as ``python distributed_worker.py RANK WORLD PORT AVERAGE OUTPUT``: joins a Gloo group on
-127.0.0.1, trains a DDP model whose reference and training data differ per rank, and saves its
-bases (after the first step and at the end) and parameters to OUTPUT.
+Run as ``python distributed_worker.py RANK WORLD RENDEZVOUS AVERAGE OUTPUT``: joins a Gloo group
+on loopback through the rendezvous file (no port to pick, so none to collide), trains a DDP model
+whose reference and training data differ per rank, and saves its bases (after the first step and
+at the end) and parameters to OUTPUT.
 """
 
+import datetime
 import sys
 
 import torch
@@ -37,10 +39,11 @@ def loss(module, batch):
     return torch.nn.functional.mse_loss(module(x), y)
 
 
-def main(rank, world, port, average, output):
+def main(rank, world, rendezvous, average, output):
     support.require_ogpsa()
     rank, world = int(rank), int(world)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))
     net = model()
     ddp = torch.nn.parallel.DistributedDataParallel(net)
     opt = ogpsa.ProjectedOptimizer(net.named_parameters(), torch.optim.AdamW, lr=1e-2,

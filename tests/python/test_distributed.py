@@ -3,10 +3,10 @@ reference data per rank end with identical bases and parameters, because referen
 averaged across ranks before they are fed; without the averaging they diverge."""
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import torch
@@ -21,34 +21,41 @@ setUpModule = support.require_ogpsa
 WORLD = 2
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(average):
-    """Runs the worker on WORLD ranks; returns what each rank saved."""
+    """Runs the worker on WORLD ranks; returns what each rank saved. A rank that fails stops the
+    others, and the output of the failed ranks is in the error."""
     environment = dict(os.environ, GLOO_SOCKET_IFNAME="lo")
-    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         outputs = [os.path.join(folder, f"rank{rank}.pt") for rank in range(WORLD)]
-        ranks = [subprocess.Popen([sys.executable, worker.__file__, str(rank), str(WORLD), str(port),
-                                   "1" if average else "0", outputs[rank]], env=environment,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for rank in range(WORLD)]
-        logs = []
-        for process in ranks:
-            try:
-                logs.append(process.communicate(timeout=300)[0])
-            except subprocess.TimeoutExpired:
-                for other in ranks:
-                    other.kill()
-                raise
-        for rank, process in enumerate(ranks):
-            if process.returncode != 0:
-                raise AssertionError(f"rank {rank} exited with {process.returncode}:\n{logs[rank]}")
+        logs = [os.path.join(folder, f"rank{rank}.log") for rank in range(WORLD)]
+        ranks = []
+        for rank in range(WORLD):
+            with open(logs[rank], "w") as log:
+                ranks.append(subprocess.Popen(
+                    [sys.executable, worker.__file__, str(rank), str(WORLD), os.path.join(folder, "rendezvous"),
+                     "1" if average else "0", outputs[rank]], env=environment, stdout=log, stderr=subprocess.STDOUT))
+        try:
+            failed = wait_all(ranks, deadline=time.monotonic() + 300)
+        finally:
+            for process in ranks:
+                process.kill()
+                process.wait()
+        if failed:
+            raise AssertionError("\n".join(f"rank {rank} (exit code {ranks[rank].returncode}):\n"
+                                           f"{open(logs[rank]).read()}" for rank in failed))
         return [torch.load(output) for output in outputs]
+
+
+def wait_all(processes, deadline):
+    """Waits for every process; returns the indices of those that failed (all of the unfinished
+    ones when the deadline passes), as soon as one fails."""
+    while time.monotonic() < deadline:
+        codes = [process.poll() for process in processes]
+        failed = [index for index, code in enumerate(codes) if code not in (None, 0)]
+        if failed or all(code == 0 for code in codes):
+            return failed
+        time.sleep(0.05)
+    return [index for index, process in enumerate(processes) if process.poll() is None]
 
 
 def identical(a, b):
