@@ -4,7 +4,7 @@
 # tried in turn: OGPSA_PYTHON when set, /usr/bin/python3, then python3 on PATH.
 include_guard(GLOBAL)
 
-ogpsa_require_debian_packages("the Python package" python3-torch python3-numpy)
+ogpsa_require_debian_packages("the Python package" python3-torch python3-numpy python3-pip python3-setuptools)
 
 set(OGPSA_PYTHON "" CACHE FILEPATH "Python interpreter that imports torch, for the Python tests (found when empty)")
 

@@ -13,8 +13,12 @@ naming the paths it tried when there is none.
 """
 
 from ._library import PATH as library_path
+from ._library import ops as _ops
 from .diagnostics import Projection, Refresh
 from .optimizer import ProjectedOptimizer
 from .reference import ReferencePass
+
+#: The version of the C++ headers the extension was compiled from.
+__version__ = _ops.version()
 
 __all__ = ["ProjectedOptimizer", "ReferencePass", "Projection", "Refresh", "library_path"]

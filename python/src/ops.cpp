@@ -14,6 +14,7 @@
 
 #include "errors.hpp"
 #include "handle.hpp"
+#include "ogpsa/version.hpp"
 
 namespace ogpsa::python {
 namespace {
@@ -110,6 +111,12 @@ void import_state(const handle& p, const tensor_dict& state) {
   translated("ogpsa.import_state", [&] { p->impl->import_state(state); });
 }
 
+/// The version of the headers the extension was compiled from: the package's `__version__`.
+std::string version() {
+  return std::to_string(OGPSA_VERSION_MAJOR) + "." + std::to_string(OGPSA_VERSION_MINOR) + "." +
+         std::to_string(OGPSA_VERSION_PATCH);
+}
+
 }  // namespace
 }  // namespace ogpsa::python
 
@@ -119,6 +126,7 @@ TORCH_LIBRARY(ogpsa, m) {
       .def(torch::init<std::string, c10::Dict<std::string, std::string>, std::string,
                        c10::Dict<std::string, std::string>, std::int64_t, std::string, std::string,
                        std::string>());
+  m.def("version() -> str", version);
 #define OGPSA_P "__torch__.torch.classes.ogpsa.Projector p"
   m.def("add_block(" OGPSA_P ", str name, int[] sizes, int[] strides, str family) -> int", add_block);
   m.def("begin_reference_pass(" OGPSA_P ") -> ()", begin_reference_pass);
