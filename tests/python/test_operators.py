@@ -143,6 +143,47 @@ class Settings(unittest.TestCase):
         self.assertEqual(ops.settings(projector("incremental_svd", rank=2))["estimator"], "frequent_directions")
 
 
+REFERENCE_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include", "ogpsa", "README.md")
+# Option names that differ from the C++ member they set.
+OPTION_OF_MEMBER = {("conflict_only", "behaviour"): "mode"}
+
+
+def documented_members(policy):
+    """The data members the reference page's table lists for `policy` (checked against the struct
+    by the C++ test docs.reference_tables)."""
+    with open(REFERENCE_PAGE) as page:
+        lines = page.read().split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"<!-- hyper-parameters of {policy} in "))
+    members = []
+    for line in lines[start + 3:]:
+        if not line.startswith("| `"):
+            break
+        members.append(line.split("`")[1].split("::")[-1])
+    return members
+
+
+class DocumentedSettings(unittest.TestCase):
+    """Every hyper-parameter of every estimator and rule can be set from Python: the parser knows
+    each member the reference page documents (a value that does not parse is then refused as a bad
+    value, not as an unknown setting)."""
+
+    def test_every_documented_member_has_an_option(self):
+        policies = [(name, "estimator") for name in
+                    ("mean_gradient", "exact_svd", "randomized_svd", "single_pass_svd", "frequent_directions")]
+        policies += [("soft", "rule"), ("conflict_only", "rule")]
+        for policy, role in policies:
+            for member in documented_members(policy):
+                option = OPTION_OF_MEMBER.get((policy, member), member)
+                with self.subTest(policy=policy, option=option):
+                    given = {option: "not-a-value"}
+                    with self.assertRaises(ValueError) as caught:
+                        if role == "estimator":
+                            torch.classes.ogpsa.Projector(policy, given, "orthogonal", {}, 1, "float32", "float32", "cpu")
+                        else:
+                            torch.classes.ogpsa.Projector("exact_svd", {}, policy, given, 1, "float32", "float32", "cpu")
+                    self.assertIn(f"setting '{option}' must be", str(caught.exception))
+
+
 class State(unittest.TestCase):
     def test_export_import_round_trip_is_bit_exact(self):
         p = projector(rank=2)
